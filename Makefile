@@ -1,0 +1,49 @@
+# The two commands of the README: `make run` and `make test`. Both install what is missing.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP_PY := $(VENV)/.installed
+STAMP_NODE := node_modules/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test lint typecheck fmt check bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(STAMP_PY): requirements.txt requirements-dev.txt
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+$(STAMP_NODE): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(STAMP_PY) $(STAMP_NODE) ## Create .venv and install Azurite (only what is missing)
+
+run: install ## Start Azurite (data in .azurite/) and the app on http://localhost:7071/api
+	$(PY) -m devhost --with-azurite
+
+test: install ## Run the whole suite against a private, in-memory Azurite
+	$(PY) -m pytest
+
+lint: install ## ruff check and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: install ## mypy (strict on shared/ and devhost/)
+	$(VENV)/bin/mypy shared devhost function_app.py
+
+fmt: install ## Format the code
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+check: lint typecheck ## Lint and type-check
+
+bench: install ## Benchmarks: timer pass cost, dispatch rate, lateness (not part of `make test`)
+	$(PY) -m bench
+
+clean: ## Remove the installs and local data
+	rm -rf $(VENV) node_modules .azurite .mypy_cache .ruff_cache .pytest_cache

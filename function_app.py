@@ -1,0 +1,27 @@
+"""The Functions app: registers the HTTP API, the dispatch timer and the executor, nothing else.
+
+All behaviour lives in the `shared` package.
+"""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from shared import triggers
+from shared.api.app import create_api
+
+app = func.AsgiFunctionApp(app=create_api(), http_auth_level=func.AuthLevel.FUNCTION)
+
+
+@app.timer_trigger(schedule="%DISPATCH_SCHEDULE%", arg_name="timer", use_monitor=True)
+async def dispatch_due_jobs(timer: func.TimerRequest) -> None:
+    await triggers.dispatch_due_jobs(timer)
+
+
+@app.queue_trigger(
+    arg_name="message",
+    queue_name="%SCHEDULER_EXECUTION_QUEUE%",
+    connection="AzureWebJobsStorage",
+)
+async def execute_occurrence(message: func.QueueMessage) -> None:
+    await triggers.execute_occurrence(message)

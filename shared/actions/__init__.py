@@ -1,0 +1,8 @@
+"""Action runners: carry out a job's action (HTTP request, queue message) and report an outcome."""
+
+from __future__ import annotations
+
+from shared.actions.base import ActionContext, ActionOutcome, ActionRunner
+from shared.actions.registry import Runners, runner_for
+
+__all__ = ["ActionContext", "ActionOutcome", "ActionRunner", "Runners", "runner_for"]

@@ -1,0 +1,106 @@
+"""StorageQueue actions: put the job's message on an Azure Storage queue.
+
+The message is sent as plain text, exactly as given (no Base64 encode policy): the job owner
+chooses the payload, and a consumer that expects Base64 (a Functions queue trigger with the
+default `messageEncoding`) can be given a Base64 `message`. The queue is never created: a missing
+queue is the job's misconfiguration and is reported as a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
+from azure.storage.queue.aio import QueueClient
+
+from shared.actions.base import ActionContext, ActionOutcome
+from shared.model.actions import JobErrorAction, StorageQueueMessage
+
+
+class StorageQueueActionRunner:
+    """Sends with a short-lived `QueueClient`; SDK retries are off (the job has a retry policy)."""
+
+    async def run(self, action: JobErrorAction, context: ActionContext) -> ActionOutcome:
+        target = action.queue_message
+        if target is None:
+            raise ValueError("StorageQueue action without a queueMessage")
+        outcome = await _send(target, context)
+        if target.sas_token and target.sas_token in outcome.message:
+            # SDK errors may quote the request URL; the SAS token is a secret.
+            outcome = replace(outcome, message=outcome.message.replace(target.sas_token, "***"))
+        return outcome
+
+    async def aclose(self) -> None:
+        """Nothing to close: each run opens and closes its own client."""
+
+
+class _SettingError(Exception):
+    pass
+
+
+async def _send(target: StorageQueueMessage, context: ActionContext) -> ActionOutcome:
+    seconds = context.default_timeout.total_seconds()
+    try:
+        client = _client(target, context, seconds)
+    except _SettingError as exc:
+        return _failed(str(exc))
+    where = f"queue '{target.queue_name}' in storage account '{client.account_name}'"
+    try:
+        async with client, asyncio.timeout(seconds):
+            sent = await client.send_message(target.message)
+    except ResourceNotFoundError as exc:
+        # The storage SDK sets `error_code` on the errors it raises.
+        if getattr(exc, "error_code", None) == "QueueNotFound":
+            return _failed(
+                f"queue '{target.queue_name}' does not exist in storage account "
+                f"'{client.account_name}'",
+                404,
+            )
+        return _failed(f"{where} not found: {_first_line(exc)}", 404)
+    except HttpResponseError as exc:
+        return _failed(f"sending to {where} failed: {_first_line(exc)}", exc.status_code)
+    except TimeoutError:
+        return _failed(f"sending to {where} timed out after {seconds:g} s")
+    except AzureError as exc:
+        return _failed(f"sending to {where} failed: {_first_line(exc)}")
+    return ActionOutcome(
+        succeeded=True,
+        message=f"StorageQueue Action - Message {sent.id} sent to {where}",
+        status_code=201,
+    )
+
+
+def _client(target: StorageQueueMessage, context: ActionContext, seconds: float) -> QueueClient:
+    if target.queue_url is not None:
+        return QueueClient.from_queue_url(
+            target.queue_url, retry_total=0, connection_timeout=seconds, read_timeout=seconds
+        )
+    name = target.connection_setting
+    connection = context.settings.get(name or "")
+    if not connection:
+        raise _SettingError(f"app setting '{name}' (connectionSetting) is not set")
+    try:
+        return QueueClient.from_connection_string(
+            connection,
+            target.queue_name,
+            retry_total=0,
+            connection_timeout=seconds,
+            read_timeout=seconds,
+        )
+    except ValueError:
+        # The setting's value may be a secret: never echo it.
+        raise _SettingError(
+            f"app setting '{name}' (connectionSetting) is not a storage connection string"
+        ) from None
+
+
+def _first_line(exc: AzureError) -> str:
+    """Azure errors carry a multi-line dump (headers, XML body); the first line says what failed."""
+    return (exc.message or str(exc) or type(exc).__name__).splitlines()[0]
+
+
+def _failed(message: str, status_code: int | None = None) -> ActionOutcome:
+    return ActionOutcome(
+        succeeded=False, message=f"StorageQueue Action - {message}", status_code=status_code
+    )

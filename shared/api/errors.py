@@ -1,0 +1,102 @@
+"""One place that turns errors into ARM-style JSON: `{"error": {"code", "message", "target"}}`."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException
+
+from shared.errors import Conflict, InvalidRequest, NotFound
+
+log = logging.getLogger(__name__)
+
+
+def error_response(
+    status: int, code: str, message: str, target: str | None = None, details: Any = None
+) -> JSONResponse:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if target:
+        error["target"] = target
+    if details:
+        error["details"] = details
+    return JSONResponse({"error": error}, status_code=status)
+
+
+def field_path(loc: tuple[int | str, ...], prefix: str = "") -> str:
+    """`("properties", "recurrence", "schedule", "monthDays", 0)` -> `properties.recurrence...[0]`.
+
+    Union branch names that pydantic inserts (`function-after[...]`) are left out.
+    """
+    path = prefix
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif "[" in part or part.startswith("function-"):
+            continue
+        else:
+            path = f"{path}.{part}" if path else part
+    return path
+
+
+def validation_details(error: ValidationError, prefix: str) -> list[dict[str, str]]:
+    details = []
+    for item in error.errors(include_url=False):
+        message = str(item["msg"]).removeprefix("Value error, ")
+        details.append({"target": field_path(tuple(item["loc"]), prefix), "message": message})
+    return details
+
+
+def bad_request_from_validation(error: ValidationError, prefix: str) -> JSONResponse:
+    details = validation_details(error, prefix)
+    first = details[0]
+    return error_response(
+        400,
+        "BadRequest",
+        f"{first['target']}: {first['message']}",
+        first["target"],
+        [{"code": "BadRequest", **d} for d in details],
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(InvalidRequest)
+    async def invalid(_: Request, exc: InvalidRequest) -> JSONResponse:
+        return error_response(400, "BadRequest", f"{exc.field}: {exc.reason}", exc.field)
+
+    @app.exception_handler(NotFound)
+    async def not_found(_: Request, exc: NotFound) -> JSONResponse:
+        return error_response(404, "ResourceNotFound", str(exc))
+
+    @app.exception_handler(Conflict)
+    async def conflict(_: Request, exc: Conflict) -> JSONResponse:
+        return error_response(409, "ConflictError", str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def request_invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        details = [
+            {
+                "code": "BadRequest",
+                "target": field_path(tuple(e["loc"])),
+                "message": str(e["msg"]),
+            }
+            for e in exc.errors()
+        ]
+        first = details[0]
+        return error_response(
+            400, "BadRequest", f"{first['target']}: {first['message']}", first["target"], details
+        )
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        codes = {404: "ResourceNotFound", 405: "InvalidHttpVerb", 400: "BadRequest"}
+        return error_response(exc.status_code, codes.get(exc.status_code, "Error"), exc.detail)
+
+    @app.exception_handler(json.JSONDecodeError)
+    async def bad_json(_: Request, exc: json.JSONDecodeError) -> JSONResponse:
+        return error_response(400, "BadRequest", f"body: not valid JSON ({exc.msg})", "body")

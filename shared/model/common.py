@@ -1,0 +1,42 @@
+"""Building blocks shared by every API model: camelCase JSON, case-insensitive enums."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+
+class CaseInsensitiveEnum(StrEnum):
+    """An enum whose values are the spec's PascalCase names, matched case-insensitively on input.
+
+    Azure Scheduler's docs and wire examples use `http`, `week`, `monday`; the swagger uses `Http`,
+    `Week`, `Monday`. We accept both and always answer with the swagger's spelling.
+    """
+
+    @classmethod
+    def _missing_(cls, value: object) -> Any:
+        if isinstance(value, str):
+            folded = value.casefold()
+            for member in cls:
+                if member.value.casefold() == folded:
+                    return member
+        return None
+
+
+class ApiModel(BaseModel):
+    """Base of the JSON models: camelCase on the wire, snake_case in Python, unknown fields
+    refused."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        use_enum_values=False,
+    )
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The model as the API returns it: camelCase keys, enum values, no nulls."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)

@@ -1,0 +1,106 @@
+"""The executions queue: one message per attempt, made visible at the second it is due.
+
+Messages are Base64 text, the Functions host's default `messageEncoding`, so the queue trigger
+reads them under `func start`, in Azure and in the local host alike.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import datetime
+
+from azure.core.exceptions import ResourceExistsError
+from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
+from azure.storage.queue.aio import QueueClient
+
+from shared.model.job import ActionName
+
+MESSAGE_VERSION = 1
+# Queue storage caps a message's invisibility at 7 days; longer waits are re-sent on arrival.
+MAX_VISIBILITY_SECONDS = 7 * 24 * 3600 - 60
+# How early a message may surface; the executor holds it until its exact second.
+EARLY_ARRIVAL_SECONDS = 1
+
+
+@dataclass(frozen=True)
+class ExecutionMessage:
+    """Points at one attempt of one run: the executor re-reads everything else from the store."""
+
+    collection: str
+    run_key: str
+    phase: ActionName
+    attempt: int
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "v": MESSAGE_VERSION,
+                "collection": self.collection,
+                "run": self.run_key,
+                "phase": self.phase.value,
+                "attempt": self.attempt,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> ExecutionMessage:
+        data = json.loads(text)
+        return cls(
+            collection=data["collection"],
+            run_key=data["run"],
+            phase=ActionName(data["phase"]),
+            attempt=int(data["attempt"]),
+        )
+
+    @property
+    def step(self) -> tuple[int, int]:
+        return (0 if self.phase is ActionName.MAIN_ACTION else 1, self.attempt)
+
+
+def visibility_delay(due: datetime, now: datetime) -> int:
+    """Whole seconds to hide a message so it surfaces one to two seconds before `due`: polling
+    then has that long to pick it up, and the executor waits out the rest to hit the second."""
+    seconds = math.floor((due - now).total_seconds()) - EARLY_ARRIVAL_SECONDS
+    return max(0, min(seconds, MAX_VISIBILITY_SECONDS))
+
+
+class ExecutionQueue:
+    def __init__(self, client: QueueClient) -> None:
+        self._client = client
+        self._ready = False
+
+    @classmethod
+    def from_connection_string(cls, connection: str, queue_name: str) -> ExecutionQueue:
+        client = QueueClient.from_connection_string(
+            connection,
+            queue_name,
+            message_encode_policy=TextBase64EncodePolicy(),
+            message_decode_policy=TextBase64DecodePolicy(),
+        )
+        return cls(client)
+
+    @property
+    def name(self) -> str:
+        return self._client.queue_name
+
+    @property
+    def client(self) -> QueueClient:
+        return self._client
+
+    async def ensure(self) -> None:
+        if not self._ready:
+            try:
+                await self._client.create_queue()
+            except ResourceExistsError:
+                pass
+            self._ready = True
+
+    async def send(self, message: ExecutionMessage, *, due: datetime, now: datetime) -> None:
+        await self._client.send_message(
+            message.to_json(), visibility_timeout=visibility_delay(due, now), time_to_live=-1
+        )
+
+    async def close(self) -> None:
+        await self._client.close()

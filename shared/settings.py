@@ -1,0 +1,50 @@
+"""App settings, read from the environment (local.settings.json's Values, or the Function App's
+application settings). Every name here is documented in README.md and local.settings.example.json.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+
+
+@dataclass(frozen=True)
+class Settings:
+    storage_connection: str
+    table_prefix: str = "Scheduler"
+    execution_queue: str = "scheduler-executions"
+    lookahead: timedelta = timedelta(seconds=120)
+    http_timeout: timedelta = timedelta(seconds=60)
+    history_max_age: timedelta = timedelta(days=60)
+    history_max_rows: int = 1000
+    claim_lease: timedelta = timedelta(minutes=2)
+
+    @property
+    def jobs_table(self) -> str:
+        return f"{self.table_prefix}Jobs"
+
+    @property
+    def due_table(self) -> str:
+        return f"{self.table_prefix}Due"
+
+    @property
+    def collections_table(self) -> str:
+        return f"{self.table_prefix}Collections"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        connection = env.get("SCHEDULER_STORAGE") or env.get("AzureWebJobsStorage")
+        if not connection:
+            raise RuntimeError("AzureWebJobsStorage (or SCHEDULER_STORAGE) must be set")
+        return cls(
+            storage_connection=connection,
+            table_prefix=env.get("SCHEDULER_TABLE_PREFIX", "Scheduler"),
+            execution_queue=env.get("SCHEDULER_EXECUTION_QUEUE", "scheduler-executions"),
+            lookahead=timedelta(seconds=int(env.get("SCHEDULER_LOOKAHEAD_SECONDS", "120"))),
+            http_timeout=timedelta(seconds=int(env.get("SCHEDULER_HTTP_TIMEOUT_SECONDS", "60"))),
+            history_max_age=timedelta(days=int(env.get("SCHEDULER_HISTORY_MAX_DAYS", "60"))),
+            history_max_rows=int(env.get("SCHEDULER_HISTORY_MAX_ROWS", "1000")),
+        )

@@ -1,0 +1,674 @@
+"""The job store over Azure Table Storage: the only module that talks to tables.
+
+Layout:
+
+``{prefix}Jobs``  PartitionKey = collection
+    ``job|<job>``                           the job: definition, state, counters, next occurrence
+    ``run|<job>|<generation>|<nominal>``    an occurrence in flight (deleted when it ends)
+    ``hist|<job>|<inverted start ms>|<phase><attempt>``   one history row per attempt, newest first
+  A collection's rows share one partition, so a job's counters, its run and its history change
+  together in one entity-group transaction: a crash never leaves them half-written.
+
+``{prefix}Due``   PartitionKey = minute of the due time (``yyyymmddHHMM``),
+                  RowKey = ``<due>|<collection>|<job>``
+  One row per job's next occurrence. The timer reads the key range up to now + lookahead, so its
+  cost grows with the occurrences that are due, not with the jobs that are stored.
+
+``{prefix}Collections``  PartitionKey ``collections``, RowKey = collection
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
+from azure.data.tables import TableEntity, TableTransactionError, UpdateMode
+from azure.data.tables.aio import TableClient, TableServiceClient
+
+from shared.errors import Conflict
+from shared.model.job import (
+    ActionName,
+    HistoryStatus,
+    JobHistoryProperties,
+    JobProperties,
+    JobState,
+    JobStatus,
+)
+from shared.settings import Settings
+from shared.timefmt import compact, epoch_ms, from_iso, to_iso
+
+ENTITY_VERSION = 1
+_INVERT_MS = 10**13
+_TRANSACTION_LIMIT = 100
+
+
+class RunStatus(StrEnum):
+    SCHEDULED = "Scheduled"
+    RUNNING = "Running"
+
+
+class CollectionState(StrEnum):
+    ENABLED = "Enabled"
+    DISABLED = "Disabled"
+    SUSPENDED = "Suspended"
+
+
+@dataclass
+class StoredJob:
+    """A job as stored: the user's definition plus what the scheduler keeps about it."""
+
+    collection: str
+    name: str
+    properties: JobProperties
+    state: JobState
+    created_at: datetime
+    generation: int = 1
+    next_fire: datetime | None = None
+    occurrences: int = 0
+    execution_count: int = 0
+    failure_count: int = 0
+    faulted_count: int = 0
+    missed_count: int = 0
+    last_execution_time: datetime | None = None
+    history_writes: int = 0
+    scheduled_from: datetime | None = None
+    etag: str | None = None
+
+    @property
+    def anchor(self) -> datetime:
+        """What a job without startTime counts its schedule from: when this version was saved."""
+        return self.properties.start_time or self.scheduled_from or self.created_at
+
+    @property
+    def status(self) -> JobStatus:
+        return JobStatus(
+            execution_count=self.execution_count,
+            failure_count=self.failure_count,
+            faulted_count=self.faulted_count,
+            missed_count=self.missed_count,
+            last_execution_time=self.last_execution_time,
+            next_execution_time=self.next_fire,
+        )
+
+
+@dataclass
+class Run:
+    """One occurrence in flight: which action and attempt is next, and who holds it."""
+
+    collection: str
+    job: str
+    generation: int
+    nominal: datetime
+    repeat_count: int
+    due: datetime
+    manual: bool = False
+    last: bool = False
+    phase: ActionName = ActionName.MAIN_ACTION
+    attempt: int = 0
+    status: RunStatus = RunStatus.SCHEDULED
+    faulted: bool = False
+    late_seconds: float = 0.0
+    missed: int = 0
+    claimed_until: datetime | None = None
+    started_at: datetime | None = None
+    token: str = ""
+    etag: str | None = None
+
+    @property
+    def row_key(self) -> str:
+        suffix = f"|{self.token}" if self.token else ""
+        return f"run|{self.job}|{self.generation}|{compact(self.nominal)}{suffix}"
+
+    @property
+    def step(self) -> tuple[int, int]:
+        """Orders the attempts of an occurrence: main action first, then the error action."""
+        return (0 if self.phase is ActionName.MAIN_ACTION else 1, self.attempt)
+
+
+@dataclass
+class HistoryRecord:
+    collection: str
+    job: str
+    properties: JobHistoryProperties
+    late_seconds: float = 0.0
+    manual: bool = False
+    run_token: str = ""
+
+    @property
+    def row_key(self) -> str:
+        """Newest first; unique per attempt even when two attempts start in the same ms."""
+        props = self.properties
+        inverted = _INVERT_MS - epoch_ms(props.start_time)
+        phase = "m" if props.action_name is ActionName.MAIN_ACTION else "e"
+        occurrence = compact(props.expected_execution_time) + self.run_token
+        return f"hist|{self.job}|{inverted:013d}|{occurrence}|{phase}{props.retry_count:03d}"
+
+
+@dataclass
+class Collection:
+    name: str
+    state: CollectionState = CollectionState.ENABLED
+    created_at: datetime | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DueEntry:
+    due: datetime
+    collection: str
+    job: str
+
+
+def _job_key(name: str) -> str:
+    return f"job|{name}"
+
+
+def _due_keys(entry: DueEntry) -> tuple[str, str]:
+    return (
+        entry.due.strftime("%Y%m%d%H%M"),
+        f"{compact(entry.due)}|{entry.collection}|{entry.job}",
+    )
+
+
+def _opt_iso(value: datetime | None) -> str | None:
+    return to_iso(value) if value else None
+
+
+def _opt_dt(value: Any) -> datetime | None:
+    return from_iso(value) if value else None
+
+
+def _key_range(prefix: str) -> str:
+    """An OData filter for RowKeys starting with `prefix` (which ends in '|'; '}' follows it)."""
+    return f"RowKey ge '{prefix}' and RowKey lt '{prefix[:-1]}}}'"
+
+
+class JobStore:
+    """Async access to the scheduler's tables: `JobStore.from_settings(...)`, then `ensure()`."""
+
+    def __init__(self, service: TableServiceClient, settings: Settings) -> None:
+        self._service = service
+        self._settings = settings
+        self.jobs: TableClient = service.get_table_client(settings.jobs_table)
+        self.due: TableClient = service.get_table_client(settings.due_table)
+        self.collections: TableClient = service.get_table_client(settings.collections_table)
+        self._ready = False
+        self._ready_lock = asyncio.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> JobStore:
+        service = TableServiceClient.from_connection_string(settings.storage_connection)
+        return cls(service, settings)
+
+    async def ensure(self) -> JobStore:
+        """Create the tables once per process (idempotent)."""
+        async with self._ready_lock:
+            if not self._ready:
+                for table in (self.jobs, self.due, self.collections):
+                    try:
+                        await self._service.create_table(table.table_name)
+                    except ResourceExistsError:
+                        pass
+                self._ready = True
+        return self
+
+    async def close(self) -> None:
+        for table in (self.jobs, self.due, self.collections):
+            await table.close()
+        await self._service.close()
+
+    # -- collections -------------------------------------------------------------------------
+
+    async def get_collection(self, name: str) -> Collection | None:
+        try:
+            entity = await self.collections.get_entity("collections", name)
+        except ResourceNotFoundError:
+            return None
+        return Collection(
+            name=name,
+            state=CollectionState(entity["state"]),
+            created_at=_opt_dt(entity.get("created_at")),
+            extra=json.loads(entity.get("extra") or "{}"),
+        )
+
+    async def put_collection(self, collection: Collection) -> None:
+        await self.collections.upsert_entity(
+            {
+                "PartitionKey": "collections",
+                "RowKey": collection.name,
+                "v": ENTITY_VERSION,
+                "state": collection.state.value,
+                "created_at": _opt_iso(collection.created_at),
+                "extra": json.dumps(collection.extra),
+            },
+            mode=UpdateMode.REPLACE,
+        )
+
+    async def delete_collection_row(self, name: str) -> None:
+        try:
+            await self.collections.delete_entity("collections", name)
+        except ResourceNotFoundError:
+            pass
+
+    # -- jobs --------------------------------------------------------------------------------
+
+    async def get_job(self, collection: str, name: str) -> StoredJob | None:
+        try:
+            entity = await self.jobs.get_entity(collection, _job_key(name))
+        except ResourceNotFoundError:
+            return None
+        return _job_from_entity(entity)
+
+    async def list_jobs(
+        self, collection: str, *, top: int, after: str | None = None
+    ) -> tuple[list[StoredJob], str | None]:
+        """A page of jobs in name order; `after` is the last name of the previous page."""
+        lower = f"RowKey gt '{_job_key(after)}'" if after else "RowKey ge 'job|'"
+        query = f"PartitionKey eq @pk and {lower} and RowKey lt 'job}}'"
+        jobs: list[StoredJob] = []
+        pages = self.jobs.query_entities(
+            query, parameters={"pk": collection}, results_per_page=top + 1
+        )
+        async for entity in pages:
+            jobs.append(_job_from_entity(entity))
+            if len(jobs) > top:
+                break
+        if len(jobs) > top:
+            return jobs[:top], jobs[top - 1].name
+        return jobs, None
+
+    async def collection_job_names(self, collection: str) -> list[str]:
+        query = "PartitionKey eq @pk and RowKey ge 'job|' and RowKey lt 'job}'"
+        names = []
+        async for entity in self.jobs.query_entities(
+            query, parameters={"pk": collection}, select=["RowKey"]
+        ):
+            names.append(entity["RowKey"].split("|", 1)[1])
+        return names
+
+    async def create_job(self, job: StoredJob) -> StoredJob:
+        """Insert a new job; Conflict when one with that name exists."""
+        try:
+            meta = await self.jobs.create_entity(_job_entity(job))
+        except ResourceExistsError as error:
+            raise Conflict(f"job {job.collection}/{job.name} exists") from error
+        return replace(job, etag=meta["etag"])
+
+    async def update_job(self, job: StoredJob) -> StoredJob:
+        """Replace the job row if nobody changed it since it was read (its etag)."""
+        try:
+            meta = await self.jobs.update_entity(
+                _job_entity(job),
+                mode=UpdateMode.REPLACE,
+                etag=job.etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except (ResourceModifiedError, ResourceNotFoundError) as error:
+            raise Conflict(f"job {job.collection}/{job.name} changed") from error
+        return replace(job, etag=meta["etag"])
+
+    async def delete_job(self, collection: str, name: str) -> bool:
+        """Delete the job, its runs in flight and its history. False when there was no job."""
+        job = await self.get_job(collection, name)
+        if job is None:
+            return False
+        keys = [key async for key in self._row_keys(collection, f"run|{name}|")] + [
+            key async for key in self._row_keys(collection, f"hist|{name}|")
+        ]
+        await self._delete_rows(collection, keys)
+        try:
+            await self.jobs.delete_entity(collection, _job_key(name))
+        except ResourceNotFoundError:
+            pass
+        if job.next_fire is not None:
+            await self.delete_due(DueEntry(job.next_fire, collection, name))
+        return True
+
+    # -- due index ---------------------------------------------------------------------------
+
+    async def put_due(self, entry: DueEntry) -> None:
+        partition, row = _due_keys(entry)
+        await self.due.upsert_entity(
+            {"PartitionKey": partition, "RowKey": row, "due": to_iso(entry.due)},
+            mode=UpdateMode.REPLACE,
+        )
+
+    async def delete_due(self, entry: DueEntry) -> None:
+        partition, row = _due_keys(entry)
+        try:
+            await self.due.delete_entity(partition, row)
+        except ResourceNotFoundError:
+            pass
+
+    async def due_entries(self, until: datetime) -> list[DueEntry]:
+        """Every index row due at or before `until`, oldest first (a key-range read)."""
+        query = "PartitionKey le @until_minute"
+        entries = []
+        async for entity in self.due.query_entities(
+            query, parameters={"until_minute": until.strftime("%Y%m%d%H%M")}
+        ):
+            due_text, rest = entity["RowKey"].split("|", 1)
+            collection, job = rest.rsplit("|", 1)
+            due = from_iso(entity["due"])
+            if due <= until:
+                entries.append(DueEntry(due, collection, job))
+        entries.sort(key=lambda e: e.due)
+        return entries
+
+    # -- runs --------------------------------------------------------------------------------
+
+    async def get_run(self, collection: str, row_key: str) -> Run | None:
+        try:
+            entity = await self.jobs.get_entity(collection, row_key)
+        except ResourceNotFoundError:
+            return None
+        return _run_from_entity(entity)
+
+    async def commit_dispatch(self, job: StoredJob, run: Run) -> StoredJob:
+        """Advance the job and create its run, atomically; Conflict if the job changed meanwhile."""
+        operations: list[Any] = [
+            ("update", _job_entity(job), _replace_if_match(job.etag)),
+            ("create", _run_entity(run)),
+        ]
+        results = await self._transact(job.collection, operations)
+        return replace(job, etag=results[0]["etag"])
+
+    async def create_run(self, run: Run) -> Run:
+        meta = await self.jobs.create_entity(_run_entity(run))
+        return replace(run, etag=meta["etag"])
+
+    async def update_run(self, run: Run) -> Run:
+        try:
+            meta = await self.jobs.update_entity(
+                _run_entity(run),
+                mode=UpdateMode.REPLACE,
+                etag=run.etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except (ResourceModifiedError, ResourceNotFoundError) as error:
+            raise Conflict(f"run {run.row_key} changed") from error
+        return replace(run, etag=meta["etag"])
+
+    async def delete_run(self, run: Run) -> None:
+        try:
+            await self.jobs.delete_entity(
+                run.collection,
+                run.row_key,
+                etag=run.etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except ResourceNotFoundError:
+            pass
+        except ResourceModifiedError as error:
+            raise Conflict(f"run {run.row_key} changed") from error
+
+    async def commit_attempt(
+        self, job: StoredJob, run: Run, *, run_done: bool, history: HistoryRecord | None
+    ) -> StoredJob:
+        """Record an attempt atomically: the job's counters, the run's next step (or its end),
+        and the history row. Conflict if the job or the run changed since they were read."""
+        operations: list[Any] = [("update", _job_entity(job), _replace_if_match(job.etag))]
+        if run_done:
+            operations.append(
+                (
+                    "delete",
+                    {"PartitionKey": run.collection, "RowKey": run.row_key},
+                    _if_match(run.etag),
+                )
+            )
+        else:
+            operations.append(("update", _run_entity(run), _replace_if_match(run.etag)))
+        if history is not None:
+            operations.append(("upsert", _history_entity(history), {"mode": UpdateMode.REPLACE}))
+        results = await self._transact(job.collection, operations)
+        return replace(job, etag=results[0]["etag"])
+
+    # -- history -----------------------------------------------------------------------------
+
+    async def history(
+        self, collection: str, name: str, *, top: int, after: str | None = None
+    ) -> tuple[list[HistoryRecord], str | None]:
+        """A page of history, newest first; `after` is the row key the previous page ended on."""
+        prefix = f"hist|{name}|"
+        lower = f"RowKey gt '{after}'" if after else f"RowKey ge '{prefix}'"
+        query = f"PartitionKey eq @pk and {lower} and RowKey lt 'hist|{name}}}'"
+        records: list[HistoryRecord] = []
+        keys: list[str] = []
+        async for entity in self.jobs.query_entities(
+            query, parameters={"pk": collection}, results_per_page=min(top + 1, 1000)
+        ):
+            records.append(_history_from_entity(entity))
+            keys.append(entity["RowKey"])
+            if len(records) > top:
+                break
+        if len(records) > top:
+            return records[:top], keys[top - 1]
+        return records, None
+
+    async def prune_history(self, collection: str, name: str, now: datetime) -> int:
+        """Keep the newest `history_max_rows` rows younger than `history_max_age`."""
+        prefix = f"hist|{name}|"
+        keys = [key async for key in self._row_keys(collection, prefix)]
+        cutoff = _INVERT_MS - epoch_ms(now - self._settings.history_max_age)
+        old = [
+            key
+            for index, key in enumerate(keys)
+            if index >= self._settings.history_max_rows or int(key.split("|")[2]) > cutoff
+        ]
+        await self._delete_rows(collection, old)
+        return len(old)
+
+    def history_prune_due(self, writes: int) -> bool:
+        """Prune every few writes: often enough to hold the limit, rarely enough to stay cheap."""
+        every = max(1, min(50, self._settings.history_max_rows // 20))
+        return writes % every == 0
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    async def _row_keys(self, partition: str, prefix: str) -> AsyncIterator[str]:
+        query = f"PartitionKey eq @pk and {_key_range(prefix)}"
+        async for entity in self.jobs.query_entities(
+            query, parameters={"pk": partition}, select=["RowKey"]
+        ):
+            yield entity["RowKey"]
+
+    async def _delete_rows(self, partition: str, keys: Iterable[str]) -> None:
+        batch: list[Any] = []
+        for key in keys:
+            batch.append(("delete", {"PartitionKey": partition, "RowKey": key}))
+            if len(batch) == _TRANSACTION_LIMIT:
+                await self._delete_batch(partition, batch)
+                batch = []
+        if batch:
+            await self._delete_batch(partition, batch)
+
+    async def _delete_batch(self, partition: str, batch: list[Any]) -> None:
+        try:
+            await self.jobs.submit_transaction(batch)
+        except TableTransactionError:
+            # A row vanished meanwhile (another deleter): fall back to one by one, ignoring 404s.
+            for _, entity in batch:
+                try:
+                    await self.jobs.delete_entity(partition, entity["RowKey"])
+                except ResourceNotFoundError:
+                    pass
+
+    async def _transact(self, partition: str, operations: list[Any]) -> list[Mapping[str, Any]]:
+        try:
+            return await self.jobs.submit_transaction(operations)
+        except TableTransactionError as error:
+            if error.status_code in (404, 409, 412):
+                raise Conflict(
+                    f"transaction on {partition} lost a race: {error.message}"
+                ) from error
+            raise
+        except HttpResponseError as error:
+            if error.status_code in (409, 412):
+                raise Conflict(str(error)) from error
+            raise
+
+
+def _if_match(etag: str | None) -> dict[str, Any]:
+    return {"etag": etag, "match_condition": MatchConditions.IfNotModified}
+
+
+def _replace_if_match(etag: str | None) -> dict[str, Any]:
+    """Replace, not merge: a property set to None must disappear from the row."""
+    return {"mode": UpdateMode.REPLACE, **_if_match(etag)}
+
+
+def _job_entity(job: StoredJob) -> dict[str, Any]:
+    return {
+        "PartitionKey": job.collection,
+        "RowKey": _job_key(job.name),
+        "v": ENTITY_VERSION,
+        "definition": json.dumps(
+            job.properties.model_dump(mode="json", by_alias=True, exclude_none=True)
+        ),
+        "state": job.state.value,
+        "created_at": to_iso(job.created_at),
+        "generation": job.generation,
+        "next_fire": _opt_iso(job.next_fire),
+        "occurrences": job.occurrences,
+        "execution_count": job.execution_count,
+        "failure_count": job.failure_count,
+        "faulted_count": job.faulted_count,
+        "missed_count": job.missed_count,
+        "last_execution_time": _opt_iso(job.last_execution_time),
+        "history_writes": job.history_writes,
+        "scheduled_from": _opt_iso(job.scheduled_from),
+    }
+
+
+def _job_from_entity(entity: TableEntity) -> StoredJob:
+    return StoredJob(
+        collection=entity["PartitionKey"],
+        name=entity["RowKey"].split("|", 1)[1],
+        properties=JobProperties.model_validate(json.loads(entity["definition"])),
+        state=JobState(entity["state"]),
+        created_at=from_iso(entity["created_at"]),
+        generation=int(entity["generation"]),
+        next_fire=_opt_dt(entity.get("next_fire")),
+        occurrences=int(entity["occurrences"]),
+        execution_count=int(entity["execution_count"]),
+        failure_count=int(entity["failure_count"]),
+        faulted_count=int(entity["faulted_count"]),
+        missed_count=int(entity["missed_count"]),
+        last_execution_time=_opt_dt(entity.get("last_execution_time")),
+        history_writes=int(entity["history_writes"]),
+        scheduled_from=_opt_dt(entity.get("scheduled_from")),
+        etag=entity.metadata["etag"],
+    )
+
+
+def _run_entity(run: Run) -> dict[str, Any]:
+    return {
+        "PartitionKey": run.collection,
+        "RowKey": run.row_key,
+        "v": ENTITY_VERSION,
+        "job": run.job,
+        "generation": run.generation,
+        "nominal": to_iso(run.nominal),
+        "token": run.token,
+        "repeat_count": run.repeat_count,
+        "due": to_iso(run.due),
+        "manual": run.manual,
+        "last": run.last,
+        "phase": run.phase.value,
+        "attempt": run.attempt,
+        "status": run.status.value,
+        "faulted": run.faulted,
+        "late_seconds": float(run.late_seconds),
+        "missed": run.missed,
+        "claimed_until": _opt_iso(run.claimed_until),
+        "started_at": _opt_iso(run.started_at),
+    }
+
+
+def _run_from_entity(entity: TableEntity) -> Run:
+    return Run(
+        collection=entity["PartitionKey"],
+        job=entity["job"],
+        generation=int(entity["generation"]),
+        nominal=from_iso(entity["nominal"]),
+        token=entity.get("token") or "",
+        repeat_count=int(entity["repeat_count"]),
+        due=from_iso(entity["due"]),
+        manual=bool(entity["manual"]),
+        last=bool(entity["last"]),
+        phase=ActionName(entity["phase"]),
+        attempt=int(entity["attempt"]),
+        status=RunStatus(entity["status"]),
+        faulted=bool(entity["faulted"]),
+        late_seconds=float(entity["late_seconds"]),
+        missed=int(entity["missed"]),
+        claimed_until=_opt_dt(entity.get("claimed_until")),
+        started_at=_opt_dt(entity.get("started_at")),
+        etag=entity.metadata["etag"],
+    )
+
+
+def _history_entity(record: HistoryRecord) -> dict[str, Any]:
+    props = record.properties
+    return {
+        "PartitionKey": record.collection,
+        "RowKey": record.row_key,
+        "v": ENTITY_VERSION,
+        "job": record.job,
+        "start_time": to_iso(props.start_time),
+        "end_time": _opt_iso(props.end_time),
+        "expected_execution_time": to_iso(props.expected_execution_time),
+        "action_name": props.action_name.value,
+        "status": props.status.value,
+        "message": props.message[:30000],
+        "retry_count": props.retry_count,
+        "repeat_count": props.repeat_count,
+        "late_seconds": float(record.late_seconds),
+        "manual": record.manual,
+        "run_token": record.run_token,
+    }
+
+
+def _history_from_entity(entity: TableEntity) -> HistoryRecord:
+    return HistoryRecord(
+        collection=entity["PartitionKey"],
+        job=entity["job"],
+        properties=JobHistoryProperties(
+            start_time=from_iso(entity["start_time"]),
+            end_time=_opt_dt(entity.get("end_time")),
+            expected_execution_time=from_iso(entity["expected_execution_time"]),
+            action_name=ActionName(entity["action_name"]),
+            status=HistoryStatus(entity["status"]),
+            message=entity["message"],
+            retry_count=int(entity["retry_count"]),
+            repeat_count=int(entity["repeat_count"]),
+        ),
+        late_seconds=float(entity.get("late_seconds") or 0.0),
+        manual=bool(entity.get("manual")),
+        run_token=entity.get("run_token") or "",
+    )
+
+
+__all__ = [
+    "Collection",
+    "CollectionState",
+    "DueEntry",
+    "HistoryRecord",
+    "JobStore",
+    "Run",
+    "RunStatus",
+    "StoredJob",
+    "timedelta",
+]

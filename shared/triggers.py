@@ -1,0 +1,25 @@
+"""What the timer and queue functions do, kept out of function_app.py so it stays wiring only."""
+
+from __future__ import annotations
+
+import logging
+
+import azure.functions as func
+
+from shared.dispatcher import DispatchReport
+from shared.run_queue import ExecutionMessage
+from shared.runtime import current_runtime
+
+log = logging.getLogger(__name__)
+
+
+async def dispatch_due_jobs(timer: func.TimerRequest) -> DispatchReport:
+    if timer.past_due:
+        log.warning("The dispatch timer is past due; catching up from the store")
+    runtime = await current_runtime()
+    return await runtime.dispatcher.dispatch_due()
+
+
+async def execute_occurrence(message: func.QueueMessage) -> None:
+    runtime = await current_runtime()
+    await runtime.executor.execute(ExecutionMessage.from_json(message.get_body().decode()))

@@ -1,0 +1,47 @@
+"""Integration fixtures: a runtime per test on the session's Azurite, and HTTP targets."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from shared.clock import Clock
+from shared.runtime import Runtime
+from tests.support.engine import make_runtime, make_settings
+from tests.support.http_target import HttpTarget
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def runtimes(
+    storage_connection: str, unique_name: str
+) -> AsyncIterator[Callable[..., Awaitable[Runtime]]]:
+    """Builds runtimes sharing this test's tables and queue (several = several app instances)."""
+    made: list[Runtime] = []
+
+    async def build(clock: Clock | None = None, **overrides: object) -> Runtime:
+        runtime = await make_runtime(
+            make_settings(storage_connection, unique_name, **overrides), clock
+        )
+        made.append(runtime)
+        return runtime
+
+    yield build
+    for runtime in made:
+        await runtime.close()
+
+
+@pytest.fixture
+async def target() -> AsyncIterator[HttpTarget]:
+    server = await HttpTarget().start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def error_target() -> AsyncIterator[HttpTarget]:
+    server = await HttpTarget().start()
+    yield server
+    await server.stop()

@@ -1,0 +1,80 @@
+"""A real HTTP server on 127.0.0.1 for actions to call: records requests, answers as scripted."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+
+@dataclass
+class Received:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: str
+    at: datetime
+    monotonic: float
+
+
+@dataclass
+class HttpTarget:
+    """Answers with `statuses` in turn (the last one repeats); `hang` never answers."""
+
+    statuses: list[int] = field(default_factory=lambda: [200])
+    hang: bool = False
+    requests: list[Received] = field(default_factory=list)
+    _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    _runner: web.AppRunner | None = None
+    port: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> HttpTarget:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        assert server is not None
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.text()
+        async with self._changed:
+            index = len(self.requests)
+            self.requests.append(
+                Received(
+                    request.method,
+                    request.path,
+                    dict(request.headers),
+                    body,
+                    datetime.now(UTC),
+                    time.monotonic(),
+                )
+            )
+            self._changed.notify_all()
+        if self.hang:
+            await asyncio.sleep(3600)
+        status = self.statuses[min(index, len(self.statuses) - 1)]
+        return web.Response(status=status, text=f"answer {index} with {status}")
+
+    async def wait_for(self, count: int, timeout: float = 30) -> list[Received]:
+        """Wait (on an event, not a sleep) until `count` requests arrived."""
+        async with self._changed:
+            await asyncio.wait_for(
+                self._changed.wait_for(lambda: len(self.requests) >= count), timeout
+            )
+        return list(self.requests)
