@@ -19,6 +19,7 @@ def create_api(get_runtime: RuntimeProvider = current_runtime) -> FastAPI:
         docs_url="/api/docs",
         redoc_url=None,
     )
+    api.state.get_runtime = get_runtime
     install_error_handlers(api)
-    api.include_router(build_router(get_runtime))
+    api.include_router(build_router())
     return api

@@ -107,11 +107,19 @@ def _next_link(request: Request, token: str | None) -> str | None:
     return str(request.url.include_query_params(**{"$skiptoken": token}))
 
 
-def build_router(get_runtime: RuntimeProvider) -> APIRouter:
+async def runtime_of(request: Request) -> Runtime:
+    """The runtime the app was created with (tests pass their own)."""
+    provider: RuntimeProvider = request.app.state.get_runtime
+    return await provider()
+
+
+RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
+Top = Annotated[int, Query(alias="$top", ge=1, le=MAX_PAGE)]
+SkipToken = Annotated[str | None, Query(alias="$skiptoken", max_length=300)]
+
+
+def build_router() -> APIRouter:
     router = APIRouter(prefix="/api")
-    RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-    Top = Annotated[int, Query(alias="$top", ge=1, le=MAX_PAGE)]
-    SkipToken = Annotated[str | None, Query(alias="$skiptoken", max_length=300)]
 
     @router.put("/jobCollections/{collection}")
     async def put_collection(collection: str, request: Request, rt: RuntimeDep) -> Response:

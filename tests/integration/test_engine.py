@@ -417,8 +417,5 @@ async def _executions(runtime, job: str, count: int) -> bool:
 
 
 async def _no_runs_left(runtime, _: int) -> bool:
-    remaining = [
-        key
-        async for key in runtime.store._row_keys(COLLECTION, "run|")
-    ]
+    remaining = [key async for key in runtime.store._row_keys(COLLECTION, "run|")]
     return remaining == []

@@ -1,0 +1,29 @@
+"""The app registers exactly its three functions, with the bindings the host needs."""
+
+from __future__ import annotations
+
+import json
+
+import function_app
+
+
+def test_the_app_registers_the_api_the_timer_and_the_executor():
+    functions = {f.get_function_name(): f for f in function_app.app.get_functions()}
+    assert set(functions) == {"http_app_func", "dispatch_due_jobs", "execute_occurrence"}
+    bindings = {
+        name: json.loads(f.get_function_json())["bindings"][0] for name, f in functions.items()
+    }
+    assert bindings["http_app_func"]["type"] == "httpTrigger"
+    assert bindings["http_app_func"]["authLevel"].lower() == "function"
+    assert bindings["dispatch_due_jobs"]["type"] == "timerTrigger"
+    assert bindings["dispatch_due_jobs"]["schedule"] == "%DISPATCH_SCHEDULE%"
+    assert bindings["execute_occurrence"]["type"] == "queueTrigger"
+    assert bindings["execute_occurrence"]["queueName"] == "%SCHEDULER_EXECUTION_QUEUE%"
+    assert bindings["execute_occurrence"]["connection"] == "AzureWebJobsStorage"
+
+
+def test_importing_the_app_does_no_storage_io():
+    """The host indexes functions at import; a storage call there would fail indexing."""
+    from shared import runtime
+
+    assert runtime._runtimes == {}
