@@ -83,7 +83,8 @@ class Dispatcher:
             async with limit:
                 await self._dispatch_entry(entry, horizon, report, collections)
 
-        await asyncio.gather(*(one(entry) for entry in entries))
+        results = await asyncio.gather(*(one(entry) for entry in entries), return_exceptions=True)
+        failures = [r for r in results if isinstance(r, BaseException)]
         log.info(
             "Dispatch pass: %d due rows, %d dispatched, %d missed, %d stale, %d recovered, "
             "%d lost races",
@@ -94,6 +95,10 @@ class Dispatcher:
             report.recovered,
             report.conflicts,
         )
+        if failures:
+            # The other rows were dispatched; the failed ones stay indexed for the next pass.
+            log.error("Dispatch pass: %d rows failed", len(failures), exc_info=failures[0])
+            raise failures[0]
         return report
 
     async def dispatch_job(self, job: StoredJob) -> DispatchReport:

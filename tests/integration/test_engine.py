@@ -419,3 +419,26 @@ async def _executions(runtime, job: str, count: int) -> bool:
 async def _no_runs_left(runtime, _: int) -> bool:
     remaining = [key async for key in runtime.store._row_keys(COLLECTION, "run|")]
     return remaining == []
+
+
+async def test_jobs_of_a_disabled_collection_do_not_fire_until_it_is_enabled(runtimes, target):
+    from shared.store import CollectionState
+
+    start = datetime(2030, 2, 1, 10, 0, 0, tzinfo=UTC)
+    clock = FixedClock(start - timedelta(hours=1))
+    runtime = await runtimes(clock=clock)
+    await runtime.jobs.put_collection(COLLECTION, state=_enabled())
+    await runtime.jobs.put_job(COLLECTION, "held", http_job(target, startTime=to_iso(start)))
+    await runtime.jobs.put_collection(COLLECTION, state=CollectionState.DISABLED)
+    clock.set(start)
+    report = await runtime.dispatcher.dispatch_due()
+    assert report.dispatched == 0 and report.stale == 1
+    clock.set(start + timedelta(minutes=5))
+    await runtime.jobs.put_collection(COLLECTION, state=_enabled())
+    stored = await runtime.store.get_job(COLLECTION, "held")
+    assert stored is not None and stored.occurrences == 1  # dispatched (late) on re-enable
+
+    async def done() -> bool:
+        return len(target.requests) == 1
+
+    await work_queue(runtime, done)

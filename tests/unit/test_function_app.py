@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 
 import function_app
+from devhost.functions import _functions_of
 
 
 def test_the_app_registers_the_api_the_timer_and_the_executor():
-    functions = {f.get_function_name(): f for f in function_app.app.get_functions()}
+    # Indexed through devhost's cache: get_functions() may only run once per app object.
+    functions = {f.get_function_name(): f for f in _functions_of(function_app.app)}
     assert set(functions) == {"http_app_func", "dispatch_due_jobs", "execute_occurrence"}
     bindings = {
         name: json.loads(f.get_function_json())["bindings"][0] for name, f in functions.items()

@@ -1,0 +1,87 @@
+"""Match request paths against HTTP trigger route templates (ASP.NET Core syntax).
+
+Supported: literal segments, `{name}`, optional `{name?}`, catch-all `{*name}`, and the
+constraints int, bool, alpha and guid (other constraints are accepted but not checked).
+Matching is case-insensitive and tolerates a leading or trailing `/`, as the host does.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+_PARAMETER = re.compile(r"\{(\*{1,2})?([A-Za-z_]\w*)((?::[^}?=]+)*)(\?|=[^}]*)?\}")
+_CONSTRAINTS = {
+    "int": r"-?\d+",
+    "bool": r"(?i:true|false)",
+    "alpha": r"[A-Za-z]+",
+    "guid": r"[0-9A-Fa-f]{8}-?(?:[0-9A-Fa-f]{4}-?){3}[0-9A-Fa-f]{12}",
+}
+
+
+@dataclass(frozen=True)
+class Route(Generic[T]):
+    template: str
+    pattern: re.Pattern[str]
+    methods: frozenset[str]
+    target: T
+
+    @property
+    def specificity(self) -> tuple[int, int, int]:
+        """Sort key: literal routes before parameters, catch-alls last (like ASP.NET ordering)."""
+        catch_all = self.template.count("{*")
+        parameters = self.template.count("{")
+        literals = len([s for s in self.template.split("/") if s and "{" not in s])
+        return (catch_all, parameters, -literals)
+
+
+def compile_template(prefix: str, template: str) -> re.Pattern[str]:
+    """A regex for the whole URL path `/<prefix>/<template>`, one named group per parameter."""
+    segments = [s for s in f"{prefix}/{template}".split("/") if s]
+    pattern = ""
+    for segment in segments:
+        whole = _PARAMETER.fullmatch(segment)
+        if whole and (whole.group(1) or whole.group(4)):
+            # An optional or catch-all parameter may be left out together with its slash.
+            pattern += f"(?:/{_parameter_regex(whole)})?"
+            continue
+        pattern += "/"
+        position = 0
+        for match in _PARAMETER.finditer(segment):
+            pattern += re.escape(segment[position : match.start()]) + _parameter_regex(match)
+            position = match.end()
+        pattern += re.escape(segment[position:])
+    return re.compile(f"^{pattern}/?$", re.IGNORECASE)
+
+
+def _parameter_regex(match: re.Match[str]) -> str:
+    catch_all, name, constraints, _ = match.groups()
+    if catch_all:
+        return f"(?P<{name}>.*)"
+    value = r"[^/]+"
+    for constraint in (constraints or "").split(":"):
+        value = _CONSTRAINTS.get(constraint.split("(")[0].lower(), value)
+    return f"(?P<{name}>{value})"
+
+
+class RouteTable(Generic[T]):
+    def __init__(self) -> None:
+        self._routes: list[Route[T]] = []
+
+    def add(self, prefix: str, template: str, methods: list[str] | None, target: T) -> None:
+        allowed = frozenset(m.upper() for m in methods) if methods else frozenset()
+        route = Route(template, compile_template(prefix, template), allowed, target)
+        self._routes.append(route)
+        self._routes.sort(key=lambda r: r.specificity)
+
+    def match(self, method: str, path: str) -> tuple[T, dict[str, str]] | None:
+        """The target and route values; None means 404 (also when the method is not allowed)."""
+        for route in self._routes:
+            found = route.pattern.match(path)
+            if found and (not route.methods or method.upper() in route.methods):
+                values = {k: v for k, v in found.groupdict().items() if v}
+                return route.target, values
+        return None

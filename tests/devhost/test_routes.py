@@ -1,0 +1,68 @@
+"""Route templates: parameters, catch-alls, constraints, prefixes, methods and precedence."""
+
+from __future__ import annotations
+
+import pytest
+
+from devhost.routes import RouteTable
+
+
+def table(*routes: tuple[str, list[str] | None]) -> RouteTable[str]:
+    result: RouteTable[str] = RouteTable()
+    for template, methods in routes:
+        result.add("api", template, methods, template)
+    return result
+
+
+@pytest.mark.parametrize(
+    ("template", "path", "expected"),
+    [
+        ("/{*route}", "/api/jobs/1", {"route": "jobs/1"}),
+        ("{*route}", "/api", {}),
+        ("{*route}", "/api/", {}),
+        ("items/{id}", "/api/items/42", {"id": "42"}),
+        ("items/{id}", "/API/Items/42/", {"id": "42"}),
+        ("items/{id:int}", "/api/items/42", {"id": "42"}),
+        ("items/{id?}", "/api/items", {}),
+        ("files/{name}.{ext}", "/api/files/report.pdf", {"name": "report", "ext": "pdf"}),
+        ("hello", "/api/hello", {}),
+    ],
+)
+def test_a_template_matches_and_extracts_route_values(template, path, expected):
+    assert table((template, None)).match("GET", path) == (template, expected)
+
+
+@pytest.mark.parametrize(
+    ("template", "path"),
+    [
+        ("items/{id}", "/api/items"),
+        ("items/{id}", "/api/items/1/2"),
+        ("items/{id:int}", "/api/items/abc"),
+        ("hello", "/hello"),
+        ("hello", "/api/hello/more"),
+    ],
+)
+def test_a_template_does_not_match_other_paths(template, path):
+    assert table((template, None)).match("GET", path) is None
+
+
+def test_methods_are_checked():
+    routes = table(("items/{id}", ["GET", "POST"]))
+
+    assert routes.match("post", "/api/items/1") is not None
+    assert routes.match("DELETE", "/api/items/1") is None
+
+
+def test_literal_routes_win_over_parameters_and_catch_alls():
+    routes = table(("{*route}", None), ("items/{id}", None), ("items/new", None))
+
+    assert routes.match("GET", "/api/items/new") == ("items/new", {})
+    assert routes.match("GET", "/api/items/7") == ("items/{id}", {"id": "7"})
+    assert routes.match("GET", "/api/other") == ("{*route}", {"route": "other"})
+
+
+def test_an_empty_prefix_serves_from_the_root():
+    routes: RouteTable[str] = RouteTable()
+    routes.add("", "{*route}", None, "all")
+
+    assert routes.match("GET", "/jobs") == ("all", {"route": "jobs"})
