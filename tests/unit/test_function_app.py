@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import function_app
 from devhost.functions import _functions_of
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_app_registers_the_api_the_timer_and_the_executor():
@@ -24,8 +30,11 @@ def test_the_app_registers_the_api_the_timer_and_the_executor():
     assert bindings["execute_occurrence"]["connection"] == "AzureWebJobsStorage"
 
 
-def test_importing_the_app_does_no_storage_io():
-    """The host indexes functions at import; a storage call there would fail indexing."""
-    from shared import runtime
-
-    assert runtime._runtimes == {}
+def test_importing_the_app_needs_no_settings_and_does_no_io():
+    """The host indexes functions at import, before any setting may be read or storage used."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AzureWebJobs", "SCHEDULER"))}
+    script = "import function_app; from shared import runtime; assert runtime._runtimes == {}"
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr

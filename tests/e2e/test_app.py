@@ -1,0 +1,160 @@
+"""End to end: the real function_app.py in the local host on Azurite, driven over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from devhost.host import DevHost
+from shared.timefmt import from_iso, to_iso
+from tests.support.http_target import HttpTarget
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+async def app_host(
+    tmp_path: Path, storage_connection: str, unique_name: str
+) -> AsyncIterator[Callable[..., Any]]:
+    """Starts function_app.py in devhost with this test's tables and queue."""
+    shutil.copy(ROOT / "host.json", tmp_path / "host.json")
+    hosts: list[DevHost] = []
+
+    async def start(**settings: str) -> DevHost:
+        overrides = {
+            "AzureWebJobsStorage": storage_connection,
+            "SCHEDULER_TABLE_PREFIX": unique_name,
+            "SCHEDULER_EXECUTION_QUEUE": f"{unique_name}-exec",
+            "DISPATCH_SCHEDULE": "0 * * * * *",
+            **settings,
+        }
+        host = DevHost(project_dir=tmp_path, settings_overrides=overrides, port=0)
+        await host.start()
+        hosts.append(host)
+        return host
+
+    yield start
+    for host in hosts:
+        await host.stop()
+
+
+@pytest.fixture
+async def sink() -> AsyncIterator[HttpTarget]:
+    server = await HttpTarget().start()
+    yield server
+    await server.stop()
+
+
+async def until(check: Callable[[], Any], timeout: float = 30) -> Any:
+    """Poll an HTTP condition with a deadline (the app works in the background)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError("condition not reached")
+        await asyncio.sleep(0.2)
+
+
+def job(uri: str, **properties: Any) -> dict[str, Any]:
+    action = properties.pop("action", {})
+    return {
+        "properties": {
+            "action": {"type": "Http", "request": {"uri": uri, "method": "POST"}, **action},
+            **properties,
+        }
+    }
+
+
+async def test_a_job_created_over_http_fires_at_its_second(app_host, sink):
+    host = await app_host()
+    async with httpx.AsyncClient(base_url=host.api_url) as api:
+        assert (await api.put("/jobCollections/e2e", json={})).status_code == 201
+        due = (datetime.now(UTC) + timedelta(seconds=3)).replace(microsecond=0)
+        response = await api.put(
+            "/jobCollections/e2e/jobs/soon", json=job(f"{sink.url}/soon", startTime=to_iso(due))
+        )
+        assert response.status_code == 201, response.text
+        [request] = await sink.wait_for(1)
+        assert due <= request.at < due + timedelta(seconds=1)
+
+        async def completed() -> Any:
+            body = (await api.get("/jobCollections/e2e/jobs/soon")).json()
+            return body if body["properties"]["state"] == "Completed" else None
+
+        body = await until(completed)
+        assert body["properties"]["status"]["executionCount"] == 1
+        history = (await api.get("/jobCollections/e2e/jobs/soon/history")).json()["value"]
+        assert [h["properties"]["status"] for h in history] == ["Completed"]
+
+
+async def test_the_timer_dispatches_occurrences_beyond_creation_time(app_host, sink):
+    # Look only 2 s ahead and tick every second, so the timer, not the API, dispatches.
+    host = await app_host(DISPATCH_SCHEDULE="* * * * * *", SCHEDULER_LOOKAHEAD_SECONDS="2")
+    async with httpx.AsyncClient(base_url=host.api_url) as api:
+        await api.put("/jobCollections/e2e", json={})
+        start = (datetime.now(UTC) + timedelta(seconds=6)).replace(microsecond=0)
+        body = job(
+            f"{sink.url}/tick",
+            startTime=to_iso(start),
+            recurrence={"frequency": "Minute", "interval": 1, "count": 1},
+        )
+        created = await api.put("/jobCollections/e2e/jobs/timed", json=body)
+        assert created.json()["properties"]["status"]["nextExecutionTime"] == to_iso(start)
+        [request] = await sink.wait_for(1, timeout=20)
+        assert start <= request.at < start + timedelta(seconds=1)
+        expected = from_iso(request.headers["x-ms-scheduler-expected-execution-time"])
+        assert expected == start
+
+
+async def test_retries_then_error_action_then_faulted_through_the_host(app_host, sink):
+    alert = await HttpTarget().start()
+    try:
+        host = await app_host()
+        sink.statuses = [503]
+        action = {
+            "retryPolicy": {"retryType": "Fixed", "retryInterval": "PT1S", "retryCount": 1},
+            "errorAction": {
+                "type": "Http",
+                "request": {"uri": f"{alert.url}/alert", "method": "POST", "body": "failed"},
+                "retryPolicy": {"retryType": "None"},
+            },
+        }
+        async with httpx.AsyncClient(base_url=host.api_url) as api:
+            await api.put("/jobCollections/e2e", json={})
+            await api.put("/jobCollections/e2e/jobs/doomed", json=job(sink.url, action=action))
+            [alerted] = await alert.wait_for(1)
+            assert alerted.body == "failed"
+
+            async def faulted() -> Any:
+                body = (await api.get("/jobCollections/e2e/jobs/doomed")).json()
+                return body if body["properties"]["state"] == "Faulted" else None
+
+            body = await until(faulted)
+            status = body["properties"]["status"]
+            assert (status["executionCount"], status["failureCount"], status["faultedCount"]) == (
+                1,
+                2,
+                1,
+            )
+            history = (await api.get("/jobCollections/e2e/jobs/doomed/history")).json()["value"]
+            assert [
+                (h["properties"]["actionName"], h["properties"]["status"]) for h in history
+            ] == [
+                ("ErrorAction", "Completed"),
+                ("MainAction", "Failed"),
+                ("MainAction", "Failed"),
+            ]
+            assert len(sink.requests) == 2
+    finally:
+        await alert.stop()
