@@ -25,11 +25,19 @@ from datetime import datetime
 
 from shared.clock import Clock
 from shared.errors import Conflict
-from shared.model.job import ActionName, JobState
+from shared.model.job import JobState
 from shared.recurrence import Timeline
 from shared.run_queue import ExecutionMessage, ExecutionQueue
 from shared.settings import Settings
-from shared.store import CollectionState, DueEntry, JobStore, Run, RunStatus, StoredJob
+from shared.store import (
+    CollectionState,
+    DueEntry,
+    JobStore,
+    Run,
+    RunStatus,
+    StoredJob,
+    run_row_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -209,14 +217,7 @@ class Dispatcher:
         """A row the job no longer points at: finish a dispatch that stopped before its message,
         or drop the row."""
         if job is not None:
-            key = Run(
-                collection=entry.collection,
-                job=entry.job,
-                generation=job.generation,
-                nominal=entry.due,
-                repeat_count=0,
-                due=entry.due,
-            ).row_key
+            key = run_row_key(entry.job, job.generation, entry.due)
             run = await self._store.get_run(entry.collection, key)
             if run is not None and run.status is RunStatus.SCHEDULED and run.step == (0, 0):
                 await self._queue.send(message_for(run), due=run.due, now=self._clock.now())
@@ -249,4 +250,4 @@ def _coalesce(job: StoredJob, timeline: Timeline, now: datetime) -> tuple[dateti
     return nominal, missed
 
 
-__all__ = ["ActionName", "DispatchReport", "Dispatcher", "message_for"]
+__all__ = ["DispatchReport", "Dispatcher", "message_for"]

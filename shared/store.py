@@ -23,7 +23,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -128,8 +128,7 @@ class Run:
 
     @property
     def row_key(self) -> str:
-        suffix = f"|{self.token}" if self.token else ""
-        return f"run|{self.job}|{self.generation}|{compact(self.nominal)}{suffix}"
+        return run_row_key(self.job, self.generation, self.nominal, self.token)
 
     @property
     def step(self) -> tuple[int, int]:
@@ -169,6 +168,12 @@ class DueEntry:
     due: datetime
     collection: str
     job: str
+
+
+def run_row_key(job: str, generation: int, nominal: datetime, token: str = "") -> str:
+    """Runs are keyed by job, job version and nominal time: one run per scheduled occurrence."""
+    suffix = f"|{token}" if token else ""
+    return f"run|{job}|{generation}|{compact(nominal)}{suffix}"
 
 
 def _job_key(name: str) -> str:
@@ -670,5 +675,5 @@ __all__ = [
     "Run",
     "RunStatus",
     "StoredJob",
-    "timedelta",
+    "run_row_key",
 ]

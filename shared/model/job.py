@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 
 from shared.model.actions import JobAction
 from shared.model.common import ApiModel, CaseInsensitiveEnum
@@ -113,6 +113,5 @@ __all__ = [
     "JobProperties",
     "JobState",
     "JobStatus",
-    "ValidationError",
     "parse_job_definition",
 ]
