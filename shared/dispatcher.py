@@ -25,12 +25,13 @@ from datetime import datetime
 
 from shared.clock import Clock
 from shared.errors import Conflict
+from shared.model.collection import CollectionState
 from shared.model.job import JobState
+from shared.names import CollectionRef
 from shared.recurrence import Timeline
 from shared.run_queue import ExecutionMessage, ExecutionQueue
 from shared.settings import Settings
 from shared.store import (
-    CollectionState,
     DueEntry,
     JobStore,
     Run,
@@ -229,7 +230,7 @@ class Dispatcher:
 
     async def _collection_enabled(self, name: str, cache: dict[str, bool]) -> bool:
         if name not in cache:
-            collection = await self._store.get_collection(name)
+            collection = await self._store.get_collection(CollectionRef.from_key(name))
             cache[name] = collection is None or collection.state is CollectionState.ENABLED
         return cache[name]
 

@@ -27,6 +27,7 @@ from shared.dispatcher import message_for
 from shared.errors import Conflict
 from shared.model.actions import JobErrorAction
 from shared.model.job import ActionName, HistoryStatus, JobHistoryProperties, JobState
+from shared.names import CollectionRef
 from shared.run_queue import EARLY_ARRIVAL_SECONDS, ExecutionMessage, ExecutionQueue
 from shared.settings import Settings
 from shared.store import HistoryRecord, JobStore, Run, RunStatus, StoredJob
@@ -126,7 +127,7 @@ class Executor:
             log.info("Skipped: another executor claimed %s", run.row_key)
             return
         context = ActionContext(
-            collection=run.collection,
+            collection=CollectionRef.from_key(run.collection).name,
             job=run.job,
             expected_time=run.nominal,
             execution_tag=_execution_tag(run),

@@ -1,146 +1,228 @@
-"""Job and collection operations behind the API: validate, store, index, dispatch at once.
+"""Job and collection operations behind the API: validate, check limits, store, index, dispatch.
 
-Every write keeps the due index consistent in a crash-safe order: index the new next
+Every job write keeps the due index consistent in a crash-safe order: index the new next
 occurrence first, then write the job (ETag-checked), then drop the old index row. A leftover
 row is recognised as stale by the dispatcher; a missing one cannot happen.
 """
 
 from __future__ import annotations
 
-import re
+import json
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 from shared.clock import Clock
 from shared.dispatcher import Dispatcher
 from shared.errors import Conflict, InvalidRequest, NotFound
-from shared.model.job import JobProperties, JobState, parse_job_definition
-from shared.recurrence import Timeline
-from shared.store import (
-    Collection,
+from shared.merge_patch import merge_patch
+from shared.model.collection import (
+    CollectionDefinition,
     CollectionState,
-    DueEntry,
-    HistoryRecord,
-    JobStore,
-    Run,
-    StoredJob,
+    Limits,
+    effective_limits,
 )
+from shared.model.job import HistoryStatus, JobProperties, JobState, parse_job_definition
+from shared.names import CollectionRef, check_name
+from shared.recurrence import Timeline
+from shared.settings import Settings
+from shared.store import Collection, DueEntry, HistoryRecord, JobStore, Run, StoredJob
 
-# Azure Scheduler's resource names: letters, digits, hyphens and underscores; we cap at 100.
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
 _MAX_WRITE_TRIES = 10
+# Occurrences looked at to find a job's shortest spacing against a recurrence quota.
+_SPACING_SAMPLE = 200
 
 
-def check_name(kind: str, name: str) -> None:
-    if not NAME_PATTERN.fullmatch(name):
-        raise InvalidRequest(
-            kind,
-            "must be 1-100 characters: letters, digits, '-' and '_', starting with a letter "
-            "or digit",
-        )
+class LimitExceeded(Conflict):
+    """A collection's SKU or quota refuses the change (HTTP 409)."""
 
 
 class JobService:
-    def __init__(self, store: JobStore, dispatcher: Dispatcher, clock: Clock) -> None:
+    def __init__(
+        self, store: JobStore, dispatcher: Dispatcher, clock: Clock, settings: Settings
+    ) -> None:
         self._store = store
         self._dispatcher = dispatcher
         self._clock = clock
+        self._settings = settings
 
     # -- collections -------------------------------------------------------------------------
 
-    async def put_collection(self, name: str, state: CollectionState) -> tuple[Collection, bool]:
-        check_name("jobCollectionName", name)
-        existing = await self._store.get_collection(name)
+    async def put_collection(self, ref: CollectionRef, body: object) -> tuple[Collection, bool]:
+        definition = CollectionDefinition.model_validate(body)
+        existing = await self._store.get_collection(ref)
+        return await self._save_collection(ref, definition, existing), existing is None
+
+    async def patch_collection(self, ref: CollectionRef, body: object) -> Collection:
+        existing = await self.get_collection(ref)
+        current = existing.definition.model_dump(mode="json", by_alias=True, exclude_none=True)
+        definition = CollectionDefinition.model_validate(merge_patch(current, body))
+        return await self._save_collection(ref, definition, existing)
+
+    async def get_collection(self, ref: CollectionRef) -> Collection:
+        collection = await self._store.get_collection(ref)
+        if collection is None:
+            raise NotFound(f"job collection '{ref.name}' does not exist")
+        return collection
+
+    async def delete_collection(self, ref: CollectionRef) -> None:
+        await self.get_collection(ref)
+        for job_name in await self._store.collection_job_names(ref.key):
+            await self._store.delete_job(ref.key, job_name)
+        await self._store.delete_collection_row(ref)
+
+    async def list_collections(
+        self, subscription: str, resource_group: str | None, top: int, after: str | None
+    ) -> tuple[list[Collection], str | None]:
+        return await self._store.list_collections(
+            subscription, resource_group, top=top, after=after
+        )
+
+    async def set_all_jobs_state(self, ref: CollectionRef, state: JobState) -> int:
+        """The collection's enable/disable: every job that is not final takes `state`."""
+        await self.get_collection(ref)
+        changed = 0
+        for name in await self._store.collection_job_names(ref.key):
+            job = await self._store.get_job(ref.key, name)
+            if job is None or job.state.is_final or job.state is state:
+                continue
+            await self.patch_job(ref, name, {"properties": {"state": state.value}})
+            changed += 1
+        return changed
+
+    async def _save_collection(
+        self, ref: CollectionRef, definition: CollectionDefinition, existing: Collection | None
+    ) -> Collection:
         collection = Collection(
-            name=name,
-            state=state,
+            ref=ref,
+            definition=definition,
             created_at=existing.created_at if existing else self._clock.now(),
         )
         await self._store.put_collection(collection)
         was_enabled = existing is None or existing.state is CollectionState.ENABLED
-        if state is CollectionState.ENABLED and not was_enabled:
-            # Its jobs' index rows were dropped while it was off: schedule them from now.
-            for job_name in await self._store.collection_job_names(name):
-                await self._reindex(name, job_name)
-        return collection, existing is None
-
-    async def get_collection(self, name: str) -> Collection:
-        check_name("jobCollectionName", name)
-        collection = await self._store.get_collection(name)
-        if collection is None:
-            raise NotFound(f"job collection '{name}' does not exist")
+        if collection.state is CollectionState.ENABLED and not was_enabled:
+            # Its jobs' index rows were dropped while it was off: put them back.
+            for job_name in await self._store.collection_job_names(ref.key):
+                await self._reindex(ref.key, job_name)
         return collection
-
-    async def delete_collection(self, name: str) -> None:
-        await self.get_collection(name)
-        for job_name in await self._store.collection_job_names(name):
-            await self._store.delete_job(name, job_name)
-        await self._store.delete_collection_row(name)
 
     # -- jobs --------------------------------------------------------------------------------
 
-    async def put_job(self, collection: str, name: str, body: object) -> tuple[StoredJob, bool]:
+    async def put_job(self, ref: CollectionRef, name: str, body: object) -> tuple[StoredJob, bool]:
         """Create or replace a job; returns it and whether it was created."""
         check_name("jobName", name)
-        await self.get_collection(collection)
+        self._check_size(body)
+        collection = await self.get_collection(ref)
         now = self._clock.now()
         properties = parse_job_definition(body, now)
-        if (
-            properties.state is JobState.ENABLED
-            and Timeline(properties.start_time, properties.recurrence).first(now) is None
-        ):
-            raise InvalidRequest(
-                "properties.recurrence", "the schedule has no occurrence: it would never run"
-            )
         for _ in range(_MAX_WRITE_TRIES):
-            existing = await self._store.get_job(collection, name)
-            job = self._new_version(collection, name, properties, existing, now)
+            existing = await self._store.get_job(ref.key, name)
+            if existing is not None and existing.state.is_final:
+                raise _final(existing)
+            await self._check_limits(collection, properties, creating=existing is None)
+            job = self._new_version(ref.key, name, properties, existing, now)
             try:
                 job = await self._write(job, existing)
             except Conflict:
                 continue
             await self._dispatcher.dispatch_job(job)
             return job, existing is None
-        raise Conflict(f"job {collection}/{name} is being changed by someone else; try again")
+        raise Conflict(f"job '{name}' is being changed by someone else; try again")
 
-    async def get_job(self, collection: str, name: str) -> StoredJob:
+    async def patch_job(self, ref: CollectionRef, name: str, body: object) -> StoredJob:
+        """JSON merge patch of the job's definition, then the same rules as PUT."""
+        job = await self.get_job(ref, name)
+        if job.state.is_final:
+            raise _final(job)
+        if not isinstance(body, dict):
+            raise InvalidRequest("body", "a PATCH body must be a JSON object")
+        patch = body if "properties" in body else {"properties": body}
+        current = {"properties": _stored_definition(job)}
+        updated, _ = await self.put_job(ref, name, merge_patch(current, patch))
+        return updated
+
+    async def get_job(self, ref: CollectionRef, name: str) -> StoredJob:
         check_name("jobName", name)
-        job = await self._store.get_job(collection, name)
+        job = await self._store.get_job(ref.key, name)
         if job is None:
-            await self.get_collection(collection)
-            raise NotFound(f"job '{name}' does not exist in job collection '{collection}'")
+            await self.get_collection(ref)
+            raise NotFound(f"job '{name}' does not exist in job collection '{ref.name}'")
         return job
 
-    async def delete_job(self, collection: str, name: str) -> None:
-        await self.get_job(collection, name)
-        await self._store.delete_job(collection, name)
+    async def delete_job(self, ref: CollectionRef, name: str) -> None:
+        await self.get_job(ref, name)
+        await self._store.delete_job(ref.key, name)
 
     async def list_jobs(
-        self, collection: str, top: int, after: str | None
+        self,
+        ref: CollectionRef,
+        top: int,
+        after: str | None,
+        skip: int = 0,
+        state: JobState | None = None,
     ) -> tuple[list[StoredJob], str | None]:
-        await self.get_collection(collection)
-        return await self._store.list_jobs(collection, top=top, after=after)
+        await self.get_collection(ref)
+        return await self._store.list_jobs(ref.key, top=top, after=after, skip=skip, state=state)
 
-    async def run_now(self, collection: str, name: str) -> Run:
-        job = await self.get_job(collection, name)
+    async def run_now(self, ref: CollectionRef, name: str) -> Run:
+        job = await self.get_job(ref, name)
         return await self._dispatcher.run_now(job)
 
     async def preview(
-        self, collection: str, name: str, count: int, after: datetime | None
+        self, ref: CollectionRef, name: str, count: int, after: datetime | None
     ) -> list[datetime]:
         """The next `count` occurrences the job would have if it were created at `after`."""
-        job = await self.get_job(collection, name)
-        start = after or self._clock.now()
+        job = await self.get_job(ref, name)
         timeline = Timeline(job.properties.start_time, job.properties.recurrence)
-        return timeline.preview(start, count)
+        return timeline.preview(after or self._clock.now(), count)
 
     async def history(
-        self, collection: str, name: str, top: int, after: str | None
+        self,
+        ref: CollectionRef,
+        name: str,
+        top: int,
+        after: str | None,
+        skip: int = 0,
+        status: HistoryStatus | None = None,
     ) -> tuple[list[HistoryRecord], str | None]:
-        await self.get_job(collection, name)
-        return await self._store.history(collection, name, top=top, after=after)
+        await self.get_job(ref, name)
+        return await self._store.history(
+            ref.key, name, top=top, after=after, skip=skip, status=status
+        )
 
     # -- helpers -----------------------------------------------------------------------------
+
+    def _check_size(self, body: object) -> None:
+        size = len(json.dumps(body, separators=(",", ":")))
+        if size > self._settings.max_job_size:
+            raise InvalidRequest(
+                "body",
+                f"the job is {size} characters; at most {self._settings.max_job_size} are allowed",
+            )
+
+    async def _check_limits(
+        self, collection: Collection, properties: JobProperties, *, creating: bool
+    ) -> None:
+        limits = effective_limits(
+            collection.definition.properties,
+            self._settings.max_jobs_per_collection,
+            self._settings.min_recurrence,
+        )
+        if creating and limits.max_jobs is not None:
+            count = await self._store.count_jobs(collection.ref.key)
+            if count >= limits.max_jobs:
+                raise LimitExceeded(
+                    f"maxJobCount: job collection '{collection.ref.name}' already holds {count} "
+                    f"jobs, the most {limits.source} allows"
+                )
+        if not limits.outbound_auth and _uses_authentication(properties):
+            raise LimitExceeded(f"outbound authentication is not available on {limits.source}")
+        spacing = _shortest_spacing(properties, self._clock.now())
+        if spacing is not None and spacing < limits.min_recurrence:
+            raise LimitExceeded(
+                f"maxRecurrence: the job recurs every {_duration(spacing)}, more often than "
+                f"{limits.source} allows (every {_duration(limits.min_recurrence)} at most)"
+            )
 
     def _new_version(
         self,
@@ -154,6 +236,10 @@ class JobService:
         next_fire = None
         if properties.state is JobState.ENABLED:
             next_fire = Timeline(properties.start_time, properties.recurrence).first(now)
+            if next_fire is None:
+                raise InvalidRequest(
+                    "properties.recurrence", "the schedule has no occurrence: it would never run"
+                )
         base = existing or StoredJob(
             collection=collection,
             name=name,
@@ -191,3 +277,44 @@ class JobService:
             return
         await self._store.put_due(DueEntry(job.next_fire, collection, name))
         await self._dispatcher.dispatch_job(job)
+
+
+def _final(job: StoredJob) -> Conflict:
+    return Conflict(f"job '{job.name}' is {job.state.value}, a final state: it can only be deleted")
+
+
+def _stored_definition(job: StoredJob) -> dict[str, Any]:
+    """The definition as stored, secrets included, so a PATCH that omits them keeps them."""
+    return job.properties.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def _uses_authentication(properties: JobProperties) -> bool:
+    actions = [properties.action, properties.action.error_action]
+    return any(
+        action is not None
+        and action.request is not None
+        and action.request.authentication is not None
+        for action in actions
+    )
+
+
+def _shortest_spacing(properties: JobProperties, now: datetime) -> timedelta | None:
+    """The shortest gap between the job's next occurrences (a schedule can make a daily job
+    fire every minute, so the frequency alone does not tell)."""
+    if properties.recurrence is None:
+        return None
+    times = Timeline(properties.start_time, properties.recurrence).preview(now, _SPACING_SAMPLE)
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    return min(gaps) if gaps else None
+
+
+def _duration(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds % size == 0 and seconds >= size:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds} seconds"
+
+
+__all__ = ["JobService", "Limits", "LimitExceeded"]

@@ -65,7 +65,7 @@ class Runtime:
             runners=runners,
             dispatcher=dispatcher,
             executor=executor,
-            jobs=JobService(store, dispatcher, clock),
+            jobs=JobService(store, dispatcher, clock, settings),
         )
 
     async def close(self) -> None:

@@ -19,7 +19,9 @@ class Settings:
     http_timeout: timedelta = timedelta(seconds=60)
     history_max_age: timedelta = timedelta(days=60)
     history_max_rows: int = 1000
-    claim_lease: timedelta = timedelta(minutes=2)
+    max_jobs_per_collection: int | None = None
+    min_recurrence: timedelta = timedelta(minutes=1)
+    max_job_size: int = 16 * 1024
 
     @property
     def jobs_table(self) -> str:
@@ -47,4 +49,13 @@ class Settings:
             http_timeout=timedelta(seconds=int(env.get("SCHEDULER_HTTP_TIMEOUT_SECONDS", "60"))),
             history_max_age=timedelta(days=int(env.get("SCHEDULER_HISTORY_MAX_DAYS", "60"))),
             history_max_rows=int(env.get("SCHEDULER_HISTORY_MAX_ROWS", "1000")),
+            max_jobs_per_collection=_optional_int(env.get("SCHEDULER_MAX_JOBS_PER_COLLECTION")),
+            min_recurrence=timedelta(
+                seconds=int(env.get("SCHEDULER_MIN_RECURRENCE_SECONDS", "60"))
+            ),
+            max_job_size=int(env.get("SCHEDULER_MAX_JOB_SIZE", str(16 * 1024))),
         )
+
+
+def _optional_int(text: str | None) -> int | None:
+    return int(text) if text else None

@@ -14,7 +14,10 @@ Layout:
   One row per job's next occurrence. The timer reads the key range up to now + lookahead, so its
   cost grows with the occurrences that are due, not with the jobs that are stored.
 
-``{prefix}Collections``  PartitionKey ``collections``, RowKey = collection
+``{prefix}Collections``  PartitionKey = ``<subscription>|<resourceGroup>``, RowKey = name
+
+The jobs table's "collection" is the collection's key, ``<subscription>|<resourceGroup>|<name>``
+(see shared/names.py).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -38,6 +41,7 @@ from azure.data.tables import TableEntity, TableTransactionError, UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 
 from shared.errors import Conflict
+from shared.model.collection import CollectionDefinition, CollectionState
 from shared.model.job import (
     ActionName,
     HistoryStatus,
@@ -46,6 +50,7 @@ from shared.model.job import (
     JobState,
     JobStatus,
 )
+from shared.names import CollectionRef
 from shared.settings import Settings
 from shared.timefmt import compact, epoch_ms, from_iso, to_iso
 
@@ -57,12 +62,6 @@ _TRANSACTION_LIMIT = 100
 class RunStatus(StrEnum):
     SCHEDULED = "Scheduled"
     RUNNING = "Running"
-
-
-class CollectionState(StrEnum):
-    ENABLED = "Enabled"
-    DISABLED = "Disabled"
-    SUSPENDED = "Suspended"
 
 
 @dataclass
@@ -157,10 +156,13 @@ class HistoryRecord:
 
 @dataclass
 class Collection:
-    name: str
-    state: CollectionState = CollectionState.ENABLED
-    created_at: datetime | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    ref: CollectionRef
+    definition: CollectionDefinition
+    created_at: datetime
+
+    @property
+    def state(self) -> CollectionState:
+        return self.definition.properties.state
 
 
 @dataclass(frozen=True)
@@ -236,36 +238,57 @@ class JobStore:
 
     # -- collections -------------------------------------------------------------------------
 
-    async def get_collection(self, name: str) -> Collection | None:
+    async def get_collection(self, ref: CollectionRef) -> Collection | None:
         try:
-            entity = await self.collections.get_entity("collections", name)
+            entity = await self.collections.get_entity(ref.namespace, ref.name)
         except ResourceNotFoundError:
             return None
-        return Collection(
-            name=name,
-            state=CollectionState(entity["state"]),
-            created_at=_opt_dt(entity.get("created_at")),
-            extra=json.loads(entity.get("extra") or "{}"),
-        )
+        return _collection_from_entity(entity)
 
     async def put_collection(self, collection: Collection) -> None:
         await self.collections.upsert_entity(
             {
-                "PartitionKey": "collections",
-                "RowKey": collection.name,
+                "PartitionKey": collection.ref.namespace,
+                "RowKey": collection.ref.name,
                 "v": ENTITY_VERSION,
-                "state": collection.state.value,
-                "created_at": _opt_iso(collection.created_at),
-                "extra": json.dumps(collection.extra),
+                "definition": json.dumps(
+                    collection.definition.model_dump(mode="json", by_alias=True, exclude_none=True)
+                ),
+                "created_at": to_iso(collection.created_at),
             },
             mode=UpdateMode.REPLACE,
         )
 
-    async def delete_collection_row(self, name: str) -> None:
+    async def delete_collection_row(self, ref: CollectionRef) -> None:
         try:
-            await self.collections.delete_entity("collections", name)
+            await self.collections.delete_entity(ref.namespace, ref.name)
         except ResourceNotFoundError:
             pass
+
+    async def list_collections(
+        self, subscription: str, resource_group: str | None, *, top: int, after: str | None
+    ) -> tuple[list[Collection], str | None]:
+        """A page of collections of a subscription (or one of its resource groups), in key order;
+        `after` is the `<resourceGroup>|<name>` the previous page ended on."""
+        if resource_group is not None:
+            where = "PartitionKey eq @pk"
+            params = {"pk": f"{subscription}|{resource_group}"}
+        else:
+            where = "PartitionKey ge @low and PartitionKey lt @high"
+            params = {"low": f"{subscription}|", "high": f"{subscription}}}"}
+        found: list[Collection] = []
+        async for entity in self.collections.query_entities(
+            where, parameters=params, results_per_page=min(top + 1, 1000)
+        ):
+            collection = _collection_from_entity(entity)
+            if after is not None and _collection_cursor(collection) <= after:
+                continue
+            found.append(collection)
+            if len(found) > top:
+                break
+        if len(found) > top:
+            return found[:top], _collection_cursor(found[top - 1])
+        return found, None
 
     # -- jobs --------------------------------------------------------------------------------
 
@@ -277,22 +300,39 @@ class JobStore:
         return _job_from_entity(entity)
 
     async def list_jobs(
-        self, collection: str, *, top: int, after: str | None = None
+        self,
+        collection: str,
+        *,
+        top: int,
+        after: str | None = None,
+        skip: int = 0,
+        state: JobState | None = None,
     ) -> tuple[list[StoredJob], str | None]:
-        """A page of jobs in name order; `after` is the last name of the previous page."""
-        lower = f"RowKey gt '{_job_key(after)}'" if after else "RowKey ge 'job|'"
+        """A page of jobs in name order. `after` is the last name of the previous page (a keyset
+        cursor: jobs added meanwhile are neither missed nor repeated); `skip` drops the first."""
+        lower = "RowKey gt @after" if after else "RowKey ge 'job|'"
         query = f"PartitionKey eq @pk and {lower} and RowKey lt 'job}}'"
+        params: dict[str, Any] = {"pk": collection, "after": _job_key(after or "")}
+        if state is not None:
+            query += " and state eq @state"
+            params["state"] = state.value
         jobs: list[StoredJob] = []
-        pages = self.jobs.query_entities(
-            query, parameters={"pk": collection}, results_per_page=top + 1
-        )
-        async for entity in pages:
+        skipped = 0
+        async for entity in self.jobs.query_entities(
+            query, parameters=params, results_per_page=min(top + skip + 1, 1000)
+        ):
+            if skipped < skip:
+                skipped += 1
+                continue
             jobs.append(_job_from_entity(entity))
             if len(jobs) > top:
                 break
         if len(jobs) > top:
             return jobs[:top], jobs[top - 1].name
         return jobs, None
+
+    async def count_jobs(self, collection: str) -> int:
+        return len(await self.collection_job_names(collection))
 
     async def collection_job_names(self, collection: str) -> list[str]:
         query = "PartitionKey eq @pk and RowKey ge 'job|' and RowKey lt 'job}'"
@@ -443,17 +483,37 @@ class JobStore:
     # -- history -----------------------------------------------------------------------------
 
     async def history(
-        self, collection: str, name: str, *, top: int, after: str | None = None
+        self,
+        collection: str,
+        name: str,
+        *,
+        top: int,
+        after: str | None = None,
+        skip: int = 0,
+        status: HistoryStatus | None = None,
     ) -> tuple[list[HistoryRecord], str | None]:
         """A page of history, newest first; `after` is the row key the previous page ended on."""
         prefix = f"hist|{name}|"
-        lower = f"RowKey gt '{after}'" if after else f"RowKey ge '{prefix}'"
-        query = f"PartitionKey eq @pk and {lower} and RowKey lt 'hist|{name}}}'"
+        lower = "RowKey gt @after" if after else "RowKey ge @low"
+        query = f"PartitionKey eq @pk and {lower} and RowKey lt @high"
+        params: dict[str, Any] = {
+            "pk": collection,
+            "after": after,
+            "low": prefix,
+            "high": f"hist|{name}}}",
+        }
+        if status is not None:
+            query += " and status eq @status"
+            params["status"] = status.value
         records: list[HistoryRecord] = []
         keys: list[str] = []
+        skipped = 0
         async for entity in self.jobs.query_entities(
-            query, parameters={"pk": collection}, results_per_page=min(top + 1, 1000)
+            query, parameters=params, results_per_page=min(top + skip + 1, 1000)
         ):
+            if skipped < skip:
+                skipped += 1
+                continue
             records.append(_history_from_entity(entity))
             keys.append(entity["RowKey"])
             if len(records) > top:
@@ -523,6 +583,19 @@ class JobStore:
             if error.status_code in (409, 412):
                 raise Conflict(str(error)) from error
             raise
+
+
+def _collection_cursor(collection: Collection) -> str:
+    return f"{collection.ref.resource_group}|{collection.ref.name}"
+
+
+def _collection_from_entity(entity: TableEntity) -> Collection:
+    subscription, resource_group = entity["PartitionKey"].split("|")
+    return Collection(
+        ref=CollectionRef(subscription, resource_group, entity["RowKey"]),
+        definition=CollectionDefinition.model_validate(json.loads(entity["definition"])),
+        created_at=from_iso(entity["created_at"]),
+    )
 
 
 def _if_match(etag: str | None) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from shared.api.errors import install_error_handlers
+from shared.api.middleware import FrontDoor
 from shared.api.routes import RuntimeProvider, build_router
 from shared.runtime import current_runtime
 
@@ -22,4 +23,5 @@ def create_api(get_runtime: RuntimeProvider = current_runtime) -> FastAPI:
     api.state.get_runtime = get_runtime
     install_error_handlers(api)
     api.include_router(build_router())
+    api.add_middleware(FrontDoor)
     return api

@@ -1,62 +1,103 @@
-"""Routes of the management API: job collections, jobs, run-now, history, occurrence previews."""
+"""Routes of the management API: Azure Scheduler 2016-03-01 on ARM-shaped paths, the same
+operations on short `/api/jobCollections/...` paths (default subscription and resource group),
+plus our occurrence preview."""
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import Field, ValidationError
+from pydantic import ValidationError
 
 from shared.api.errors import bad_request_from_validation
+from shared.api.middleware import MAX_BODY_BYTES
+from shared.api.schemas import (
+    ERRORS,
+    CollectionListOut,
+    CollectionOut,
+    HistoryListOut,
+    JobListOut,
+    JobOut,
+    OccurrencesOut,
+)
 from shared.errors import InvalidRequest
-from shared.model.common import ApiModel
+from shared.model.job import HistoryStatus, JobState
+from shared.names import CollectionRef
 from shared.runtime import Runtime
-from shared.store import Collection, CollectionState, HistoryRecord, StoredJob
+from shared.store import Collection, HistoryRecord, StoredJob
 from shared.timefmt import to_iso
 
-DEFAULT_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
-DEFAULT_RESOURCE_GROUP = "default"
 MAX_PAGE = 100
+ARM_BASE = (
+    "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}"
+    "/providers/Microsoft.Scheduler/jobCollections"
+)
+SHORT_BASE = "/jobCollections"
 
 RuntimeProvider = Callable[[], Awaitable[Runtime]]
 
 
-class CollectionProperties(ApiModel):
-    state: CollectionState = CollectionState.ENABLED
+async def runtime_of(request: Request) -> Runtime:
+    """The runtime the app was created with (tests pass their own)."""
+    provider: RuntimeProvider = request.app.state.get_runtime
+    return await provider()
 
 
-class CollectionBody(ApiModel):
-    """PUT body of a job collection; sku and quota arrive in a later version."""
-
-    id: str | None = None
-    type: str | None = None
-    name: str | None = None
-    location: str | None = None
-    tags: dict[str, str] | None = None
-    properties: CollectionProperties = Field(default_factory=CollectionProperties)
+def short_ref(jobCollectionName: str) -> CollectionRef:
+    return CollectionRef.parse(jobCollectionName)
 
 
-def collection_id(name: str) -> str:
-    return (
-        f"/subscriptions/{DEFAULT_SUBSCRIPTION}/resourceGroups/{DEFAULT_RESOURCE_GROUP}"
-        f"/providers/Microsoft.Scheduler/jobCollections/{name}"
-    )
+def arm_ref(
+    subscriptionId: str,
+    resourceGroupName: str,
+    jobCollectionName: str,
+) -> CollectionRef:
+    return CollectionRef.parse(jobCollectionName, subscriptionId, resourceGroupName)
+
+
+RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
+Top = Annotated[int, Query(alias="$top", ge=1, le=MAX_PAGE)]
+Skip = Annotated[int, Query(alias="$skip", ge=0, le=100_000)]
+SkipToken = Annotated[str | None, Query(alias="$skiptoken", max_length=300)]
+Filter = Annotated[str | None, Query(alias="$filter", max_length=200)]
+
+_FILTER = re.compile(r"^\s*(\w+)\s+eq\s+'?(\w+)'?\s*$", re.IGNORECASE)
+
+
+def parse_filter(text: str | None, field: str, kind: type[JobState] | type[HistoryStatus]) -> Any:
+    """`state eq 'Enabled'` (jobs) or `status eq 'Failed'` (history), as Azure Scheduler took."""
+    if text is None:
+        return None
+    match = _FILTER.match(text)
+    if not match or match.group(1).lower() != field:
+        raise InvalidRequest("$filter", f"only \"{field} eq '<value>'\" is supported")
+    try:
+        return kind(match.group(2))  # case-insensitive enum
+    except ValueError:
+        allowed = ", ".join(member.value for member in kind)
+        raise InvalidRequest("$filter", f"{field} must be one of {allowed}") from None
 
 
 def collection_json(collection: Collection) -> dict[str, Any]:
-    return {
-        "id": collection_id(collection.name),
+    definition = collection.definition
+    body: dict[str, Any] = {
+        "id": collection.ref.resource_id,
         "type": "Microsoft.Scheduler/jobCollections",
-        "name": collection.name,
-        "properties": {"state": collection.state.value},
+        "name": collection.ref.name,
+        "location": definition.location,
+        "tags": definition.tags or {},
+        "properties": definition.properties.to_json_dict(),
     }
+    return body
 
 
 def job_json(job: StoredJob) -> dict[str, Any]:
+    ref = CollectionRef.from_key(job.collection)
     props = job.properties
     properties: dict[str, Any] = {}
     if props.start_time is not None:
@@ -67,30 +108,33 @@ def job_json(job: StoredJob) -> dict[str, Any]:
     properties["state"] = job.state.value
     properties["status"] = job.status.to_json_dict()
     return {
-        "id": f"{collection_id(job.collection)}/jobs/{job.name}",
+        "id": f"{ref.resource_id}/jobs/{job.name}",
         "type": "Microsoft.Scheduler/jobCollections/jobs",
-        "name": f"{job.collection}/{job.name}",
+        "name": f"{ref.name}/{job.name}",
         "properties": properties,
     }
 
 
 def history_json(record: HistoryRecord) -> dict[str, Any]:
+    ref = CollectionRef.from_key(record.collection)
     props = record.properties.to_json_dict()
     if record.late_seconds:
         props["lateSeconds"] = round(record.late_seconds, 3)
     if record.manual:
         props["onDemand"] = True
+    history_id = record.row_key.split("|", 2)[2].replace("|", "-")
     return {
-        "id": f"{collection_id(record.collection)}/jobs/{record.job}/history/"
-        f"{record.row_key.split('|', 2)[2].replace('|', '-')}",
+        "id": f"{ref.resource_id}/jobs/{record.job}/history/{history_id}",
         "type": "Microsoft.Scheduler/jobCollections/jobs/history",
-        "name": f"{record.collection}/{record.job}",
+        "name": f"{ref.name}/{record.job}/{history_id}",
         "properties": props,
     }
 
 
 async def _json_body(request: Request, *, required: bool) -> Any:
     raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        raise InvalidRequest("body", f"the body exceeds {MAX_BODY_BYTES} bytes")
     if not raw.strip():
         if required:
             raise InvalidRequest("body", "a JSON body is required")
@@ -104,103 +148,275 @@ async def _json_body(request: Request, *, required: bool) -> Any:
 def _next_link(request: Request, token: str | None) -> str | None:
     if token is None:
         return None
-    return str(request.url.include_query_params(**{"$skiptoken": token}))
+    params = {k: v for k, v in request.query_params.items() if k != "$skip"}
+    params["$skiptoken"] = token
+    return str(request.url.replace_query_params(**params))
 
 
-async def runtime_of(request: Request) -> Runtime:
-    """The runtime the app was created with (tests pass their own)."""
-    provider: RuntimeProvider = request.app.state.get_runtime
-    return await provider()
-
-
-RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
-Top = Annotated[int, Query(alias="$top", ge=1, le=MAX_PAGE)]
-SkipToken = Annotated[str | None, Query(alias="$skiptoken", max_length=300)]
+def _body_prefix(body: object) -> str:
+    return "" if isinstance(body, dict) and "properties" in body else "properties"
 
 
 def build_router() -> APIRouter:
-    router = APIRouter(prefix="/api")
+    router = APIRouter(prefix="/api", responses=ERRORS)
 
-    @router.put("/jobCollections/{collection}")
-    async def put_collection(collection: str, request: Request, rt: RuntimeDep) -> Response:
-        body = await _json_body(request, required=False)
-        try:
-            parsed = CollectionBody.model_validate(body)
-        except ValidationError as error:
-            return bad_request_from_validation(error, "")
-        stored, created = await rt.jobs.put_collection(collection, parsed.properties.state)
-        return JSONResponse(collection_json(stored), status_code=201 if created else 200)
-
-    @router.get("/jobCollections/{collection}")
-    async def get_collection(collection: str, rt: RuntimeDep) -> dict[str, Any]:
-        return collection_json(await rt.jobs.get_collection(collection))
-
-    @router.delete("/jobCollections/{collection}")
-    async def delete_collection(collection: str, rt: RuntimeDep) -> Response:
-        await rt.jobs.delete_collection(collection)
-        return Response(status_code=200)
-
-    @router.put("/jobCollections/{collection}/jobs/{job}")
-    async def put_job(collection: str, job: str, request: Request, rt: RuntimeDep) -> Response:
-        body = await _json_body(request, required=True)
-        try:
-            stored, created = await rt.jobs.put_job(collection, job, body)
-        except ValidationError as error:
-            prefix = "" if isinstance(body, dict) and "properties" in body else "properties"
-            return bad_request_from_validation(error, prefix)
-        return JSONResponse(job_json(stored), status_code=201 if created else 200)
-
-    @router.get("/jobCollections/{collection}/jobs/{job}")
-    async def get_job(collection: str, job: str, rt: RuntimeDep) -> dict[str, Any]:
-        return job_json(await rt.jobs.get_job(collection, job))
-
-    @router.delete("/jobCollections/{collection}/jobs/{job}")
-    async def delete_job(collection: str, job: str, rt: RuntimeDep) -> Response:
-        await rt.jobs.delete_job(collection, job)
-        return Response(status_code=200)
-
-    @router.get("/jobCollections/{collection}/jobs")
-    async def list_jobs(
-        collection: str,
+    @router.get(
+        "/subscriptions/{subscriptionId}/providers/Microsoft.Scheduler/jobCollections",
+        response_model=CollectionListOut,
+        response_model_exclude_none=True,
+        operation_id="JobCollections_ListBySubscription",
+        tags=["jobCollections"],
+    )
+    async def list_by_subscription(
+        subscriptionId: str,
         request: Request,
         rt: RuntimeDep,
         top: Top = MAX_PAGE,
         skiptoken: SkipToken = None,
     ) -> dict[str, Any]:
-        jobs, token = await rt.jobs.list_jobs(collection, top, skiptoken)
-        return {"value": [job_json(j) for j in jobs], "nextLink": _next_link(request, token)}
-
-    @router.post("/jobCollections/{collection}/jobs/{job}/run")
-    async def run_job(collection: str, job: str, rt: RuntimeDep) -> Response:
-        await rt.jobs.run_now(collection, job)
-        return Response(status_code=200)
-
-    @router.get("/jobCollections/{collection}/jobs/{job}/history")
-    async def history(
-        collection: str,
-        job: str,
-        request: Request,
-        rt: RuntimeDep,
-        top: Top = MAX_PAGE,
-        skiptoken: SkipToken = None,
-    ) -> dict[str, Any]:
-        records, token = await rt.jobs.history(collection, job, top, skiptoken)
+        CollectionRef.parse("x", subscriptionId)
+        found, token = await rt.jobs.list_collections(subscriptionId, None, top, skiptoken)
         return {
-            "value": [history_json(r) for r in records],
+            "value": [collection_json(c) for c in found],
             "nextLink": _next_link(request, token),
         }
 
-    @router.get("/jobCollections/{collection}/jobs/{job}/occurrences")
-    async def occurrences(
-        collection: str,
-        job: str,
+    @router.get(
+        ARM_BASE,
+        response_model=CollectionListOut,
+        response_model_exclude_none=True,
+        operation_id="JobCollections_ListByResourceGroup",
+        tags=["jobCollections"],
+    )
+    async def list_by_resource_group(
+        subscriptionId: str,
+        resourceGroupName: str,
+        request: Request,
         rt: RuntimeDep,
+        top: Top = MAX_PAGE,
+        skiptoken: SkipToken = None,
+    ) -> dict[str, Any]:
+        ref = CollectionRef.parse("x", subscriptionId, resourceGroupName)
+        found, token = await rt.jobs.list_collections(
+            ref.subscription, ref.resource_group, top, skiptoken
+        )
+        return {
+            "value": [collection_json(c) for c in found],
+            "nextLink": _next_link(request, token),
+        }
+
+    @router.get(
+        SHORT_BASE,
+        response_model=CollectionListOut,
+        response_model_exclude_none=True,
+        operation_id="JobCollections_ListDefault",
+        tags=["jobCollections (short paths)"],
+    )
+    async def list_default(
+        request: Request, rt: RuntimeDep, top: Top = MAX_PAGE, skiptoken: SkipToken = None
+    ) -> dict[str, Any]:
+        ref = CollectionRef.parse("x")
+        found, token = await rt.jobs.list_collections(
+            ref.subscription, ref.resource_group, top, skiptoken
+        )
+        return {
+            "value": [collection_json(c) for c in found],
+            "nextLink": _next_link(request, token),
+        }
+
+    _add_collection_routes(router, ARM_BASE, arm_ref, "", "jobCollections")
+    _add_collection_routes(router, SHORT_BASE, short_ref, "_Short", "jobCollections (short paths)")
+    return router
+
+
+def _add_collection_routes(
+    router: APIRouter,
+    base: str,
+    ref_of: Callable[..., CollectionRef],
+    suffix: str,
+    tag: str,
+) -> None:
+    """Every collection and job operation under `base` (registered once per path family)."""
+    collection = f"{base}/{{jobCollectionName}}"
+    job = f"{collection}/jobs/{{jobName}}"
+    tags: list[str | Any] = [tag]
+    Ref = Depends(ref_of)
+
+    @router.put(
+        collection,
+        response_model=CollectionOut,
+        response_model_exclude_none=True,
+        status_code=200,
+        responses={201: {"model": CollectionOut, "description": "Created"}},
+        operation_id=f"JobCollections_CreateOrUpdate{suffix}",
+        tags=tags,
+    )
+    async def put_collection(request: Request, rt: RuntimeDep, ref: CollectionRef = Ref) -> Any:
+        body = await _json_body(request, required=False)
+        try:
+            stored, created = await rt.jobs.put_collection(ref, body)
+        except ValidationError as error:
+            return bad_request_from_validation(error, "")
+        return JSONResponse(collection_json(stored), status_code=201 if created else 200)
+
+    @router.patch(
+        collection,
+        response_model=CollectionOut,
+        response_model_exclude_none=True,
+        operation_id=f"JobCollections_Patch{suffix}",
+        tags=tags,
+    )
+    async def patch_collection(request: Request, rt: RuntimeDep, ref: CollectionRef = Ref) -> Any:
+        body = await _json_body(request, required=True)
+        try:
+            return collection_json(await rt.jobs.patch_collection(ref, body))
+        except ValidationError as error:
+            return bad_request_from_validation(error, "")
+
+    @router.get(
+        collection,
+        response_model=CollectionOut,
+        response_model_exclude_none=True,
+        operation_id=f"JobCollections_Get{suffix}",
+        tags=tags,
+    )
+    async def get_collection(rt: RuntimeDep, ref: CollectionRef = Ref) -> Any:
+        return collection_json(await rt.jobs.get_collection(ref))
+
+    @router.delete(collection, operation_id=f"JobCollections_Delete{suffix}", tags=tags)
+    async def delete_collection(rt: RuntimeDep, ref: CollectionRef = Ref) -> Response:
+        await rt.jobs.delete_collection(ref)
+        return Response(status_code=200)
+
+    @router.post(f"{collection}/enable", operation_id=f"JobCollections_Enable{suffix}", tags=tags)
+    async def enable(rt: RuntimeDep, ref: CollectionRef = Ref) -> Response:
+        await rt.jobs.set_all_jobs_state(ref, JobState.ENABLED)
+        return Response(status_code=200)
+
+    @router.post(f"{collection}/disable", operation_id=f"JobCollections_Disable{suffix}", tags=tags)
+    async def disable(rt: RuntimeDep, ref: CollectionRef = Ref) -> Response:
+        await rt.jobs.set_all_jobs_state(ref, JobState.DISABLED)
+        return Response(status_code=200)
+
+    @router.get(
+        f"{collection}/jobs",
+        response_model=JobListOut,
+        response_model_exclude_none=True,
+        operation_id=f"Jobs_List{suffix}",
+        tags=tags,
+    )
+    async def list_jobs(
+        request: Request,
+        rt: RuntimeDep,
+        ref: CollectionRef = Ref,
+        top: Top = MAX_PAGE,
+        skip: Skip = 0,
+        skiptoken: SkipToken = None,
+        filter: Filter = None,
+    ) -> Any:
+        state = parse_filter(filter, "state", JobState)
+        jobs, token = await rt.jobs.list_jobs(ref, top, skiptoken, skip, state)
+        return {"value": [job_json(j) for j in jobs], "nextLink": _next_link(request, token)}
+
+    @router.put(
+        job,
+        response_model=JobOut,
+        response_model_exclude_none=True,
+        responses={201: {"model": JobOut, "description": "Created"}},
+        operation_id=f"Jobs_CreateOrUpdate{suffix}",
+        tags=tags,
+    )
+    async def put_job(
+        jobName: str,
+        request: Request,
+        rt: RuntimeDep,
+        ref: CollectionRef = Ref,
+    ) -> Any:
+        body = await _json_body(request, required=True)
+        try:
+            stored, created = await rt.jobs.put_job(ref, jobName, body)
+        except ValidationError as error:
+            return bad_request_from_validation(error, _body_prefix(body))
+        return JSONResponse(job_json(stored), status_code=201 if created else 200)
+
+    @router.patch(
+        job,
+        response_model=JobOut,
+        response_model_exclude_none=True,
+        operation_id=f"Jobs_Patch{suffix}",
+        tags=tags,
+    )
+    async def patch_job(
+        jobName: str,
+        request: Request,
+        rt: RuntimeDep,
+        ref: CollectionRef = Ref,
+    ) -> Any:
+        body = await _json_body(request, required=True)
+        try:
+            return job_json(await rt.jobs.patch_job(ref, jobName, body))
+        except ValidationError as error:
+            return bad_request_from_validation(error, "")
+
+    @router.get(
+        job,
+        response_model=JobOut,
+        response_model_exclude_none=True,
+        operation_id=f"Jobs_Get{suffix}",
+        tags=tags,
+    )
+    async def get_job(jobName: str, rt: RuntimeDep, ref: CollectionRef = Ref) -> Any:
+        return job_json(await rt.jobs.get_job(ref, jobName))
+
+    @router.delete(job, operation_id=f"Jobs_Delete{suffix}", tags=tags)
+    async def delete_job(
+        jobName: str,
+        rt: RuntimeDep,
+        ref: CollectionRef = Ref,
+    ) -> Response:
+        await rt.jobs.delete_job(ref, jobName)
+        return Response(status_code=200)
+
+    @router.post(f"{job}/run", operation_id=f"Jobs_Run{suffix}", tags=tags)
+    async def run_job(jobName: str, rt: RuntimeDep, ref: CollectionRef = Ref) -> Response:
+        await rt.jobs.run_now(ref, jobName)
+        return Response(status_code=200)
+
+    @router.get(
+        f"{job}/history",
+        response_model=HistoryListOut,
+        response_model_exclude_none=True,
+        operation_id=f"Jobs_ListJobHistory{suffix}",
+        tags=tags,
+    )
+    async def history(
+        jobName: str,
+        request: Request,
+        rt: RuntimeDep,
+        ref: CollectionRef = Ref,
+        top: Top = MAX_PAGE,
+        skip: Skip = 0,
+        skiptoken: SkipToken = None,
+        filter: Filter = None,
+    ) -> Any:
+        status = parse_filter(filter, "status", HistoryStatus)
+        records, token = await rt.jobs.history(ref, jobName, top, skiptoken, skip, status)
+        return {"value": [history_json(r) for r in records], "nextLink": _next_link(request, token)}
+
+    @router.get(
+        f"{job}/occurrences",
+        response_model=OccurrencesOut,
+        operation_id=f"Jobs_ListOccurrences{suffix}",
+        tags=tags,
+    )
+    async def occurrences(
+        jobName: str,
+        rt: RuntimeDep,
+        ref: CollectionRef = Ref,
         count: Annotated[int, Query(ge=1, le=1000)] = 10,
         after: Annotated[datetime | None, Query()] = None,
-    ) -> dict[str, Any]:
+    ) -> Any:
         if after is not None and after.tzinfo is None:
             after = after.replace(tzinfo=UTC)
-        times = await rt.jobs.preview(collection, job, count, after)
+        times = await rt.jobs.preview(ref, jobName, count, after)
         return {"value": [to_iso(t) for t in times]}
-
-    return router

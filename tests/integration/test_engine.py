@@ -10,6 +10,7 @@ import pytest
 
 from shared.clock import FixedClock
 from shared.model.job import ActionName, HistoryStatus, JobState
+from shared.names import CollectionRef
 from shared.store import DueEntry, RunStatus
 from shared.timefmt import to_iso
 from tests.support.engine import work_queue
@@ -17,7 +18,8 @@ from tests.support.http_target import HttpTarget
 
 pytestmark = pytest.mark.integration
 
-COLLECTION = "main"
+REF = CollectionRef.parse("main")
+COLLECTION = REF.key  # the store's partition of the collection
 
 
 def http_job(target: HttpTarget, **properties: Any) -> dict[str, Any]:
@@ -36,11 +38,9 @@ async def history_of(runtime, job: str) -> list[Any]:
 
 async def test_one_time_job_fires_once_records_history_and_completes(runtimes, target):
     runtime = await runtimes()
-    await runtime.jobs.put_collection(COLLECTION, state=_enabled())
+    await runtime.jobs.put_collection(REF, ENABLED)
     due = (datetime.now(UTC) + timedelta(seconds=2)).replace(microsecond=0)
-    job, created = await runtime.jobs.put_job(
-        COLLECTION, "once", http_job(target, startTime=to_iso(due))
-    )
+    job, created = await runtime.jobs.put_job(REF, "once", http_job(target, startTime=to_iso(due)))
     assert created and job.next_fire == due
 
     async def done() -> bool:
@@ -54,7 +54,7 @@ async def test_one_time_job_fires_once_records_history_and_completes(runtimes, t
     assert (request.at - due).total_seconds() < 1.0
     headers = {k.lower(): v for k, v in request.headers.items()}
     assert headers["x-ms-scheduler-jobid"] == "once"
-    assert headers["x-ms-scheduler-jobcollectionid"] == COLLECTION
+    assert headers["x-ms-scheduler-jobcollectionid"] == REF.name
     assert headers["x-ms-scheduler-expected-execution-time"].startswith(to_iso(due)[:19])
     for name in ("x-ms-execution-tag", "x-ms-client-request-id", "idempotency-key"):
         assert headers[name]
@@ -70,10 +70,10 @@ async def test_one_time_job_fires_once_records_history_and_completes(runtimes, t
 
 async def test_retries_keep_one_idempotency_key_then_succeed(runtimes, target):
     runtime = await runtimes()
-    await runtime.jobs.put_collection(COLLECTION, state=_enabled())
+    await runtime.jobs.put_collection(REF, ENABLED)
     target.statuses = [500, 503, 200]
     retry = {"retryType": "fixed", "retryInterval": "PT1S", "retryCount": 3}
-    await runtime.jobs.put_job(COLLECTION, "flaky", http_job(target, action={"retryPolicy": retry}))
+    await runtime.jobs.put_job(REF, "flaky", http_job(target, action={"retryPolicy": retry}))
 
     async def done() -> bool:
         stored = await runtime.store.get_job(COLLECTION, "flaky")
@@ -105,7 +105,7 @@ async def test_exhausted_retries_call_the_error_action_and_fault_the_job(
     runtimes, target, error_target
 ):
     runtime = await runtimes()
-    await runtime.jobs.put_collection(COLLECTION, state=_enabled())
+    await runtime.jobs.put_collection(REF, ENABLED)
     target.statuses = [500]
     error_target.statuses = [500, 200]
     action = {
@@ -116,7 +116,7 @@ async def test_exhausted_retries_call_the_error_action_and_fault_the_job(
             "retryPolicy": {"retryType": "fixed", "retryInterval": "PT1S", "retryCount": 1},
         },
     }
-    await runtime.jobs.put_job(COLLECTION, "doomed", http_job(target, action=action))
+    await runtime.jobs.put_job(REF, "doomed", http_job(target, action=action))
 
     async def done() -> bool:
         stored = await runtime.store.get_job(COLLECTION, "doomed")
@@ -138,13 +138,13 @@ async def test_exhausted_retries_call_the_error_action_and_fault_the_job(
 
 async def test_hanging_target_times_out_as_a_failed_attempt(runtimes, target):
     runtime = await runtimes()
-    await runtime.jobs.put_collection(COLLECTION, state=_enabled())
+    await runtime.jobs.put_collection(REF, ENABLED)
     target.hang = True
     action = {
         "request": {"uri": f"{target.url}/slow", "method": "GET", "timeoutSeconds": 1},
         "retryPolicy": {"retryType": "None"},
     }
-    await runtime.jobs.put_job(COLLECTION, "slow", http_job(target, action=action))
+    await runtime.jobs.put_job(REF, "slow", http_job(target, action=action))
 
     async def done() -> bool:
         stored = await runtime.store.get_job(COLLECTION, "slow")
@@ -161,13 +161,13 @@ async def test_recurring_job_with_count_completes_after_its_last_occurrence(runt
     start = datetime(2030, 1, 7, 9, 0, 0, tzinfo=UTC)
     clock = FixedClock(start - timedelta(minutes=10))
     runtime = await runtimes(clock=clock)
-    await runtime.jobs.put_collection(COLLECTION, state=_enabled())
+    await runtime.jobs.put_collection(REF, ENABLED)
     body = http_job(
         target,
         startTime=to_iso(start),
         recurrence={"frequency": "minute", "interval": 5, "count": 3},
     )
-    job, _ = await runtime.jobs.put_job(COLLECTION, "thrice", body)
+    job, _ = await runtime.jobs.put_job(REF, "thrice", body)
     assert job.next_fire == start
     for index, minutes in enumerate((0, 5, 10), start=1):
         clock.set(start + timedelta(minutes=minutes))
@@ -197,11 +197,11 @@ async def test_downtime_runs_the_latest_missed_occurrence_once_flagged_late(runt
     start = datetime(2030, 1, 7, 9, 0, 0, tzinfo=UTC)
     clock = FixedClock(start - timedelta(minutes=5))
     runtime = await runtimes(clock=clock)
-    await runtime.jobs.put_collection(COLLECTION, state=_enabled())
+    await runtime.jobs.put_collection(REF, ENABLED)
     body = http_job(
         target, startTime=to_iso(start), recurrence={"frequency": "Minute", "interval": 1}
     )
-    await runtime.jobs.put_job(COLLECTION, "minutely", body)
+    await runtime.jobs.put_job(REF, "minutely", body)
     # The app is down from 08:55 to 09:10:30: no timer pass ran.
     clock.set(start + timedelta(minutes=10, seconds=30))
     report = await runtime.dispatcher.dispatch_due()
@@ -227,12 +227,12 @@ async def test_downtime_runs_the_latest_missed_occurrence_once_flagged_late(runt
 
 async def test_timer_reads_only_due_rows_not_every_job(runtimes, target):
     runtime = await runtimes()
-    await runtime.jobs.put_collection(COLLECTION, state=_enabled())
+    await runtime.jobs.put_collection(REF, ENABLED)
     later = to_iso(datetime.now(UTC) + timedelta(days=3))
     for index in range(40):
-        await runtime.jobs.put_job(COLLECTION, f"later{index}", http_job(target, startTime=later))
+        await runtime.jobs.put_job(REF, f"later{index}", http_job(target, startTime=later))
     soon = to_iso(datetime.now(UTC) + timedelta(seconds=90))
-    await runtime.jobs.put_job(COLLECTION, "soon", http_job(target, startTime=soon))
+    await runtime.jobs.put_job(REF, "soon", http_job(target, startTime=soon))
     horizon = datetime.now(UTC) + runtime.settings.lookahead
     due = await runtime.store.due_entries(horizon)
     assert due == []  # "soon" was dispatched at creation, the other 40 are not due
@@ -246,11 +246,9 @@ async def test_two_dispatchers_racing_dispatch_each_occurrence_once(runtimes, ta
     clock = FixedClock(start - timedelta(minutes=5))
     first = await runtimes(clock=clock)
     second = await runtimes(clock=clock)
-    await first.jobs.put_collection(COLLECTION, state=_enabled())
+    await first.jobs.put_collection(REF, ENABLED)
     for index in range(30):
-        await first.jobs.put_job(
-            COLLECTION, f"race{index}", http_job(target, startTime=to_iso(start))
-        )
+        await first.jobs.put_job(REF, f"race{index}", http_job(target, startTime=to_iso(start)))
     clock.set(start - timedelta(seconds=1))
     reports = await asyncio.gather(
         first.dispatcher.dispatch_due(), second.dispatcher.dispatch_due()
@@ -273,8 +271,8 @@ async def test_crash_between_run_creation_and_message_is_recovered(runtimes, tar
     start = datetime(2030, 3, 1, 12, 0, 0, tzinfo=UTC)
     clock = FixedClock(start - timedelta(hours=1))
     runtime = await runtimes(clock=clock)
-    await runtime.jobs.put_collection(COLLECTION, state=_enabled())
-    await runtime.jobs.put_job(COLLECTION, "crash", http_job(target, startTime=to_iso(start)))
+    await runtime.jobs.put_collection(REF, ENABLED)
+    await runtime.jobs.put_job(REF, "crash", http_job(target, startTime=to_iso(start)))
     job = await runtime.store.get_job(COLLECTION, "crash")
     assert job is not None
     # Steps 1-2 of a dispatch, then the process dies before sending the message.
@@ -301,9 +299,9 @@ async def test_crash_while_running_is_taken_over_after_the_lease(runtimes, targe
     now = datetime.now(UTC).replace(microsecond=0)
     clock = FixedClock(now)
     runtime = await runtimes(clock=clock)
-    await runtime.jobs.put_collection(COLLECTION, state=_enabled())
+    await runtime.jobs.put_collection(REF, ENABLED)
     await runtime.jobs.put_job(
-        COLLECTION, "orphan", http_job(target, startTime=to_iso(now + timedelta(hours=1)))
+        REF, "orphan", http_job(target, startTime=to_iso(now + timedelta(hours=1)))
     )
     job = await runtime.store.get_job(COLLECTION, "orphan")
     assert job is not None
@@ -332,12 +330,12 @@ async def test_crash_while_running_is_taken_over_after_the_lease(runtimes, targe
 
 async def test_run_now_counts_an_execution_without_touching_the_schedule(runtimes, target):
     runtime = await runtimes()
-    await runtime.jobs.put_collection(COLLECTION, state=_enabled())
+    await runtime.jobs.put_collection(REF, ENABLED)
     later = datetime.now(UTC) + timedelta(days=1)
     job, _ = await runtime.jobs.put_job(
-        COLLECTION, "manual", http_job(target, startTime=to_iso(later), state="Disabled")
+        REF, "manual", http_job(target, startTime=to_iso(later), state="Disabled")
     )
-    await runtime.jobs.run_now(COLLECTION, "manual")
+    await runtime.jobs.run_now(REF, "manual")
 
     async def arrived() -> bool:
         return len(await history_of(runtime, "manual")) == 1
@@ -352,12 +350,12 @@ async def test_disabled_job_does_not_fire(runtimes, target):
     now = datetime.now(UTC).replace(microsecond=0)
     clock = FixedClock(now)
     runtime = await runtimes(clock=clock)
-    await runtime.jobs.put_collection(COLLECTION, state=_enabled())
+    await runtime.jobs.put_collection(REF, ENABLED)
     soon = now + timedelta(seconds=2)
-    await runtime.jobs.put_job(COLLECTION, "paused", http_job(target, startTime=to_iso(soon)))
+    await runtime.jobs.put_job(REF, "paused", http_job(target, startTime=to_iso(soon)))
     # Disabled after its occurrence was already queued: the executor drops it.
     await runtime.jobs.put_job(
-        COLLECTION, "paused", http_job(target, startTime=to_iso(soon), state="disabled")
+        REF, "paused", http_job(target, startTime=to_iso(soon), state="disabled")
     )
     clock.set(soon)
     await work_queue(runtime, lambda: _no_runs_left(runtime, 0))
@@ -369,15 +367,15 @@ async def test_history_keeps_the_newest_rows_within_the_limits(runtimes, target)
     now = datetime.now(UTC).replace(microsecond=0)
     clock = FixedClock(now - timedelta(days=61))
     runtime = await runtimes(clock=clock, history_max_rows=4)
-    await runtime.jobs.put_collection(COLLECTION, state=_enabled())
+    await runtime.jobs.put_collection(REF, ENABLED)
     await runtime.jobs.put_job(
-        COLLECTION, "chatty", http_job(target, startTime=to_iso(now + timedelta(days=5)))
+        REF, "chatty", http_job(target, startTime=to_iso(now + timedelta(days=5)))
     )
-    await runtime.jobs.run_now(COLLECTION, "chatty")  # 61 days ago
+    await runtime.jobs.run_now(REF, "chatty")  # 61 days ago
     await work_queue(runtime, lambda: _history_count(runtime, "chatty", 1))
     clock.set(now)
     for count in range(2, 8):
-        await runtime.jobs.run_now(COLLECTION, "chatty")
+        await runtime.jobs.run_now(REF, "chatty")
         await work_queue(runtime, lambda c=count: _executions(runtime, "chatty", c))
     rows = await history_of(runtime, "chatty")
     assert len(rows) == 4
@@ -388,12 +386,12 @@ async def test_history_keeps_the_newest_rows_within_the_limits(runtimes, target)
 
 async def test_deleting_a_job_removes_its_index_runs_and_history(runtimes, target):
     runtime = await runtimes()
-    await runtime.jobs.put_collection(COLLECTION, state=_enabled())
+    await runtime.jobs.put_collection(REF, ENABLED)
     later = datetime.now(UTC) + timedelta(days=1)
-    await runtime.jobs.put_job(COLLECTION, "gone", http_job(target, startTime=to_iso(later)))
-    await runtime.jobs.run_now(COLLECTION, "gone")
+    await runtime.jobs.put_job(REF, "gone", http_job(target, startTime=to_iso(later)))
+    await runtime.jobs.run_now(REF, "gone")
     await work_queue(runtime, lambda: _history_count(runtime, "gone", 1))
-    await runtime.jobs.delete_job(COLLECTION, "gone")
+    await runtime.jobs.delete_job(REF, "gone")
     assert await runtime.store.get_job(COLLECTION, "gone") is None
     assert await runtime.store.due_entries(later + timedelta(days=1)) == []
     records, _ = await runtime.store.history(COLLECTION, "gone", top=10)
@@ -401,10 +399,7 @@ async def test_deleting_a_job_removes_its_index_runs_and_history(runtimes, targe
     assert DueEntry  # the index row type is part of the store's contract
 
 
-def _enabled():
-    from shared.store import CollectionState
-
-    return CollectionState.ENABLED
+ENABLED = {"properties": {"state": "Enabled"}}
 
 
 async def _history_count(runtime, job: str, count: int) -> bool:
@@ -422,19 +417,17 @@ async def _no_runs_left(runtime, _: int) -> bool:
 
 
 async def test_jobs_of_a_disabled_collection_do_not_fire_until_it_is_enabled(runtimes, target):
-    from shared.store import CollectionState
-
     start = datetime(2030, 2, 1, 10, 0, 0, tzinfo=UTC)
     clock = FixedClock(start - timedelta(hours=1))
     runtime = await runtimes(clock=clock)
-    await runtime.jobs.put_collection(COLLECTION, state=_enabled())
-    await runtime.jobs.put_job(COLLECTION, "held", http_job(target, startTime=to_iso(start)))
-    await runtime.jobs.put_collection(COLLECTION, state=CollectionState.DISABLED)
+    await runtime.jobs.put_collection(REF, ENABLED)
+    await runtime.jobs.put_job(REF, "held", http_job(target, startTime=to_iso(start)))
+    await runtime.jobs.put_collection(REF, {"properties": {"state": "Disabled"}})
     clock.set(start)
     report = await runtime.dispatcher.dispatch_due()
     assert report.dispatched == 0 and report.stale == 1
     clock.set(start + timedelta(minutes=5))
-    await runtime.jobs.put_collection(COLLECTION, state=_enabled())
+    await runtime.jobs.put_collection(REF, ENABLED)
     stored = await runtime.store.get_job(COLLECTION, "held")
     assert stored is not None and stored.occurrences == 1  # dispatched (late) on re-enable
 
