@@ -35,6 +35,9 @@ logger = logging.getLogger(__name__)
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "0.0.0.0", "::", "::1", "")
 
 
+FUNCTION_KEY_SETTING = "DEVHOST_FUNCTION_KEY"
+
+
 class DevHost:
     """A local Functions host for one app; `await start()`, then `await stop()` (or `async with`).
 
@@ -124,6 +127,9 @@ class DevHost:
             await listener.create_queue()
         self._timers = {spec.name: TimerRunner(spec) for spec in by_type[TIMER_TRIGGER]}
 
+        if self.key is None:
+            # Like a function key in Azure; unset means the API is open (said at start-up).
+            self.key = settings.get(FUNCTION_KEY_SETTING) or None
         frontend = HttpFrontend(
             by_type[HTTP_TRIGGER],
             route_prefix=self.config.route_prefix,

@@ -35,6 +35,7 @@ async def app_host(
             "SCHEDULER_TABLE_PREFIX": unique_name,
             "SCHEDULER_EXECUTION_QUEUE": f"{unique_name}-exec",
             "DISPATCH_SCHEDULE": "0 * * * * *",
+            "SCHEDULER_ALLOWED_NETWORKS": "loopback",  # the sink is on 127.0.0.1
             **settings,
         }
         host = DevHost(project_dir=tmp_path, settings_overrides=overrides, port=0)
@@ -158,3 +159,13 @@ async def test_retries_then_error_action_then_faulted_through_the_host(app_host,
             assert len(sink.requests) == 2
     finally:
         await alert.stop()
+
+
+async def test_a_configured_function_key_guards_the_api_like_azure(app_host):
+    host = await app_host(DEVHOST_FUNCTION_KEY="k3y")
+    async with httpx.AsyncClient(base_url=host.api_url) as api:
+        assert (await api.get("/jobCollections")).status_code == 401
+        assert (await api.get("/jobCollections", params={"code": "nope"})).status_code == 401
+        keyed = await api.get("/jobCollections", headers={"x-functions-key": "k3y"})
+        assert keyed.status_code == 200 and keyed.json() == {"value": []}
+        assert (await api.get("/jobCollections", params={"code": "k3y"})).status_code == 200
