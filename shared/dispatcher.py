@@ -32,6 +32,7 @@ from shared.recurrence import Timeline
 from shared.run_queue import ExecutionMessage, ExecutionQueue
 from shared.settings import Settings
 from shared.store import (
+    DISPATCHES_PER_TRANSACTION,
     DueEntry,
     JobStore,
     Run,
@@ -59,6 +60,21 @@ class DispatchReport:
     conflicts: int = 0
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """One occurrence about to be dispatched: the row it comes from, the job as it will be."""
+
+    entry: DueEntry
+    job: StoredJob
+    run: Run
+    following: datetime | None
+    lateness: float
+
+
+def _chunks(items: list[_Plan], size: int) -> list[list[_Plan]]:
+    return [items[start : start + size] for start in range(0, len(items), size)]
+
+
 def message_for(run: Run) -> ExecutionMessage:
     return ExecutionMessage(run.collection, run.row_key, run.phase, run.attempt)
 
@@ -84,16 +100,7 @@ class Dispatcher:
         now = self._clock.now()
         horizon = now + self._settings.lookahead
         entries = await self._store.due_entries(horizon)
-        report = DispatchReport()
-        collections: dict[str, bool] = {}
-        limit = asyncio.Semaphore(_CONCURRENCY)
-
-        async def one(entry: DueEntry) -> None:
-            async with limit:
-                await self._dispatch_entry(entry, horizon, report, collections)
-
-        results = await asyncio.gather(*(one(entry) for entry in entries), return_exceptions=True)
-        failures = [r for r in results if isinstance(r, BaseException)]
+        report = await self._dispatch(entries, horizon)
         log.info(
             "Dispatch pass: %d due rows, %d dispatched, %d missed, %d stale, %d recovered, "
             "%d lost races",
@@ -104,76 +111,79 @@ class Dispatcher:
             report.recovered,
             report.conflicts,
         )
-        if failures:
-            # The other rows were dispatched; the failed ones stay indexed for the next pass.
-            log.error("Dispatch pass: %d rows failed", len(failures), exc_info=failures[0])
-            raise failures[0]
         return report
 
     async def dispatch_job(self, job: StoredJob) -> DispatchReport:
         """Dispatch a job just created or changed whose next occurrence falls before the next
         timer pass has a chance to see it."""
-        report = DispatchReport()
         if job.next_fire is None:
-            return report
+            return DispatchReport()
         horizon = self._clock.now() + self._settings.lookahead
-        if job.next_fire <= horizon:
-            entry = DueEntry(job.next_fire, job.collection, job.name)
-            await self._dispatch_entry(entry, horizon, report, {})
+        if job.next_fire > horizon:
+            return DispatchReport()
+        return await self._dispatch([DueEntry(job.next_fire, job.collection, job.name)], horizon)
+
+    async def _dispatch(self, entries: list[DueEntry], horizon: datetime) -> DispatchReport:
+        """Rounds of batched dispatch; a round's following occurrences that are also within
+        the horizon make the next round (a minute job with a two-minute lookahead)."""
+        report = DispatchReport()
+        collections: dict[str, bool] = {}
+        while entries:
+            entries = await self._dispatch_round(entries, horizon, report, collections)
         return report
 
-    async def run_now(self, job: StoredJob) -> Run:
-        """An on-demand run: its own run row and message, outside the schedule."""
-        now = self._clock.now().replace(microsecond=0)
-        run = Run(
-            collection=job.collection,
-            job=job.name,
-            generation=job.generation,
-            nominal=now,
-            repeat_count=0,
-            due=now,
-            manual=True,
-            token="manual-" + uuid.uuid4().hex[:8],
-        )
-        run = await self._store.create_run(run)
-        await self._queue.send(message_for(run), due=now, now=now)
-        log.info("Run now: collection=%s job=%s nominal=%s", job.collection, job.name, run.nominal)
-        return run
-
-    async def _dispatch_entry(
+    async def _dispatch_round(
         self,
-        entry: DueEntry,
+        entries: list[DueEntry],
         horizon: datetime,
         report: DispatchReport,
         collections: dict[str, bool],
-    ) -> None:
-        while True:
-            job = await self._store.get_job(entry.collection, entry.job)
+    ) -> list[DueEntry]:
+        """Steps 1-4 for many rows at once, each step batched, in the crash-safe order."""
+        jobs = await self._store.get_jobs((e.collection, e.job) for e in entries)
+        plans: list[_Plan] = []
+        stale: list[DueEntry] = []
+        for entry in entries:
+            job = jobs.get((entry.collection, entry.job))
             if job is None or job.next_fire != entry.due:
                 await self._recover_or_drop(entry, job, report)
-                return
-            if job.state is not JobState.ENABLED or not await self._collection_enabled(
+            elif job.state is not JobState.ENABLED or not await self._collection_enabled(
                 job.collection, collections
             ):
-                await self._store.delete_due(entry)
-                report.stale += 1
-                return
-            following = await self._dispatch_occurrence(job, entry, report)
-            if following is None or following > horizon:
-                return
-            entry = DueEntry(following, job.collection, job.name)
+                stale.append(entry)
+            else:
+                plans.append(self._plan(job, entry))
+        report.stale += len(stale)
+        await self._store.put_due_many(
+            DueEntry(p.following, p.job.collection, p.job.name) for p in plans if p.following
+        )
+        committed = await self._commit(plans, report)
+        await self._send_all(committed)
+        await self._store.delete_due_many([p.entry for p in committed] + stale)
+        for plan in committed:
+            report.dispatched += 1
+            report.missed += plan.run.missed
+            log.info(
+                "Dispatched: collection=%s job=%s nominal=%s attempt=0 outcome=Queued "
+                "lateness=%.3fs missed=%d",
+                plan.job.collection,
+                plan.job.name,
+                plan.run.nominal.isoformat(),
+                plan.lateness,
+                plan.run.missed,
+            )
+        return [
+            DueEntry(p.following, p.job.collection, p.job.name)
+            for p in committed
+            if p.following is not None and p.following <= horizon
+        ]
 
-    async def _dispatch_occurrence(
-        self, job: StoredJob, entry: DueEntry, report: DispatchReport
-    ) -> datetime | None:
-        """Steps 1-4 for the job's next occurrence; returns the following one if we won."""
+    def _plan(self, job: StoredJob, entry: DueEntry) -> _Plan:
         now = self._clock.now()
         timeline = Timeline(job.anchor, job.properties.recurrence)
         nominal, missed = _coalesce(job, timeline, now)
         occurrences = job.occurrences + 1 + missed
         following = timeline.next_after(nominal) if remaining_allows(job, occurrences) else None
-        if following is not None:
-            await self._store.put_due(DueEntry(following, job.collection, job.name))
         lateness = (now - nominal).total_seconds()
         run = Run(
             collection=job.collection,
@@ -192,25 +202,71 @@ class Dispatcher:
             occurrences=occurrences,
             missed_count=job.missed_count + missed,
         )
-        try:
-            await self._store.commit_dispatch(advanced, run)
-        except Conflict:
-            report.conflicts += 1
-            return None
-        await self._queue.send(message_for(run), due=nominal, now=now)
-        await self._store.delete_due(entry)
-        report.dispatched += 1
-        report.missed += missed
-        log.info(
-            "Dispatched: collection=%s job=%s nominal=%s attempt=0 outcome=Queued lateness=%.3fs"
-            " missed=%d",
-            job.collection,
-            job.name,
-            nominal.isoformat(),
-            max(0.0, lateness),
-            missed,
+        return _Plan(entry, advanced, run, following, max(0.0, lateness))
+
+    async def _commit(self, plans: list[_Plan], report: DispatchReport) -> list[_Plan]:
+        """Advance the jobs and create the runs, many per transaction; a transaction refused
+        because one job lost a race is redone one job at a time, so only that one is dropped."""
+        by_collection: dict[str, list[_Plan]] = {}
+        for plan in plans:
+            by_collection.setdefault(plan.job.collection, []).append(plan)
+        chunks = [
+            chunk
+            for group in by_collection.values()
+            for chunk in _chunks(group, DISPATCHES_PER_TRANSACTION)
+        ]
+        limit = asyncio.Semaphore(_CONCURRENCY)
+        committed: list[_Plan] = []
+
+        async def commit(chunk: list[_Plan]) -> None:
+            async with limit:
+                try:
+                    await self._store.commit_dispatches(
+                        chunk[0].job.collection, [(p.job, p.run) for p in chunk]
+                    )
+                    committed.extend(chunk)
+                    return
+                except Conflict:
+                    if len(chunk) == 1:
+                        report.conflicts += 1
+                        return
+                for plan in chunk:
+                    try:
+                        await self._store.commit_dispatch(plan.job, plan.run)
+                        committed.append(plan)
+                    except Conflict:
+                        report.conflicts += 1
+
+        await asyncio.gather(*(commit(chunk) for chunk in chunks))
+        return committed
+
+    async def _send_all(self, plans: list[_Plan]) -> None:
+        limit = asyncio.Semaphore(_CONCURRENCY)
+        now = self._clock.now()
+
+        async def send(plan: _Plan) -> None:
+            async with limit:
+                await self._queue.send(message_for(plan.run), due=plan.run.due, now=now)
+
+        await asyncio.gather(*(send(plan) for plan in plans))
+
+    async def run_now(self, job: StoredJob) -> Run:
+        """An on-demand run: its own run row and message, outside the schedule."""
+        now = self._clock.now().replace(microsecond=0)
+        run = Run(
+            collection=job.collection,
+            job=job.name,
+            generation=job.generation,
+            nominal=now,
+            repeat_count=0,
+            due=now,
+            manual=True,
+            token="manual-" + uuid.uuid4().hex[:8],
         )
-        return following
+        run = await self._store.create_run(run)
+        await self._queue.send(message_for(run), due=now, now=now)
+        log.info("Run now: collection=%s job=%s nominal=%s", job.collection, job.name, run.nominal)
+        return run
 
     async def _recover_or_drop(
         self, entry: DueEntry, job: StoredJob | None, report: DispatchReport

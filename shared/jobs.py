@@ -294,6 +294,7 @@ def _uses_authentication(properties: JobProperties) -> bool:
         action is not None
         and action.request is not None
         and action.request.authentication is not None
+        and action.request.authentication.type != "NotSpecified"
         for action in actions
     )
 

@@ -57,6 +57,9 @@ from shared.timefmt import compact, epoch_ms, from_iso, to_iso
 ENTITY_VERSION = 1
 _INVERT_MS = 10**13
 _TRANSACTION_LIMIT = 100
+DISPATCHES_PER_TRANSACTION = _TRANSACTION_LIMIT // 2
+_NAMES_PER_QUERY = 15
+_READ_CONCURRENCY = 8
 
 
 class RunStatus(StrEnum):
@@ -176,6 +179,14 @@ def run_row_key(job: str, generation: int, nominal: datetime, token: str = "") -
     """Runs are keyed by job, job version and nominal time: one run per scheduled occurrence."""
     suffix = f"|{token}" if token else ""
     return f"run|{job}|{generation}|{compact(nominal)}{suffix}"
+
+
+def _by_partition(entries: Iterable[DueEntry]) -> dict[str, list[tuple[str, DueEntry]]]:
+    grouped: dict[str, list[tuple[str, DueEntry]]] = {}
+    for entry in entries:
+        partition, row = _due_keys(entry)
+        grouped.setdefault(partition, []).append((row, entry))
+    return grouped
 
 
 def _job_key(name: str) -> str:
@@ -299,6 +310,36 @@ class JobStore:
             return None
         return _job_from_entity(entity)
 
+    async def get_jobs(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], StoredJob]:
+        """Many jobs by (collection, name) in few reads: one query per 15 names of a collection
+        (Table Storage's limit of comparisons in a filter)."""
+        by_collection: dict[str, set[str]] = {}
+        for collection, name in keys:
+            by_collection.setdefault(collection, set()).add(name)
+        queries = [
+            (collection, chunk)
+            for collection, names in by_collection.items()
+            for chunk in _chunks(sorted(names), _NAMES_PER_QUERY)
+        ]
+        found: dict[tuple[str, str], StoredJob] = {}
+        limit = asyncio.Semaphore(_READ_CONCURRENCY)
+
+        async def read(collection: str, names: list[str]) -> None:
+            params: dict[str, Any] = {"pk": collection}
+            clauses = []
+            for index, name in enumerate(names):
+                params[f"r{index}"] = _job_key(name)
+                clauses.append(f"RowKey eq @r{index}")
+            # Spaces around the parentheses: the SDK finds @parameters by splitting on spaces.
+            query = f"PartitionKey eq @pk and ( {' or '.join(clauses)} )"
+            async with limit:
+                async for entity in self.jobs.query_entities(query, parameters=params):
+                    job = _job_from_entity(entity)
+                    found[(job.collection, job.name)] = job
+
+        await asyncio.gather(*(read(collection, names) for collection, names in queries))
+        return found
+
     async def list_jobs(
         self,
         collection: str,
@@ -397,6 +438,24 @@ class JobStore:
         except ResourceNotFoundError:
             pass
 
+    async def put_due_many(self, entries: Iterable[DueEntry]) -> None:
+        """Index many occurrences: one transaction per minute partition and 100 rows."""
+        for partition, rows in _by_partition(entries).items():
+            for chunk in _chunks(rows, _TRANSACTION_LIMIT):
+                operations = [
+                    (
+                        "upsert",
+                        {"PartitionKey": partition, "RowKey": row, "due": to_iso(entry.due)},
+                        {"mode": UpdateMode.REPLACE},
+                    )
+                    for row, entry in chunk
+                ]
+                await self.due.submit_transaction(operations)
+
+    async def delete_due_many(self, entries: Iterable[DueEntry]) -> None:
+        for partition, rows in _by_partition(entries).items():
+            await self._delete_rows(partition, [row for row, _ in rows], self.due)
+
     async def due_entries(self, until: datetime) -> list[DueEntry]:
         """Every index row due at or before `until`, oldest first (a key-range read)."""
         query = "PartitionKey le @until_minute"
@@ -429,6 +488,15 @@ class JobStore:
         ]
         results = await self._transact(job.collection, operations)
         return replace(job, etag=results[0]["etag"])
+
+    async def commit_dispatches(self, collection: str, pairs: list[tuple[StoredJob, Run]]) -> None:
+        """`commit_dispatch` for up to 50 jobs of one collection in one transaction: all or
+        nothing, so the caller falls back to one by one when any of them lost a race."""
+        operations: list[Any] = []
+        for job, run in pairs:
+            operations.append(("update", _job_entity(job), _replace_if_match(job.etag)))
+            operations.append(("create", _run_entity(run)))
+        await self._transact(collection, operations)
 
     async def create_run(self, run: Run) -> Run:
         meta = await self.jobs.create_entity(_run_entity(run))
@@ -549,26 +617,18 @@ class JobStore:
         ):
             yield entity["RowKey"]
 
-    async def _delete_rows(self, partition: str, keys: Iterable[str]) -> None:
+    async def _delete_rows(
+        self, partition: str, keys: Iterable[str], table: TableClient | None = None
+    ) -> None:
+        table = table or self.jobs
         batch: list[Any] = []
         for key in keys:
             batch.append(("delete", {"PartitionKey": partition, "RowKey": key}))
             if len(batch) == _TRANSACTION_LIMIT:
-                await self._delete_batch(partition, batch)
+                await _delete_batch(table, partition, batch)
                 batch = []
         if batch:
-            await self._delete_batch(partition, batch)
-
-    async def _delete_batch(self, partition: str, batch: list[Any]) -> None:
-        try:
-            await self.jobs.submit_transaction(batch)
-        except TableTransactionError:
-            # A row vanished meanwhile (another deleter): fall back to one by one, ignoring 404s.
-            for _, entity in batch:
-                try:
-                    await self.jobs.delete_entity(partition, entity["RowKey"])
-                except ResourceNotFoundError:
-                    pass
+            await _delete_batch(table, partition, batch)
 
     async def _transact(self, partition: str, operations: list[Any]) -> list[Mapping[str, Any]]:
         try:
@@ -596,6 +656,23 @@ def _collection_from_entity(entity: TableEntity) -> Collection:
         definition=CollectionDefinition.model_validate(json.loads(entity["definition"])),
         created_at=from_iso(entity["created_at"]),
     )
+
+
+async def _delete_batch(table: TableClient, partition: str, batch: list[Any]) -> None:
+    try:
+        await table.submit_transaction(batch)
+    except TableTransactionError:
+        # A row vanished meanwhile (another deleter): fall back to one by one, ignoring 404s.
+        for _, entity in batch:
+            try:
+                await table.delete_entity(partition, entity["RowKey"])
+            except ResourceNotFoundError:
+                pass
+
+
+def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def _if_match(etag: str | None) -> dict[str, Any]:

@@ -2,11 +2,18 @@
 
 Redirects are not followed (a 3xx is reported, as Azure Scheduler did). The whole exchange, body
 included, is bounded by one deadline, so a server trickling bytes cannot hold a worker.
+
+Before the request, the network guard resolves the target and refuses non-public addresses that
+`SCHEDULER_ALLOWED_NETWORKS` does not allow; the connection then goes to a vetted address. Then the
+request's `authentication` becomes credentials (an `Authorization` header that replaces the job's
+own, or a client certificate for the TLS handshake). Refusals and credential failures are failed
+attempts with a message; credentials never appear in a message (they are scrubbed from echoes).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import Counter, OrderedDict
 from datetime import UTC
 from http import HTTPStatus
 from urllib.parse import urlsplit
@@ -14,18 +21,34 @@ from urllib.parse import urlsplit
 import httpx
 
 from shared.actions.base import ActionContext, ActionOutcome
+from shared.actions.network_guard import GuardError, PinnedTransport, pinned, vet_url
+from shared.actions.outbound_auth import (
+    EXTRA_CA_SETTING,
+    CredentialError,
+    Credentials,
+    OutboundAuthenticator,
+    tls_context,
+)
 from shared.model.actions import JobErrorAction
+from shared.model.auth import ClientCertificateAuthentication
 
 MAX_BODY_BYTES = 2048  # what Azure Scheduler kept of a response body in job history
 USER_AGENT = "azure-functions-job-scheduler"
+MAX_CLIENTS = 64  # one per (extra CA bundle, client certificate); the idle oldest is closed
+
+# (goes through the network guard, extra CA bundle path, client certificate digest)
+_ClientKey = tuple[bool, str | None, str | None]
 
 
 class HttpActionRunner:
-    """Runs Http/Https actions over one `httpx.AsyncClient`, recreated if the event loop changes."""
+    """Runs Http/Https actions. Keeps one `httpx.AsyncClient` per TLS identity (none, or each
+    client certificate), all recreated if the event loop changes, plus one for token endpoints."""
 
     def __init__(self) -> None:
-        self._client: httpx.AsyncClient | None = None
+        self._clients: OrderedDict[_ClientKey, httpx.AsyncClient] = OrderedDict()
+        self._busy: Counter[_ClientKey] = Counter()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._auth = OutboundAuthenticator()
 
     async def run(self, action: JobErrorAction, context: ActionContext) -> ActionOutcome:
         request = action.request
@@ -37,46 +60,98 @@ class HttpActionRunner:
             else context.default_timeout.total_seconds()
         )
         host = urlsplit(request.uri).hostname or request.uri
-        client = self._client_for_this_loop()
+        extra_ca = context.settings.get(EXTRA_CA_SETTING) or None
+        credentials = Credentials()
         try:
-            outgoing = client.build_request(
-                request.method,
-                request.uri,
-                headers=scheduler_headers(request.headers, context),
-                content=request.body.encode() if request.body is not None else None,
-                timeout=seconds,
-            )
             async with asyncio.timeout(seconds):
-                response = await client.send(outgoing, stream=True)
+                target = await vet_url(request.uri, context.settings)
+
+                async def token_client() -> httpx.AsyncClient:
+                    return await self._client((False, extra_ca, None), None)
+
+                credentials = await self._auth.credentials(
+                    request.authentication, context.settings, token_client, seconds
+                )
+                certificate = credentials.certificate
+                key = (True, extra_ca, certificate.credential_digest if certificate else None)
+                client = await self._client(key, certificate)
+                headers = scheduler_headers(request.headers, context)
+                headers.update(credentials.headers)  # configured authentication wins
+                outgoing = client.build_request(
+                    request.method,
+                    request.uri,
+                    headers=headers,
+                    content=request.body.encode() if request.body is not None else None,
+                    timeout=seconds,
+                )
+                self._busy[key] += 1
                 try:
-                    body = await _read_prefix(response, MAX_BODY_BYTES)
+                    with pinned(target):
+                        response = await client.send(outgoing, stream=True)
+                    try:
+                        body = await _read_prefix(response, MAX_BODY_BYTES)
+                    finally:
+                        await response.aclose()
                 finally:
-                    await response.aclose()
+                    self._busy[key] = max(0, self._busy[key] - 1)
+        except (GuardError, CredentialError) as exc:
+            return _failed(str(exc))
         except (TimeoutError, httpx.TimeoutException):
             return _failed(f"Request timed out after {seconds:g} s (host '{host}')")
         except httpx.ConnectError as exc:
-            return _failed(f"Could not connect to host '{host}': {_describe(exc)}")
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            return _failed(f"Request to host '{host}' failed: {_describe(exc)}")
+            return _failed(
+                credentials.scrub(f"Could not connect to host '{host}': {_describe(exc)}")
+            )
+        except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
+            # OSError: httpcore lets some TLS errors through raw (ssl.SSLError from a read when the
+            # server rejects the client certificate after a TLS 1.3 handshake).
+            return _failed(credentials.scrub(f"Request to host '{host}' failed: {_describe(exc)}"))
         return ActionOutcome(
             succeeded=response.is_success,
-            message=_response_message(host, response, body),
+            message=credentials.scrub(_response_message(host, response, body)),
             status_code=response.status_code,
         )
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
-            self._loop = None
+        clients = list(self._clients.values())
+        self._clients.clear()
+        self._busy.clear()
+        self._loop = None
+        for client in clients:
+            await client.aclose()
 
-    def _client_for_this_loop(self) -> httpx.AsyncClient:
+    async def _client(
+        self, key: _ClientKey, certificate: ClientCertificateAuthentication | None
+    ) -> httpx.AsyncClient:
         # An AsyncClient's pool belongs to the loop that opened its connections.
         loop = asyncio.get_running_loop()
-        if self._client is None or self._loop is not loop:
-            self._client = httpx.AsyncClient(follow_redirects=False)
+        if self._loop is not loop:
+            self._clients.clear()
+            self._busy.clear()
             self._loop = loop
-        return self._client
+        client = self._clients.get(key)
+        if client is not None:
+            self._clients.move_to_end(key)
+            return client
+        guarded, extra_ca, _ = key
+        context = tls_context(extra_ca, certificate)
+        if guarded:
+            client = httpx.AsyncClient(
+                transport=PinnedTransport(context), follow_redirects=False, trust_env=False
+            )
+        else:
+            client = httpx.AsyncClient(verify=context, follow_redirects=False, trust_env=False)
+        self._clients[key] = client
+        await self._close_idle_beyond(MAX_CLIENTS, keep=key)
+        return client
+
+    async def _close_idle_beyond(self, limit: int, keep: _ClientKey) -> None:
+        # Token-endpoint clients (one per CA bundle) are kept: a fetch may be using one.
+        idle = [k for k in self._clients if k[0] and not self._busy[k] and k != keep]
+        while len(self._clients) > limit and idle:
+            oldest = idle.pop(0)
+            await self._clients.pop(oldest).aclose()
+            del self._busy[oldest]
 
 
 def scheduler_headers(headers: dict[str, str] | None, context: ActionContext) -> httpx.Headers:

@@ -3,8 +3,9 @@
 Shapes follow Azure Scheduler 2016-03-01 (`JobAction`, `JobErrorAction`, `HttpRequest`,
 `StorageQueueMessage`, `RetryPolicy`) with three extensions: `request.timeoutSeconds`,
 `queueMessage.connectionSetting` (so a queue can be reached by an app setting, e.g. Azurite) and
-Cloud Scheduler's exponential backoff (`retryType: Exponential`). Service Bus actions and outbound
-authentication are refused with a clear message rather than silently ignored.
+Cloud Scheduler's exponential backoff (`retryType: Exponential`). Service Bus actions are refused
+with a clear message rather than silently ignored. `request.authentication` is one of the kinds in
+`shared.model.auth`; its secrets are write-only (`public_json()` shows each kind's public fields).
 """
 
 from __future__ import annotations
@@ -16,6 +17,12 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
+from shared.model.auth import (
+    ClientCertificateAuthentication,
+    HttpAuthentication,
+    parse_authentication,
+    public_authentication_json,
+)
 from shared.model.common import ApiModel, CaseInsensitiveEnum
 
 # Azure Scheduler limits (scheduler-limits-defaults-errors.md).
@@ -47,9 +54,9 @@ _HEADER_VALUE = re.compile(r"^[\x20-\x7e\t]*$")  # printable ASCII: what httpx c
 _COMPUTED_HEADERS = frozenset({"content-length", "transfer-encoding"})
 _UNSUPPORTED_TYPES = {"servicebusqueue": "ServiceBusQueue", "servicebustopic": "ServiceBusTopic"}
 
-# Write-only fields: accepted on input, never returned (Azure Scheduler outbound auth doc).
+# Write-only fields: accepted on input, never returned (Azure Scheduler outbound auth doc). Within
+# `authentication`, only each kind's public fields are shown (a whitelist).
 _SECRET_KEYS = frozenset({"sasToken"})
-_AUTH_SECRET_KEYS = frozenset({"password", "pfx", "secret"})
 
 
 class ActionType(CaseInsensitiveEnum):
@@ -64,13 +71,16 @@ class RetryType(CaseInsensitiveEnum):
     EXPONENTIAL = "Exponential"
 
 
-def _without_secrets(value: Any, *, in_authentication: bool = False) -> Any:
+def _without_secrets(value: Any) -> Any:
     if isinstance(value, dict):
-        hidden = _SECRET_KEYS | (_AUTH_SECRET_KEYS if in_authentication else frozenset())
         return {
-            key: _without_secrets(item, in_authentication=key == "authentication")
+            key: (
+                public_authentication_json(item)
+                if key == "authentication" and isinstance(item, dict)
+                else _without_secrets(item)
+            )
             for key, item in value.items()
-            if key not in hidden
+            if key not in _SECRET_KEYS
         }
     if isinstance(value, list):
         return [_without_secrets(item) for item in value]
@@ -89,7 +99,7 @@ class HttpRequest(_ActionModel):
     method: HttpMethod = "GET"
     headers: dict[str, str] | None = None
     body: str | None = None
-    authentication: dict[str, Any] | None = None
+    authentication: HttpAuthentication | None = None
     timeout_seconds: int | None = Field(default=None, ge=1, le=MAX_TIMEOUT_SECONDS)
 
     @field_validator("uri")
@@ -144,14 +154,19 @@ class HttpRequest(_ActionModel):
             raise ValueError(f"body is longer than {MAX_BODY_LENGTH} characters")
         return body
 
-    @field_validator("authentication")
+    @field_validator("authentication", mode="before")
     @classmethod
-    def _no_authentication_yet(cls, auth: dict[str, Any] | None) -> dict[str, Any] | None:
-        # Refused rather than stored: a job that looks authenticated but calls anonymously, or
-        # secrets kept before secret handling exists, would both be worse than a clear 400.
-        if auth is None or str(auth.get("type", "")).casefold() == "notspecified":
-            return auth
-        raise ValueError("authentication is not supported yet (outbound authentication is planned)")
+    def _authentication_of_its_kind(cls, auth: object) -> object:
+        return parse_authentication(auth)
+
+    @model_validator(mode="after")
+    def _certificate_needs_https(self) -> HttpRequest:
+        # Refused rather than sent without the certificate: plain HTTP has no TLS to present it in.
+        if isinstance(self.authentication, ClientCertificateAuthentication) and (
+            urlsplit(self.uri).scheme != "https"
+        ):
+            raise ValueError("authentication: ClientCertificate needs an https:// uri")
+        return self
 
 
 class StorageQueueMessage(_ActionModel):

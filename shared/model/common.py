@@ -35,6 +35,8 @@ class ApiModel(BaseModel):
         populate_by_name=True,
         extra="forbid",
         use_enum_values=False,
+        # Input can hold secrets (passwords, SAS tokens): errors must never echo it.
+        hide_input_in_errors=True,
     )
 
     def to_json_dict(self) -> dict[str, Any]:

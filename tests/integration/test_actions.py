@@ -25,6 +25,8 @@ pytestmark = pytest.mark.integration
 EXPECTED = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
 BIG_BODY = ("x" * 1000 + "\n") * 100  # ~100 KB
 SETTING = "TargetQueueStorage"
+# The targets are on 127.0.0.1, which the network guard refuses unless allowed.
+ALLOW_LOOPBACK = {"SCHEDULER_ALLOWED_NETWORKS": "loopback"}
 
 
 def context(settings: dict[str, str] | None = None, **changes: Any) -> ActionContext:
@@ -38,7 +40,7 @@ def context(settings: dict[str, str] | None = None, **changes: Any) -> ActionCon
         "retry_count": 0,
         "repeat_count": 3,
         "default_timeout": timedelta(seconds=60),
-        "settings": settings or {},
+        "settings": {**ALLOW_LOOPBACK, **(settings or {})},
     }
     return ActionContext(**{**values, **changes})
 

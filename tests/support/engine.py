@@ -24,7 +24,9 @@ def make_settings(connection: str, name: str, **overrides: object) -> Settings:
 
 
 async def make_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
-    return await Runtime.create(settings, clock=clock, app_settings={})
+    # The tests' HTTP targets are on 127.0.0.1, which the network guard refuses unless allowed.
+    app_settings = {"SCHEDULER_ALLOWED_NETWORKS": "loopback"}
+    return await Runtime.create(settings, clock=clock, app_settings=app_settings)
 
 
 async def work_queue(

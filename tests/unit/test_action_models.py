@@ -10,7 +10,6 @@ from pydantic import ValidationError
 
 from shared.model.actions import (
     ActionType,
-    HttpRequest,
     JobAction,
     JobErrorAction,
     RetryPolicy,
@@ -154,22 +153,20 @@ def test_headers_must_be_sendable() -> None:
     assert "Content-Length" in refusal(JobAction, http_action(headers={"Content-Length": "3"}))
 
 
-def test_authentication_is_refused_until_supported() -> None:
-    data = http_action(authentication={"type": "Basic", "username": "u", "password": "p"})
-    text = refusal(JobAction, data)
-    assert text.startswith("request.authentication: ")
-    assert "not supported yet" in text
-    none = JobAction.model_validate(http_action(authentication={"type": "NotSpecified"}))
-    assert none.request.authentication == {"type": "NotSpecified"}  # type: ignore[union-attr]
-
-
-def test_public_json_hides_authentication_secrets() -> None:
-    request = HttpRequest.model_construct(
-        uri="http://example.com",
-        method="GET",
-        authentication={"type": "Basic", "username": "u", "password": "p", "secret": "s"},
-    )
+def test_authentication_is_accepted_and_its_secret_is_write_only() -> None:
+    data = http_action(authentication={"type": "basic", "username": "u", "password": "pw-1234"})
+    request = JobAction.model_validate(data).request
+    assert request is not None
+    assert request.to_json_dict()["authentication"]["password"] == "pw-1234"  # for the store
     assert request.public_json()["authentication"] == {"type": "Basic", "username": "u"}
+    none = JobAction.model_validate(http_action(authentication={"type": "NotSpecified"}))
+    assert none.public_json()["request"]["authentication"] == {"type": "NotSpecified"}
+
+
+def test_bad_authentication_is_refused_at_request_authentication() -> None:
+    text = refusal(JobAction, http_action(authentication={"type": "Basic", "username": "u"}))
+    assert text.startswith("request.authentication: ")
+    assert "password is required for Basic authentication" in text
 
 
 # --- storage queue -------------------------------------------------------------------------------
