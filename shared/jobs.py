@@ -114,7 +114,7 @@ class JobService:
         self._check_size(body)
         collection = await self.get_collection(ref)
         now = self._clock.now()
-        properties = parse_job_definition(body, now)
+        properties = parse_job_definition(body, now, self._settings.request_limits)
         for _ in range(_MAX_WRITE_TRIES):
             existing = await self._store.get_job(ref.key, name)
             if existing is not None and existing.state.is_final:

@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
+from shared.model.actions import DEFAULT_LIMITS, RequestLimits
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -22,6 +24,7 @@ class Settings:
     max_jobs_per_collection: int | None = None
     min_recurrence: timedelta = timedelta(minutes=1)
     max_job_size: int = 16 * 1024
+    request_limits: RequestLimits = DEFAULT_LIMITS
 
     @property
     def jobs_table(self) -> str:
@@ -54,6 +57,12 @@ class Settings:
                 seconds=int(env.get("SCHEDULER_MIN_RECURRENCE_SECONDS", "60"))
             ),
             max_job_size=int(env.get("SCHEDULER_MAX_JOB_SIZE", str(16 * 1024))),
+            request_limits=RequestLimits(
+                uri_length=int(env.get("SCHEDULER_MAX_REQUEST_URI_LENGTH", "2048")),
+                header_count=int(env.get("SCHEDULER_MAX_REQUEST_HEADER_COUNT", "50")),
+                headers_length=int(env.get("SCHEDULER_MAX_REQUEST_HEADERS_LENGTH", "4096")),
+                body_length=int(env.get("SCHEDULER_MAX_REQUEST_BODY_LENGTH", "8192")),
+            ),
         )
 
 

@@ -49,6 +49,7 @@ from shared.model.job import (
     JobProperties,
     JobState,
     JobStatus,
+    load_stored_definition,
 )
 from shared.names import CollectionRef
 from shared.settings import Settings
@@ -711,7 +712,7 @@ def _job_from_entity(entity: TableEntity) -> StoredJob:
     return StoredJob(
         collection=entity["PartitionKey"],
         name=entity["RowKey"].split("|", 1)[1],
-        properties=JobProperties.model_validate(json.loads(entity["definition"])),
+        properties=load_stored_definition(json.loads(entity["definition"])),
         state=JobState(entity["state"]),
         created_at=from_iso(entity["created_at"]),
         generation=int(entity["generation"]),

@@ -11,11 +11,12 @@ with a clear message rather than silently ignored. `request.authentication` is o
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from shared.model.auth import (
     ClientCertificateAuthentication,
@@ -26,10 +27,30 @@ from shared.model.auth import (
 from shared.model.common import ApiModel, CaseInsensitiveEnum
 
 # Azure Scheduler limits (scheduler-limits-defaults-errors.md).
-MAX_URI_LENGTH = 2048
-MAX_HEADER_COUNT = 50
-MAX_HEADERS_LENGTH = 4096
-MAX_BODY_LENGTH = 8192
+
+
+@dataclass(frozen=True)
+class RequestLimits:
+    """Azure Scheduler's limits on an action's request; the app settings may change them
+    (passed in as validation context `limits`, see shared/settings.py)."""
+
+    uri_length: int = 2048
+    header_count: int = 50
+    headers_length: int = 4096
+    body_length: int = 8192
+
+
+DEFAULT_LIMITS = RequestLimits()
+# Stored jobs are re-read without limits: lowering a setting must not make them unreadable.
+NO_LIMITS = RequestLimits(10**9, 10**9, 10**9, 10**9)
+
+
+def _limits(info: ValidationInfo) -> RequestLimits:
+    context = info.context if isinstance(info.context, dict) else {}
+    limits = context.get("limits", DEFAULT_LIMITS)
+    return limits if isinstance(limits, RequestLimits) else DEFAULT_LIMITS
+
+
 MAX_TIMEOUT_SECONDS = 600
 
 MIN_RETRY_INTERVAL = timedelta(seconds=1)
@@ -104,9 +125,10 @@ class HttpRequest(_ActionModel):
 
     @field_validator("uri")
     @classmethod
-    def _absolute_http_url(cls, uri: str) -> str:
-        if len(uri) > MAX_URI_LENGTH:
-            raise ValueError(f"uri is longer than {MAX_URI_LENGTH} characters")
+    def _absolute_http_url(cls, uri: str, info: ValidationInfo) -> str:
+        limit = _limits(info).uri_length
+        if len(uri) > limit:
+            raise ValueError(f"uri is longer than {limit} characters")
         if any(ch.isspace() for ch in uri):
             raise ValueError("uri must not contain whitespace")
         try:
@@ -129,14 +151,17 @@ class HttpRequest(_ActionModel):
 
     @field_validator("headers")
     @classmethod
-    def _sendable_headers(cls, headers: dict[str, str] | None) -> dict[str, str] | None:
+    def _sendable_headers(
+        cls, headers: dict[str, str] | None, info: ValidationInfo
+    ) -> dict[str, str] | None:
         if headers is None:
             return None
-        if len(headers) > MAX_HEADER_COUNT:
-            raise ValueError(f"headers: at most {MAX_HEADER_COUNT} headers are allowed")
-        if sum(len(k) + len(v) for k, v in headers.items()) > MAX_HEADERS_LENGTH:
+        limits = _limits(info)
+        if len(headers) > limits.header_count:
+            raise ValueError(f"headers: at most {limits.header_count} headers are allowed")
+        if sum(len(k) + len(v) for k, v in headers.items()) > limits.headers_length:
             raise ValueError(
-                f"headers: names and values total more than {MAX_HEADERS_LENGTH} chars"
+                f"headers: names and values total more than {limits.headers_length} chars"
             )
         for name, value in headers.items():
             if not _HEADER_NAME.match(name):
@@ -149,9 +174,10 @@ class HttpRequest(_ActionModel):
 
     @field_validator("body")
     @classmethod
-    def _body_size(cls, body: str | None) -> str | None:
-        if body is not None and len(body) > MAX_BODY_LENGTH:
-            raise ValueError(f"body is longer than {MAX_BODY_LENGTH} characters")
+    def _body_size(cls, body: str | None, info: ValidationInfo) -> str | None:
+        limit = _limits(info).body_length
+        if body is not None and len(body) > limit:
+            raise ValueError(f"body is longer than {limit} characters")
         return body
 
     @field_validator("authentication", mode="before")

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from shared.model.actions import JobAction
+from shared.model.actions import DEFAULT_LIMITS, NO_LIMITS, JobAction, RequestLimits
 from shared.model.common import ApiModel, CaseInsensitiveEnum
 from shared.model.recurrence import Recurrence
 
@@ -70,16 +70,24 @@ class JobEnvelope(ApiModel):
     properties: JobProperties
 
 
-def parse_job_definition(body: object, now: datetime) -> JobProperties:
+def parse_job_definition(
+    body: object, now: datetime, limits: RequestLimits = DEFAULT_LIMITS
+) -> JobProperties:
     """Validate a PUT body: the ARM envelope, or a bare properties object (the classic example).
 
-    `now` feeds the rules that depend on time (endTime must be in the future).
+    `now` feeds the rules that depend on time (endTime must be in the future), `limits` the
+    request size limits of the app settings.
     Raises pydantic.ValidationError whose locations name the offending field.
     """
-    context = {"now": now}
+    context = {"now": now, "limits": limits}
     if isinstance(body, dict) and "properties" in body:
         return JobEnvelope.model_validate(body, context=context).properties
     return JobProperties.model_validate(body, context=context)
+
+
+def load_stored_definition(data: object) -> JobProperties:
+    """Re-read a stored definition: no time rules, no size limits (settings may have changed)."""
+    return JobProperties.model_validate(data, context={"limits": NO_LIMITS})
 
 
 class ActionName(CaseInsensitiveEnum):
@@ -113,5 +121,6 @@ __all__ = [
     "JobProperties",
     "JobState",
     "JobStatus",
+    "load_stored_definition",
     "parse_job_definition",
 ]

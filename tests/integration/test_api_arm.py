@@ -249,3 +249,46 @@ async def test_job_size_limit_is_a_clear_400(api):
     assert response.json()["error"]["target"] == "body"
     assert "16384" in response.json()["error"]["message"]
     assert (await api.get(f"{COLL}/jobs/big")).status_code == 404
+
+
+async def test_request_limits_come_from_settings(runtimes):
+    from shared.model.actions import RequestLimits
+
+    runtime = await runtimes(
+        clock=FixedClock(NOW), request_limits=RequestLimits(uri_length=40, body_length=10)
+    )
+
+    async def provide() -> Runtime:
+        return runtime
+
+    transport = httpx.ASGITransport(app=create_api(provide))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as api:
+        await api.put(COLL, json={})
+        body = job()
+        body["properties"]["action"]["request"]["body"] = "12345678901"
+        long_body = await api.put(f"{COLL}/jobs/x", json=body)
+        assert long_body.status_code == 400
+        assert long_body.json()["error"]["target"] == "properties.action.request.body"
+        assert "10 characters" in long_body.json()["error"]["message"]
+        long_uri = await api.put(f"{COLL}/jobs/x", json=job(uri="http://example.com/" + "a" * 30))
+        assert long_uri.status_code == 400
+        assert long_uri.json()["error"]["target"] == "properties.action.request.uri"
+        assert (await api.put(f"{COLL}/jobs/x", json=job())).status_code == 201
+
+
+async def test_patch_collection_merges_state_sku_and_quota(api):
+    assert (await api.put(COLL, json={"tags": {"a": "1"}})).status_code == 201
+    patched = await api.patch(
+        COLL, json={"properties": {"state": "Suspended", "quota": {"maxJobCount": 3}}}
+    )
+    assert patched.status_code == 200, patched.text
+    body = patched.json()
+    assert body["properties"]["state"] == "Suspended"
+    assert body["properties"]["quota"] == {"maxJobCount": 3}
+    assert body["tags"] == {"a": "1"}
+    again = await api.patch(COLL, json={"properties": {"quota": None}, "tags": {"b": "2"}})
+    assert "quota" not in again.json()["properties"]
+    assert again.json()["tags"] == {"a": "1", "b": "2"}
+    bad = await api.patch(COLL, json={"properties": {"sku": {"name": "Gold"}}})
+    assert bad.status_code == 400
+    assert bad.json()["error"]["target"] == "properties.sku.name"

@@ -416,13 +416,16 @@ async def _no_runs_left(runtime, _: int) -> bool:
     return remaining == []
 
 
-async def test_jobs_of_a_disabled_collection_do_not_fire_until_it_is_enabled(runtimes, target):
+@pytest.mark.parametrize("state", ["Disabled", "Suspended"])
+async def test_jobs_of_a_collection_that_is_off_do_not_fire_until_it_is_enabled(
+    runtimes, target, state
+):
     start = datetime(2030, 2, 1, 10, 0, 0, tzinfo=UTC)
     clock = FixedClock(start - timedelta(hours=1))
     runtime = await runtimes(clock=clock)
     await runtime.jobs.put_collection(REF, ENABLED)
     await runtime.jobs.put_job(REF, "held", http_job(target, startTime=to_iso(start)))
-    await runtime.jobs.put_collection(REF, {"properties": {"state": "Disabled"}})
+    await runtime.jobs.put_collection(REF, {"properties": {"state": state}})
     clock.set(start)
     report = await runtime.dispatcher.dispatch_due()
     assert report.dispatched == 0 and report.stale == 1
