@@ -358,20 +358,9 @@ class JobStore:
         if state is not None:
             query += " and state eq @state"
             params["state"] = state.value
-        jobs: list[StoredJob] = []
-        skipped = 0
-        async for entity in self.jobs.query_entities(
-            query, parameters=params, results_per_page=min(top + skip + 1, 1000)
-        ):
-            if skipped < skip:
-                skipped += 1
-                continue
-            jobs.append(_job_from_entity(entity))
-            if len(jobs) > top:
-                break
-        if len(jobs) > top:
-            return jobs[:top], jobs[top - 1].name
-        return jobs, None
+        page, last_key = await self._page(query, params, top=top, skip=skip)
+        jobs = [_job_from_entity(entity) for entity in page]
+        return jobs, (last_key.split("|", 1)[1] if last_key else None)
 
     async def count_jobs(self, collection: str) -> int:
         return len(await self.collection_job_names(collection))
@@ -395,16 +384,8 @@ class JobStore:
 
     async def update_job(self, job: StoredJob) -> StoredJob:
         """Replace the job row if nobody changed it since it was read (its etag)."""
-        try:
-            meta = await self.jobs.update_entity(
-                _job_entity(job),
-                mode=UpdateMode.REPLACE,
-                etag=job.etag,
-                match_condition=MatchConditions.IfNotModified,
-            )
-        except (ResourceModifiedError, ResourceNotFoundError) as error:
-            raise Conflict(f"job {job.collection}/{job.name} changed") from error
-        return replace(job, etag=meta["etag"])
+        etag = await self._replace_unchanged(_job_entity(job), job.etag)
+        return replace(job, etag=etag)
 
     async def delete_job(self, collection: str, name: str) -> bool:
         """Delete the job, its runs in flight and its history. False when there was no job."""
@@ -504,16 +485,21 @@ class JobStore:
         return replace(run, etag=meta["etag"])
 
     async def update_run(self, run: Run) -> Run:
+        etag = await self._replace_unchanged(_run_entity(run), run.etag)
+        return replace(run, etag=etag)
+
+    async def _replace_unchanged(self, entity: dict[str, Any], etag: str | None) -> str:
+        """Replace a row only if its etag still matches; Conflict if someone changed it."""
         try:
             meta = await self.jobs.update_entity(
-                _run_entity(run),
+                entity,
                 mode=UpdateMode.REPLACE,
-                etag=run.etag,
+                etag=etag,
                 match_condition=MatchConditions.IfNotModified,
             )
         except (ResourceModifiedError, ResourceNotFoundError) as error:
-            raise Conflict(f"run {run.row_key} changed") from error
-        return replace(run, etag=meta["etag"])
+            raise Conflict(f"{entity['RowKey']} in {entity['PartitionKey']} changed") from error
+        return str(meta["etag"])
 
     async def delete_run(self, run: Run) -> None:
         try:
@@ -574,22 +560,26 @@ class JobStore:
         if status is not None:
             query += " and status eq @status"
             params["status"] = status.value
-        records: list[HistoryRecord] = []
-        keys: list[str] = []
-        skipped = 0
+        page, last_key = await self._page(query, params, top=top, skip=skip)
+        return [_history_from_entity(entity) for entity in page], last_key
+
+    async def _page(
+        self, query: str, params: dict[str, Any], *, top: int, skip: int
+    ) -> tuple[list[TableEntity], str | None]:
+        """Up to `top` rows after skipping `skip`, and the row key to continue after (None when
+        this page is the last)."""
+        rows: list[TableEntity] = []
+        seen = 0
         async for entity in self.jobs.query_entities(
             query, parameters=params, results_per_page=min(top + skip + 1, 1000)
         ):
-            if skipped < skip:
-                skipped += 1
+            seen += 1
+            if seen <= skip:
                 continue
-            records.append(_history_from_entity(entity))
-            keys.append(entity["RowKey"])
-            if len(records) > top:
-                break
-        if len(records) > top:
-            return records[:top], keys[top - 1]
-        return records, None
+            rows.append(entity)
+            if len(rows) > top:
+                return rows[:top], rows[top - 1]["RowKey"]
+        return rows, None
 
     async def prune_history(self, collection: str, name: str, now: datetime) -> int:
         """Keep the newest `history_max_rows` rows younger than `history_max_age`."""
