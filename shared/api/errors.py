@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -18,14 +19,19 @@ log = logging.getLogger(__name__)
 
 
 def error_response(
-    status: int, code: str, message: str, target: str | None = None, details: Any = None
+    status: int,
+    code: str,
+    message: str,
+    target: str | None = None,
+    details: Any = None,
+    headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     error: dict[str, Any] = {"code": code, "message": message}
     if target:
         error["target"] = target
     if details:
         error["details"] = details
-    return JSONResponse({"error": error}, status_code=status)
+    return JSONResponse({"error": error}, status_code=status, headers=headers)
 
 
 def field_path(loc: tuple[int | str, ...], prefix: str = "") -> str:
@@ -64,6 +70,15 @@ def bad_request_from_validation(error: ValidationError, prefix: str) -> JSONResp
     )
 
 
+HTTP_CODES = {
+    400: "BadRequest",
+    404: "ResourceNotFound",
+    405: "InvalidHttpVerb",
+    413: "RequestEntityTooLarge",
+    415: "UnsupportedMediaType",
+}
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(InvalidRequest)
     async def invalid(_: Request, exc: InvalidRequest) -> JSONResponse:
@@ -94,8 +109,14 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
-        codes = {404: "ResourceNotFound", 405: "InvalidHttpVerb", 400: "BadRequest"}
-        return error_response(exc.status_code, codes.get(exc.status_code, "Error"), exc.detail)
+        # The exception's headers are kept: a 405 says which methods are allowed (`Allow`).
+        return error_response(
+            exc.status_code,
+            HTTP_CODES.get(exc.status_code, "Error"),
+            exc.detail,
+            "body" if exc.status_code in (413, 415) else None,
+            headers=exc.headers,
+        )
 
     @app.exception_handler(json.JSONDecodeError)
     async def bad_json(_: Request, exc: json.JSONDecodeError) -> JSONResponse:

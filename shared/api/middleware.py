@@ -1,17 +1,27 @@
 """Cross-cutting HTTP rules, as ASGI middleware: a request id on every response, the
-api-version check, and a cap on declared body sizes (the route re-checks what it reads; in
-Azure the Functions host has buffered the body already)."""
+api-version check, path segments no name can hold, and a cap on body sizes: declared ones are
+refused before the app runs, undeclared (chunked) ones as soon as what arrives exceeds the cap
+(in Azure the Functions host has buffered the body already)."""
 
 from __future__ import annotations
 
 import json
 import uuid
 from typing import Any
+from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 API_VERSIONS = frozenset({"2016-03-01", "2016-01-01", "2014-08-01-preview"})
 MAX_BODY_BYTES = 64 * 1024
+
+
+class BodyTooLarge(Exception):
+    """The request body grew past the cap while the app was reading it (-> 413)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the body exceeds {limit} bytes")
+        self.limit = limit
 
 
 class FrontDoor:
@@ -34,26 +44,68 @@ class FrontDoor:
 
         version = _query_value(scope, "api-version")
         if version is not None and version not in API_VERSIONS:
+            shown = "".join(c if c.isprintable() else "?" for c in version[:40])
             await _error(
                 send_with_id,
                 400,
                 "MissingOrInvalidRequiredQueryParameter",
-                f"api-version '{version[:40]}' is not supported; use 2016-03-01",
+                f"api-version '{shown}' is not supported; use 2016-03-01",
                 "api-version",
             )
+            return
+        problem = _path_problem(scope)
+        if problem is not None:
+            await _error(send_with_id, 400, "BadRequest", problem, "path")
             return
         declared = _header(scope, b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
             await _too_large(send_with_id, self.max_body)
             return
-        await self.app(scope, receive, send_with_id)
+
+        received = 0
+        started = False
+
+        async def capped_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body:
+                    raise BodyTooLarge(self.max_body)
+            return message
+
+        async def send_tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send_with_id(message)
+
+        try:
+            await self.app(scope, capped_receive, send_tracked)
+        except BodyTooLarge:
+            if started:
+                raise
+            await _too_large(send_with_id, self.max_body)
 
 
 def _query_value(scope: Scope, name: str) -> str | None:
-    from urllib.parse import parse_qs
-
-    values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get(name)
+    """The parameter's first value; `?api-version=` is the empty string, not absent."""
+    query = scope.get("query_string", b"").decode("latin-1")
+    values = parse_qs(query, keep_blank_values=True).get(name)
     return values[0] if values else None
+
+
+def _path_problem(scope: Scope) -> str | None:
+    """Why the path cannot name a resource, if it cannot. A `/` in a name (`%2F`) would be
+    decoded and routed to another resource; an empty segment (`//`, a trailing `/`) is a name
+    left out, which the router would answer with a redirect. (In Azure the Functions host hands
+    over the path decoded already, so there a `%2F` simply routes as a `/` would.)"""
+    raw = scope.get("raw_path") or b""
+    if b"%2f" in raw.lower():
+        return "a name cannot contain '/' (%2F in the path)"
+    path = str(scope.get("path", ""))
+    if "//" in path or (len(path) > 1 and path.endswith("/")):
+        return "the path has an empty segment: a name is missing (or there is a trailing '/')"
+    return None
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -5,19 +5,25 @@ plus our occurrence preview."""
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException
 
 from shared.api.errors import bad_request_from_validation
-from shared.api.middleware import MAX_BODY_BYTES
+from shared.api.middleware import MAX_BODY_BYTES, BodyTooLarge
 from shared.api.schemas import (
+    COLLECTION_PATCH_BODY,
+    COLLECTION_PUT_BODY,
     ERRORS,
+    JOB_PATCH_BODY,
+    JOB_PUT_BODY,
     CollectionListOut,
     CollectionOut,
     HistoryListOut,
@@ -27,10 +33,9 @@ from shared.api.schemas import (
 )
 from shared.errors import InvalidRequest
 from shared.model.job import HistoryStatus, JobState
-from shared.names import CollectionRef
+from shared.names import NAME, NAME_RULE, RESOURCE_GROUP, SUBSCRIPTION, CollectionRef
 from shared.runtime import Runtime
 from shared.store import Collection, HistoryRecord, StoredJob
-from shared.timefmt import to_iso
 
 MAX_PAGE = 100
 ARM_BASE = (
@@ -48,14 +53,31 @@ async def runtime_of(request: Request) -> Runtime:
     return await provider()
 
 
-def short_ref(jobCollectionName: str) -> CollectionRef:
+def _documented(pattern: re.Pattern[str], description: str) -> Any:
+    """A path segment whose rule the OpenAPI document states; it is enforced by shared.names
+    (a 400 that names the segment and the rule), not by FastAPI."""
+    return Path(description=description, json_schema_extra={"pattern": f"^{pattern.pattern}$"})
+
+
+SubscriptionId = Annotated[str, _documented(SUBSCRIPTION, "1-64 letters, digits and '-'")]
+ResourceGroupName = Annotated[
+    str,
+    _documented(
+        RESOURCE_GROUP, "1-90 letters, digits, '_', '-', '.', '(' and ')', not ending in '.'"
+    ),
+]
+CollectionName = Annotated[str, _documented(NAME, NAME_RULE)]
+JobName = Annotated[str, _documented(NAME, NAME_RULE)]
+
+
+def short_ref(jobCollectionName: CollectionName) -> CollectionRef:
     return CollectionRef.parse(jobCollectionName)
 
 
 def arm_ref(
-    subscriptionId: str,
-    resourceGroupName: str,
-    jobCollectionName: str,
+    subscriptionId: SubscriptionId,
+    resourceGroupName: ResourceGroupName,
+    jobCollectionName: CollectionName,
 ) -> CollectionRef:
     return CollectionRef.parse(jobCollectionName, subscriptionId, resourceGroupName)
 
@@ -83,6 +105,14 @@ def parse_filter(text: str | None, field: str, kind: type[JobState] | type[Histo
         raise InvalidRequest("$filter", f"{field} must be one of {allowed}") from None
 
 
+def api_time(instant: datetime) -> str:
+    """RFC 3339 in UTC, like `shared.timefmt.to_iso` (milliseconds when there are any) but with a
+    four-digit year for every year: `strftime("%Y")` writes year 999 as `999`, which is not a
+    date-time any client (nor our own response model) can read."""
+    utc = instant.astimezone(UTC).replace(tzinfo=None)
+    return utc.isoformat(timespec="milliseconds" if utc.microsecond else "seconds") + "Z"
+
+
 def collection_json(collection: Collection) -> dict[str, Any]:
     definition = collection.definition
     body: dict[str, Any] = {
@@ -101,7 +131,7 @@ def job_json(job: StoredJob) -> dict[str, Any]:
     props = job.properties
     properties: dict[str, Any] = {}
     if props.start_time is not None:
-        properties["startTime"] = to_iso(props.start_time)
+        properties["startTime"] = api_time(props.start_time)
     properties["action"] = props.action.public_json()
     if props.recurrence is not None:
         properties["recurrence"] = props.recurrence.to_json_dict()
@@ -131,18 +161,94 @@ def history_json(record: HistoryRecord) -> dict[str, Any]:
     }
 
 
-async def _json_body(request: Request, *, required: bool) -> Any:
+MAX_DEPTH = 64  # a job is about 8 levels deep; anything far deeper is not a definition
+_JSON_MEDIA = re.compile(r"^application/(?:[\w.+-]+\+)?json$")
+
+
+async def _json_body(request: Request, *, required: bool) -> dict[str, Any]:
+    """The body as a JSON object. Refused: non-JSON content types (415), more than 64 KiB
+    (413), bytes that are not UTF-8, text that is not JSON (`NaN`, `Infinity` included, and
+    numbers too large for a float, like `1e400`), duplicate keys, anything but an object at
+    the top, nesting deeper than MAX_DEPTH, and strings with lone surrogates (they cannot be
+    stored nor sent)."""
     raw = await request.body()
     if len(raw) > MAX_BODY_BYTES:
-        raise InvalidRequest("body", f"the body exceeds {MAX_BODY_BYTES} bytes")
+        raise BodyTooLarge(MAX_BODY_BYTES)
     if not raw.strip():
         if required:
             raise InvalidRequest("body", "a JSON body is required")
         return {}
+    media_type = request.headers.get("content-type", "application/json").split(";")[0]
+    if not _JSON_MEDIA.match(media_type.strip().lower()):
+        raise HTTPException(
+            415, f"the body must be application/json, not '{media_type.strip()[:60]}'"
+        )
     try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise InvalidRequest("body", f"not valid JSON ({error})") from error
+        value = json.loads(
+            raw.decode("utf-8-sig"),
+            parse_constant=_not_json,
+            parse_float=_finite,
+            object_pairs_hook=_unique_keys,
+        )
+    except UnicodeDecodeError as error:
+        raise InvalidRequest("body", f"not UTF-8 ({error.reason} at byte {error.start})") from None
+    except RecursionError:
+        raise InvalidRequest("body", f"nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError as error:  # json.JSONDecodeError, or the hooks' refusals
+        raise InvalidRequest("body", f"not valid JSON ({error})") from None
+    if not isinstance(value, dict):
+        raise InvalidRequest("body", f"must be a JSON object, not {_json_kind(value)}")
+    _check_tree(value)
+    return value
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"{text[:40]} is too large for a number")
+    return value
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, item in pairs:
+        if key in result:
+            raise ValueError(f"duplicate key {json.dumps(key)[:60]}")
+        result[key] = item
+    return result
+
+
+def _json_kind(value: object) -> str:
+    names = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+    return names.get(type(value), "a number")
+
+
+def _check_tree(value: object) -> None:
+    """Depth and text checks, without recursion (the path names a bad string's field)."""
+    stack: list[tuple[object, str, int]] = [(value, "", 1)]
+    while stack:
+        node, path, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise InvalidRequest("body", f"nested deeper than {MAX_DEPTH} levels")
+        if isinstance(node, dict):
+            for key, item in node.items():
+                _check_text(key, path)  # a bad key is not repeated: the target is its object
+                stack.append((item, f"{path}.{key}" if path else key, depth + 1))
+        elif isinstance(node, list):
+            stack.extend((item, f"{path}[{i}]", depth + 1) for i, item in enumerate(node))
+        elif isinstance(node, str):
+            _check_text(node, path)
+
+
+def _check_text(text: str, path: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidRequest(path or "body", "a lone surrogate is not text") from None
 
 
 def _next_link(request: Request, token: str | None) -> str | None:
@@ -168,7 +274,7 @@ def build_router() -> APIRouter:
         tags=["jobCollections"],
     )
     async def list_by_subscription(
-        subscriptionId: str,
+        subscriptionId: SubscriptionId,
         request: Request,
         rt: RuntimeDep,
         top: Top = MAX_PAGE,
@@ -189,8 +295,8 @@ def build_router() -> APIRouter:
         tags=["jobCollections"],
     )
     async def list_by_resource_group(
-        subscriptionId: str,
-        resourceGroupName: str,
+        subscriptionId: SubscriptionId,
+        resourceGroupName: ResourceGroupName,
         request: Request,
         rt: RuntimeDep,
         top: Top = MAX_PAGE,
@@ -250,6 +356,7 @@ def _add_collection_routes(
         responses={201: {"model": CollectionOut, "description": "Created"}},
         operation_id=f"JobCollections_CreateOrUpdate{suffix}",
         tags=tags,
+        openapi_extra=COLLECTION_PUT_BODY,
     )
     async def put_collection(request: Request, rt: RuntimeDep, ref: CollectionRef = Ref) -> Any:
         body = await _json_body(request, required=False)
@@ -265,6 +372,7 @@ def _add_collection_routes(
         response_model_exclude_none=True,
         operation_id=f"JobCollections_Patch{suffix}",
         tags=tags,
+        openapi_extra=COLLECTION_PATCH_BODY,
     )
     async def patch_collection(request: Request, rt: RuntimeDep, ref: CollectionRef = Ref) -> Any:
         body = await _json_body(request, required=True)
@@ -283,17 +391,32 @@ def _add_collection_routes(
     async def get_collection(rt: RuntimeDep, ref: CollectionRef = Ref) -> Any:
         return collection_json(await rt.jobs.get_collection(ref))
 
-    @router.delete(collection, operation_id=f"JobCollections_Delete{suffix}", tags=tags)
+    @router.delete(
+        collection,
+        response_class=Response,
+        operation_id=f"JobCollections_Delete{suffix}",
+        tags=tags,
+    )
     async def delete_collection(rt: RuntimeDep, ref: CollectionRef = Ref) -> Response:
         await rt.jobs.delete_collection(ref)
         return Response(status_code=200)
 
-    @router.post(f"{collection}/enable", operation_id=f"JobCollections_Enable{suffix}", tags=tags)
+    @router.post(
+        f"{collection}/enable",
+        response_class=Response,
+        operation_id=f"JobCollections_Enable{suffix}",
+        tags=tags,
+    )
     async def enable(rt: RuntimeDep, ref: CollectionRef = Ref) -> Response:
         await rt.jobs.set_all_jobs_state(ref, JobState.ENABLED)
         return Response(status_code=200)
 
-    @router.post(f"{collection}/disable", operation_id=f"JobCollections_Disable{suffix}", tags=tags)
+    @router.post(
+        f"{collection}/disable",
+        response_class=Response,
+        operation_id=f"JobCollections_Disable{suffix}",
+        tags=tags,
+    )
     async def disable(rt: RuntimeDep, ref: CollectionRef = Ref) -> Response:
         await rt.jobs.set_all_jobs_state(ref, JobState.DISABLED)
         return Response(status_code=200)
@@ -325,9 +448,10 @@ def _add_collection_routes(
         responses={201: {"model": JobOut, "description": "Created"}},
         operation_id=f"Jobs_CreateOrUpdate{suffix}",
         tags=tags,
+        openapi_extra=JOB_PUT_BODY,
     )
     async def put_job(
-        jobName: str,
+        jobName: JobName,
         request: Request,
         rt: RuntimeDep,
         ref: CollectionRef = Ref,
@@ -345,9 +469,10 @@ def _add_collection_routes(
         response_model_exclude_none=True,
         operation_id=f"Jobs_Patch{suffix}",
         tags=tags,
+        openapi_extra=JOB_PATCH_BODY,
     )
     async def patch_job(
-        jobName: str,
+        jobName: JobName,
         request: Request,
         rt: RuntimeDep,
         ref: CollectionRef = Ref,
@@ -365,20 +490,20 @@ def _add_collection_routes(
         operation_id=f"Jobs_Get{suffix}",
         tags=tags,
     )
-    async def get_job(jobName: str, rt: RuntimeDep, ref: CollectionRef = Ref) -> Any:
+    async def get_job(jobName: JobName, rt: RuntimeDep, ref: CollectionRef = Ref) -> Any:
         return job_json(await rt.jobs.get_job(ref, jobName))
 
-    @router.delete(job, operation_id=f"Jobs_Delete{suffix}", tags=tags)
+    @router.delete(job, response_class=Response, operation_id=f"Jobs_Delete{suffix}", tags=tags)
     async def delete_job(
-        jobName: str,
+        jobName: JobName,
         rt: RuntimeDep,
         ref: CollectionRef = Ref,
     ) -> Response:
         await rt.jobs.delete_job(ref, jobName)
         return Response(status_code=200)
 
-    @router.post(f"{job}/run", operation_id=f"Jobs_Run{suffix}", tags=tags)
-    async def run_job(jobName: str, rt: RuntimeDep, ref: CollectionRef = Ref) -> Response:
+    @router.post(f"{job}/run", response_class=Response, operation_id=f"Jobs_Run{suffix}", tags=tags)
+    async def run_job(jobName: JobName, rt: RuntimeDep, ref: CollectionRef = Ref) -> Response:
         await rt.jobs.run_now(ref, jobName)
         return Response(status_code=200)
 
@@ -390,7 +515,7 @@ def _add_collection_routes(
         tags=tags,
     )
     async def history(
-        jobName: str,
+        jobName: JobName,
         request: Request,
         rt: RuntimeDep,
         ref: CollectionRef = Ref,
@@ -410,7 +535,7 @@ def _add_collection_routes(
         tags=tags,
     )
     async def occurrences(
-        jobName: str,
+        jobName: JobName,
         rt: RuntimeDep,
         ref: CollectionRef = Ref,
         count: Annotated[int, Query(ge=1, le=1000)] = 10,
@@ -419,4 +544,4 @@ def _add_collection_routes(
         if after is not None and after.tzinfo is None:
             after = after.replace(tzinfo=UTC)
         times = await rt.jobs.preview(ref, jobName, count, after)
-        return {"value": [to_iso(t) for t in times]}
+        return {"value": [api_time(t) for t in times]}

@@ -1,5 +1,7 @@
 """Response shapes of the API (what the OpenAPI document promises and responses are checked
-against). Request bodies are validated by the domain models in shared/model."""
+against), and the request bodies' schemas for the document. Request bodies are validated by the
+domain models in shared/model (the routes read the raw body), so their schemas are only
+described here, inlined into each operation."""
 
 from __future__ import annotations
 
@@ -8,9 +10,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.model.collection import CollectionProperties
+from shared.model.collection import CollectionDefinition, CollectionProperties
 from shared.model.common import ApiModel
-from shared.model.job import JobHistoryProperties, JobState, JobStatus
+from shared.model.job import JobEnvelope, JobHistoryProperties, JobState, JobStatus
 
 
 class ErrorDetail(BaseModel):
@@ -93,4 +95,98 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "Bad request: `error.target` names the field"},
     404: {"model": ErrorResponse, "description": "The collection or job does not exist"},
     409: {"model": ErrorResponse, "description": "A limit, a final state or a concurrent change"},
+    # ARM's convention (`default: CloudError`); it also keeps FastAPI from documenting a 422 that
+    # this API never sends (request validation errors are 400s).
+    "default": {
+        "model": ErrorResponse,
+        "description": "Any other error (405, 413 body too large, ...), in the same shape",
+    },
 }
+
+
+def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON schema with every `$ref` replaced by its definition.
+
+    A request model is not in the document's components (FastAPI only puts the models it
+    validates there), and pydantic's `#/$defs/...` references would resolve against the document
+    root, so the definitions are inlined (the models are not recursive). Discriminator mappings
+    point into `$defs` too and are dropped: the `oneOf` says the same.
+    """
+    schema = model.model_json_schema(by_alias=True)
+    definitions: dict[str, Any] = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                target = definitions[node["$ref"].removeprefix("#/$defs/")]
+                rest = {k: resolve(v) for k, v in node.items() if k != "$ref"}
+                return {**resolve(target), **rest}
+            return {k: resolve(v) for k, v in node.items() if k != "discriminator"}
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved
+
+
+def json_body(
+    schema: dict[str, Any], description: str, *, required: bool, example: Any = None
+) -> dict[str, Any]:
+    """An operation's `requestBody`, for `openapi_extra`."""
+    media: dict[str, Any] = {"schema": schema}
+    if example is not None:
+        media["example"] = example
+    return {
+        "requestBody": {
+            "required": required,
+            "description": description,
+            "content": {"application/json": media},
+        }
+    }
+
+
+JOB_EXAMPLE = {
+    "properties": {
+        "startTime": "2030-01-01T00:00:00Z",
+        "action": {
+            "type": "Http",
+            "request": {"uri": "https://example.com/hook", "method": "POST", "body": "ping"},
+            "retryPolicy": {"retryType": "Fixed", "retryInterval": "PT30S", "retryCount": 4},
+        },
+        "recurrence": {"frequency": "Hour", "interval": 1},
+        "state": "Enabled",
+    }
+}
+COLLECTION_EXAMPLE = {
+    "location": "westeurope",
+    "properties": {"sku": {"name": "Standard"}, "state": "Enabled"},
+}
+
+
+MERGE_PATCH = {"type": "object", "description": "A JSON merge patch (RFC 7396)"}
+JOB_PUT_BODY = json_body(
+    inline_schema(JobEnvelope),
+    "The job definition. A bare properties object (without the `properties` envelope, as in "
+    "Azure Scheduler's classic examples) is accepted too. At most 16 KiB.",
+    required=True,
+    example=JOB_EXAMPLE,
+)
+JOB_PATCH_BODY = json_body(
+    MERGE_PATCH,
+    'A JSON merge patch of the job definition (`{"properties": {...}}` or the bare properties)',
+    required=True,
+    example={"properties": {"state": "Disabled"}},
+)
+COLLECTION_PUT_BODY = json_body(
+    inline_schema(CollectionDefinition),
+    "The job collection definition; an empty body creates an Enabled collection",
+    required=False,
+    example=COLLECTION_EXAMPLE,
+)
+COLLECTION_PATCH_BODY = json_body(
+    MERGE_PATCH,
+    "A JSON merge patch of the job collection definition",
+    required=True,
+    example={"tags": {"team": "ops"}},
+)
