@@ -38,7 +38,7 @@ from __future__ import annotations
 import calendar
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import MAXYEAR, MINYEAR, UTC, date, datetime, time, timedelta, tzinfo
 from math import gcd
 from zoneinfo import ZoneInfo
 
@@ -78,6 +78,19 @@ class Timeline:
 
     def first(self, created_at: datetime) -> datetime | None:
         """The job's first occurrence when it is created (or re-created/updated) at created_at."""
+        try:
+            return self._first(created_at)
+        except OverflowError:
+            return None  # the calendar ends (year 1 or 9999) before the schedule does
+
+    def next_after(self, previous: datetime) -> datetime | None:
+        """The first occurrence later than `previous`; honours endTime, NOT count (caller's job)."""
+        try:
+            return self._next_after(previous)
+        except OverflowError:
+            return None
+
+    def _first(self, created_at: datetime) -> datetime | None:
         created = _utc(created_at)
         start = self._start
         recurrence = self._recurrence
@@ -91,8 +104,7 @@ class Timeline:
             return self._until_end(start)
         return self._until_end(self._after(start, max(created, start) - _SECOND))
 
-    def next_after(self, previous: datetime) -> datetime | None:
-        """The first occurrence later than `previous`; honours endTime, NOT count (caller's job)."""
+    def _next_after(self, previous: datetime) -> datetime | None:
         if self._recurrence is None:
             return None
         after = _utc(previous)
@@ -230,6 +242,8 @@ class _Calendar:
         if self._frequency is Frequency.WEEK:
             return self._origin + timedelta(weeks=index)
         year, month = divmod(self._origin.month - 1 + index, 12)
+        if not MINYEAR <= self._origin.year + year <= MAXYEAR:
+            raise OverflowError("past the end of the calendar")
         return self._origin.replace(year=self._origin.year + year, month=month + 1)
 
     def _walls_in(self, start: datetime, since: datetime) -> Iterator[datetime]:

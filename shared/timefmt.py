@@ -6,11 +6,12 @@ from datetime import UTC, datetime
 
 
 def to_iso(instant: datetime) -> str:
-    """`2026-11-21T10:53:26Z` (or `.123Z` when it has milliseconds)."""
+    """`2026-11-21T10:53:26Z` (or `.123Z` when it has milliseconds); always a 4-digit year."""
     instant = instant.astimezone(UTC)
+    text = f"{instant.year:04d}-{instant:%m-%dT%H:%M:%S}"
     if instant.microsecond:
-        return instant.strftime("%Y-%m-%dT%H:%M:%S.") + f"{instant.microsecond // 1000:03d}Z"
-    return instant.strftime("%Y-%m-%dT%H:%M:%SZ")
+        text += f".{instant.microsecond // 1000:03d}"
+    return text + "Z"
 
 
 def from_iso(text: str) -> datetime:
@@ -19,7 +20,8 @@ def from_iso(text: str) -> datetime:
 
 def compact(instant: datetime) -> str:
     """A sortable key fragment: `20261121T105326Z` (second precision)."""
-    return instant.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    instant = instant.astimezone(UTC)
+    return f"{instant.year:04d}{instant:%m%dT%H%M%S}Z"
 
 
 def epoch_ms(instant: datetime) -> int:

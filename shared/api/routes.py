@@ -36,6 +36,7 @@ from shared.model.job import HistoryStatus, JobState
 from shared.names import NAME, NAME_RULE, RESOURCE_GROUP, SUBSCRIPTION, CollectionRef
 from shared.runtime import Runtime
 from shared.store import Collection, HistoryRecord, StoredJob
+from shared.timefmt import to_iso
 
 MAX_PAGE = 100
 ARM_BASE = (
@@ -105,14 +106,6 @@ def parse_filter(text: str | None, field: str, kind: type[JobState] | type[Histo
         raise InvalidRequest("$filter", f"{field} must be one of {allowed}") from None
 
 
-def api_time(instant: datetime) -> str:
-    """RFC 3339 in UTC, like `shared.timefmt.to_iso` (milliseconds when there are any) but with a
-    four-digit year for every year: `strftime("%Y")` writes year 999 as `999`, which is not a
-    date-time any client (nor our own response model) can read."""
-    utc = instant.astimezone(UTC).replace(tzinfo=None)
-    return utc.isoformat(timespec="milliseconds" if utc.microsecond else "seconds") + "Z"
-
-
 def collection_json(collection: Collection) -> dict[str, Any]:
     definition = collection.definition
     body: dict[str, Any] = {
@@ -131,7 +124,7 @@ def job_json(job: StoredJob) -> dict[str, Any]:
     props = job.properties
     properties: dict[str, Any] = {}
     if props.start_time is not None:
-        properties["startTime"] = api_time(props.start_time)
+        properties["startTime"] = to_iso(props.start_time)
     properties["action"] = props.action.public_json()
     if props.recurrence is not None:
         properties["recurrence"] = props.recurrence.to_json_dict()
@@ -544,4 +537,4 @@ def _add_collection_routes(
         if after is not None and after.tzinfo is None:
             after = after.replace(tzinfo=UTC)
         times = await rt.jobs.preview(ref, jobName, count, after)
-        return {"value": [api_time(t) for t in times]}
+        return {"value": [to_iso(t) for t in times]}

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Strict
 from pydantic.alias_generators import to_camel
 
 
@@ -42,3 +43,15 @@ class ApiModel(BaseModel):
     def to_json_dict(self) -> dict[str, Any]:
         """The model as the API returns it: camelCase keys, enum values, no nulls."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def _iso_text(value: object) -> object:
+    """A date-time is an ISO-8601 string: pydantic would read a number as a Unix time."""
+    if isinstance(value, int | float):
+        raise ValueError("must be an ISO-8601 date-time string, not a number")
+    return value
+
+
+# JSON numbers only: pydantic's lax mode would read `true` as 1 and "5" as 5.
+Integer = Annotated[int, Strict()]
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_text)]

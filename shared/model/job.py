@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from shared.model.actions import DEFAULT_LIMITS, NO_LIMITS, JobAction, RequestLimits
-from shared.model.common import ApiModel, CaseInsensitiveEnum
+from shared.model.common import ApiModel, CaseInsensitiveEnum, IsoDateTime
 from shared.model.recurrence import Recurrence
 
 
@@ -37,7 +37,7 @@ class JobStatus(ApiModel):
 class JobProperties(ApiModel):
     """What a user may write: startTime, action, recurrence, state (`status` is ignored)."""
 
-    start_time: datetime | None = None
+    start_time: IsoDateTime | None = None
     action: JobAction
     recurrence: Recurrence | None = None
     state: JobState = JobState.ENABLED

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import croniter
 from pydantic import AliasChoices, Field, ValidationInfo, field_validator, model_validator
 
-from shared.model.common import ApiModel, CaseInsensitiveEnum
+from shared.model.common import ApiModel, CaseInsensitiveEnum, Integer, IsoDateTime
 
 
 class Frequency(CaseInsensitiveEnum):
@@ -60,7 +60,7 @@ class MonthlyOccurrence(ApiModel):
 
     day: DayOfWeek
     # The swagger spells it `Occurrence`, the docs and wire examples `occurrence`: accept both.
-    occurrence: int | None = Field(
+    occurrence: Integer | None = Field(
         default=None, validation_alias=AliasChoices("occurrence", "Occurrence")
     )
 
@@ -80,10 +80,10 @@ class RecurrenceSchedule(ApiModel):
     An empty list is read as "not given" (some clients serialize unset lists as `[]`).
     """
 
-    minutes: list[int] | None = None
-    hours: list[int] | None = None
+    minutes: list[Integer] | None = None
+    hours: list[Integer] | None = None
     week_days: list[DayOfWeek] | None = None
-    month_days: list[int] | None = None
+    month_days: list[Integer] | None = None
     monthly_occurrences: list[MonthlyOccurrence] | None = None
 
     @field_validator("minutes", "hours", mode="before")
@@ -161,9 +161,9 @@ class Recurrence(ApiModel):
     """
 
     frequency: Frequency | None = None
-    interval: int | None = Field(default=None, validate_default=True)
-    count: int | None = Field(default=None, ge=1)
-    end_time: datetime | None = None
+    interval: Integer | None = Field(default=None, validate_default=True)
+    count: Integer | None = Field(default=None, ge=1)
+    end_time: IsoDateTime | None = None
     schedule: RecurrenceSchedule | None = None
     time_zone: str | None = None
     cron: str | None = Field(default=None, validate_default=True)
