@@ -9,10 +9,10 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.api.app import create_api
 from shared.clock import FixedClock
 from shared.runtime import Runtime
 from shared.timefmt import to_iso
+from tests.support.engine import api_client
 
 pytestmark = pytest.mark.integration
 
@@ -27,11 +27,7 @@ async def runtime(runtimes) -> Runtime:
 
 @pytest.fixture
 async def api(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
-    async def provide() -> Runtime:
-        return runtime
-
-    transport = httpx.ASGITransport(app=create_api(provide))
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    async with api_client(runtime) as client:
         assert (await client.put(BASE, json={"properties": {"state": "Enabled"}})).status_code in (
             200,
             201,

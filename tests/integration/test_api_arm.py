@@ -9,10 +9,10 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.api.app import create_api
 from shared.clock import FixedClock
 from shared.names import CollectionRef
 from shared.runtime import Runtime
+from tests.support.engine import api_client
 
 pytestmark = pytest.mark.integration
 
@@ -30,11 +30,7 @@ async def runtime(runtimes) -> Runtime:
 
 @pytest.fixture
 async def api(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
-    async def provide() -> Runtime:
-        return runtime
-
-    transport = httpx.ASGITransport(app=create_api(provide))
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    async with api_client(runtime) as client:
         yield client
 
 
@@ -258,11 +254,7 @@ async def test_request_limits_come_from_settings(runtimes):
         clock=FixedClock(NOW), request_limits=RequestLimits(uri_length=40, body_length=10)
     )
 
-    async def provide() -> Runtime:
-        return runtime
-
-    transport = httpx.ASGITransport(app=create_api(provide))
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as api:
+    async with api_client(runtime) as api:
         await api.put(COLL, json={})
         body = job()
         body["properties"]["action"]["request"]["body"] = "12345678901"

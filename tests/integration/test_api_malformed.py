@@ -37,10 +37,10 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.api.app import create_api
 from shared.clock import FixedClock
 from shared.names import DEFAULT_RESOURCE_GROUP, DEFAULT_SUBSCRIPTION
 from shared.runtime import Runtime
+from tests.support.engine import api_client
 
 pytestmark = pytest.mark.integration
 
@@ -81,11 +81,7 @@ async def runtime(runtimes) -> Runtime:
 
 @pytest.fixture
 async def api(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
-    async def provide() -> Runtime:
-        return runtime
-
-    transport = httpx.ASGITransport(app=create_api(provide))
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    async with api_client(runtime) as client:
         assert (await client.put(BASE, json={"properties": {}})).status_code == 201
         assert (await client.put(JOB, json=job_body())).status_code == 201
         yield client
@@ -764,9 +760,7 @@ async def test_a_start_time_before_year_1000_is_answered_in_rfc_3339(api):
         ),
     ],
 )
-async def test_a_start_time_at_the_edge_of_the_calendar_is_not_a_500(
-    api, runtime, properties
-):
+async def test_a_start_time_at_the_edge_of_the_calendar_is_not_a_500(api, runtime, properties):
     body = job_body(**properties)
     response = await api.put(NEW_JOB, json=body)
     assert response.status_code < 500, response.text

@@ -7,6 +7,9 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
+import httpx
+
+from shared.api.app import create_api
 from shared.clock import Clock
 from shared.run_queue import ExecutionMessage
 from shared.runtime import Runtime
@@ -66,3 +69,13 @@ async def work_queue(
 
 
 SECOND = timedelta(seconds=1)
+
+
+def api_client(runtime: Runtime) -> httpx.AsyncClient:
+    """An HTTP client for the API app bound to `runtime`, in-process (ASGI)."""
+
+    async def provide() -> Runtime:
+        return runtime
+
+    transport = httpx.ASGITransport(app=create_api(provide))
+    return httpx.AsyncClient(transport=transport, base_url="http://test")
