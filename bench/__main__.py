@@ -1,0 +1,134 @@
+"""`python -m bench` (`make bench`): start a private in-memory Azurite, run (a), (b) and (c),
+print the report and write it to bench/results/latest.json. Azurite is stopped by its pid at
+the end, on error and on SIGTERM/Ctrl-C alike.
+
+`--parts ab` runs a subset; `--cprofile` adds a cProfile of one dispatch pass to the report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from bench import lateness, queue_rate, timer_pass
+from bench.report import render
+from bench.util import CpuMeter, median
+from devhost.azurite import PROJECT_ROOT, Azurite, start_azurite
+from shared.dispatcher import _CONCURRENCY
+
+RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
+
+
+async def run(azurite: Azurite, parts: str, cprofile: bool) -> dict[str, Any]:
+    """(c) runs first, on a fresh Azurite: once queue messages are deleted (the executor deletes
+    each one it runs), Azurite's queue GC removes their extents one by one a minute later,
+    re-sorting an index of ALL extents each time; with the ~13,000 messages (a) and (b) leave
+    behind, that stalls Azurite for seconds and would show up as lateness."""
+    connection = azurite.connection_string
+    meter = CpuMeter(azurite.process.pid)
+    results: dict[str, Any] = {}
+    if "c" in parts:
+        print(
+            f"(c)     1,000 jobs through the app in devhost (about {lateness.LEAD_SECONDS + 70} s)"
+            " ...",
+            flush=True,
+        )
+        results["lateness"] = await lateness.measure_lateness(connection, meter)
+    if "a" in parts or "b" in parts:
+        print("(a)(i)  timing passes over 1,000 due jobs in empty tables ...", flush=True)
+        alone = await timer_pass.passes_alone(connection, meter)
+        results["pass_alone"] = [_sample(s) for s in alone]
+        results["pass_alone_median_s"] = median([s.cpu.wall for s in alone])
+    if "b" in parts:
+        print("(b)     plain queue sends ...", flush=True)
+        many = [await queue_rate.plain_sends(connection, _CONCURRENCY, meter) for _ in range(3)]
+        one = [await queue_rate.plain_sends(connection, 1, meter) for _ in range(3)]
+        results["plain_sends"] = {"in_flight_32": many, "in_flight_1": one}
+        results["dispatch_rate"] = timer_pass.DUE_JOBS / results["pass_alone_median_s"]
+        results["plain_rate"] = queue_rate.MESSAGES / median([s.wall for s in many])
+        results["plain_rate_1"] = queue_rate.MESSAGES / median([s.wall for s in one])
+        results["plain_python_cpu_ms"] = (
+            1000 * median([s.python_cpu for s in many]) / queue_rate.MESSAGES
+        )
+        results["dispatch_plain_ratio"] = results["dispatch_rate"] / results["plain_rate"]
+        print("(b)     one extra pass at concurrency 1, to see where it goes ...", flush=True)
+        results["pass_profile"] = await timer_pass.profile_pass(connection, meter, cprofile)
+    if "a" in parts:
+        print("(a)(ii) seeding 100,000 jobs, then timing passes beside them ...", flush=True)
+        crowded, seed = await timer_pass.passes_beside_others(connection, meter)
+        results["seed"] = vars(seed)
+        results["pass_crowded"] = [_sample(s) for s in crowded]
+        results["pass_crowded_median_s"] = median([s.cpu.wall for s in crowded])
+        results["crowded_ratio"] = results["pass_crowded_median_s"] / results["pass_alone_median_s"]
+    return results
+
+
+def _sample(sample: timer_pass.PassSample) -> dict[str, Any]:
+    return {
+        "wall_s": sample.cpu.wall,
+        "python_cpu_s": sample.cpu.python_cpu,
+        "azurite_cpu_s": sample.cpu.azurite_cpu,
+        "other_cpu_s": sample.cpu.other_cpu,
+        "report": vars(sample.report),
+    }
+
+
+def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)  # unwinds through the finally that stops Azurite
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--parts", default="abc", help="which of a, b, c to run (default abc)")
+    parser.add_argument("--cprofile", action="store_true", help="cProfile one dispatch pass")
+    args = parser.parse_args()
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    for handler in logging.root.handlers:
+        handler.setLevel(logging.WARNING)  # (c) raises two app loggers to INFO for its own use
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+
+    started = time.perf_counter()
+    azurite = start_azurite()
+    print(f"Azurite (in memory) pid {azurite.process.pid}, ports {azurite.ports}", flush=True)
+    try:
+        results = asyncio.run(run(azurite, args.parts, args.cprofile))
+    finally:
+        azurite.stop()
+    results["total_s"] = time.perf_counter() - started
+    results["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    results["cores"] = os.cpu_count()
+    results["azurite_version"] = _azurite_version()
+    report = render(results)
+    print(report)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2, default=_plain) + "\n", encoding="utf-8")
+    print(f"Written to {RESULTS.relative_to(PROJECT_ROOT)}")
+    return 0
+
+
+def _plain(value: object) -> object:
+    """JSON for the dataclasses in the results (CPU samples)."""
+    return vars(value) if hasattr(value, "__dict__") else str(value)
+
+
+def _azurite_version() -> str:
+    package = PROJECT_ROOT / "node_modules" / "azurite" / "package.json"
+    try:
+        return str(json.loads(package.read_text(encoding="utf-8"))["version"])
+    except (OSError, ValueError, KeyError):
+        return "?"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,192 @@
+"""The printed report: each figure beside its target and PASS/FAIL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+PASS_RATIO_MAX = 1.2
+DISPATCH_RATIO_MIN = 0.5
+P50_MAX_MS = 200.0
+P99_MAX_MS = 1000.0
+OCCURRENCES = 1000  # due jobs per pass in (a), jobs in (c)
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def _runs(samples: list[dict[str, Any]]) -> str:
+    return ", ".join(f"{s['wall_s']:.3f}" for s in samples)
+
+
+def _cpu(samples: list[dict[str, Any]]) -> str:
+    def mean(key: str) -> float:
+        return float(sum(s[key] for s in samples)) / len(samples)
+
+    return (
+        f"mean CPU per pass: Python {mean('python_cpu_s'):.2f} s, Azurite "
+        f"{mean('azurite_cpu_s'):.2f} s, other processes {mean('other_cpu_s'):.2f} s"
+    )
+
+
+def render(results: dict[str, Any]) -> str:
+    lines = [
+        "",
+        "=" * 78,
+        f"Scheduler benchmark - Azurite {results['azurite_version']} in memory, "
+        f"{results['cores']} cores, {results['finished_at']}",
+        "=" * 78,
+    ]
+    if "pass_alone" in results:
+        lines += _timer_pass(results)
+    if "plain_rate" in results:
+        lines += _dispatch_rate(results)
+    if "lateness" in results:
+        lines += _lateness(results["lateness"])
+    lines += ["", f"Total run time: {results['total_s']:.0f} s ({results['total_s'] / 60:.1f} min)"]
+    return "\n".join(lines)
+
+
+def _timer_pass(r: dict[str, Any]) -> list[str]:
+    lines = [
+        "",
+        "(a) Timer pass cost: ONE dispatch_due() pass dispatching 1,000 due one-time jobs",
+        "    (median of 3; fresh due jobs each time)",
+        f"    (i)  no other jobs stored:       {r['pass_alone_median_s']:7.3f} s"
+        f"   runs: {_runs(r['pass_alone'])}",
+        f"         {_cpu(r['pass_alone'])}",
+    ]
+    if "pass_crowded" in r:
+        seed = r["seed"]
+        ratio = r["crowded_ratio"]
+        lines += [
+            f"    (ii) 100,000 other jobs stored:  {r['pass_crowded_median_s']:7.3f} s"
+            f"   runs: {_runs(r['pass_crowded'])}",
+            f"         {_cpu(r['pass_crowded'])}",
+            f"         seeding (not measured): {seed['jobs']:,} jobs + their due rows in "
+            f"{seed['transactions']:,} batch transactions, {seed['seconds']:.1f} s",
+            f"    ratio (ii)/(i):                  {ratio:7.2f}     target <= {PASS_RATIO_MAX}"
+            f"   {verdict(ratio <= PASS_RATIO_MAX)}",
+        ]
+    return lines
+
+
+def _dispatch_rate(r: dict[str, Any]) -> list[str]:
+    ratio = r["dispatch_plain_ratio"]
+    alone = r["pass_alone"]
+    dispatch_cpu = 1000 * sum(s["python_cpu_s"] for s in alone) / len(alone) / OCCURRENCES
+    lines = [
+        "",
+        "(b) Dispatch rate vs plain queue sends on the same Azurite (32 in flight each)",
+        f"    dispatched occurrences/s, (a)(i):   {r['dispatch_rate']:7.0f} /s"
+        f"   Python CPU {dispatch_cpu:.2f} ms per occurrence",
+        f"    plain sends/s, 32 in flight:        {r['plain_rate']:7.0f} /s"
+        f"   Python CPU {r['plain_python_cpu_ms']:.2f} ms per message"
+        " (1,000 msgs, one QueueClient, median of 3)",
+        f"    plain sends/s, 1 in flight:         {r['plain_rate_1']:7.0f} /s   (context)",
+        f"    ratio dispatch/plain:               {ratio:7.2f}     target >= "
+        f"{DISPATCH_RATIO_MIN}   {verdict(ratio >= DISPATCH_RATIO_MIN)}",
+    ]
+    return lines + _where_it_goes(r["pass_profile"])
+
+
+def _where_it_goes(p: dict[str, Any]) -> list[str]:
+    lines = [
+        "",
+        "    Where a pass goes: one extra pass over 1,000 due jobs with the dispatcher's",
+        f"    concurrency set to 1 (wall {p['wall_s']:.2f} s, Python CPU {p['python_cpu_s']:.2f} s,"
+        f" Azurite CPU {p['azurite_cpu_s']:.2f} s), by store/queue call:",
+        "      call                         calls   wall s   CPU ms per occurrence: Python"
+        "   Azurite",
+    ]
+    python_total = 0.0
+    for step in sorted(p["steps"], key=lambda s: -s["wall_s"]):
+        python_total += step["python_cpu_ms_per_occurrence"]
+        lines.append(
+            f"      {step['step']:<28}{step['calls']:6d}  {step['wall_s']:7.2f}"
+            f"  {step['python_cpu_ms_per_occurrence']:29.2f}"
+            f"  {step['azurite_cpu_ms_per_occurrence']:9.2f}"
+        )
+    rest = 1000 * p["python_cpu_s"] / OCCURRENCES - python_total
+    lines.append(f"      {'(the dispatcher itself)':<28}{'':6}  {'':7}  {rest:29.2f}")
+    lines.append("      HTTP requests, counted on the wire:   count   per occurrence")
+    lines += [
+        f"      {q['kind']:<38}{q['count']:6d}  {q['per_occurrence']:8.3f}" for q in p["requests"]
+    ]
+    if "cprofile_top" in p:
+        lines += ["    cProfile of that pass (cumulative):", p["cprofile_top"]]
+    return lines
+
+
+def _second(s: dict[str, Any]) -> str:
+    load = s["load"]
+    text = (
+        f"        {s['expected'][11:19]}: {s['jobs']} jobs, p50 {s['p50_ms']:.0f} ms, "
+        f"max {s['max_ms']:.0f} ms (started p50 {s['started_p50_ms']:.0f} ms)"
+    )
+    if load:
+        text += (
+            f"; app loop lag {load['loop_lag_ms']:.0f} ms; cores busy: Python "
+            f"{load['python_cpu']:.0%}, Azurite {load['azurite_cpu']:.0%}, "
+            f"others {load['other_cpu']:.0%}"
+        )
+    return text
+
+
+def _short(summary: str) -> str:
+    """ "584 due rows, 584 dispatched" plus any other count that is not zero."""
+    parts = summary.removeprefix("Dispatch pass: ").split(", ")
+    return ", ".join(parts[:2] + [p for p in parts[2:] if not p.startswith("0 ")])
+
+
+def _lateness(c: dict[str, Any]) -> list[str]:
+    cpu = c["waiting_cpu"]
+    exactly_once = c["duplicates"] == 0 and not c["missing"] and c["distinct"] == OCCURRENCES
+    lines = [
+        "",
+        "(c) Lateness through the real app (function_app.py in devhost, host.json polling)",
+        f'    dispatch timer: DISPATCH_SCHEDULE = "{c["schedule"]}"; jobs created via '
+        f"{c['created_via']} in {c['creation_s']:.1f} s",
+        f"    starts spread over 60 s from {c['window_start']} ({c['lead_s']:.0f} s after "
+        f"creation began); within the API's lookahead at creation: "
+        f"{c['within_lookahead_at_creation']}",
+    ]
+    for timer in c["timer_passes"]:
+        lines.append(
+            f"      timer pass {timer['at']} took {timer['duration_ms']:5.0f} ms: "
+            f"{_short(timer['summary'])}"
+        )
+    if c["p50_ms"] is None:
+        lines.append("    no request reached the sink")
+    else:
+        lines += [
+            f"    lateness = sink arrival - x-ms-scheduler-expected-execution-time, "
+            f"{c['distinct']} occurrences:",
+            f"      p50 {c['p50_ms']:8.0f} ms     target <= {P50_MAX_MS:.0f} ms   "
+            f"{verdict(c['p50_ms'] <= P50_MAX_MS)}",
+            f"      p99 {c['p99_ms']:8.0f} ms     target <= {P99_MAX_MS:.0f} ms  "
+            f"{verdict(c['p99_ms'] <= P99_MAX_MS)}",
+            f"      max {c['max_ms']:8.0f} ms     "
+            f"(p90 {c['p90_ms']:.0f} ms, min {c['min_ms']:.0f} ms)",
+            f"      early (negative lateness): {c['early']}",
+            f"      of which the executor started the attempt (claim, then HTTP call) late by: "
+            f"p50 {c['started_p50_ms']:.0f} ms, p99 {c['started_p99_ms']:.0f} ms",
+            "      the 3 latest seconds, with the worst load from 1 s before them until their last"
+            " job arrived:",
+            *(_second(s) for s in sorted(c["by_second"], key=lambda s: -s["max_ms"])[:3]),
+            f"      CPU while the jobs fired: Python (app + sink) {cpu['python_cpu']:.1f} s, "
+            f"Azurite {cpu['azurite_cpu']:.1f} s, other processes {cpu['other_cpu']:.1f} s "
+            f"in {cpu['wall']:.0f} s",
+        ]
+    missing = c["missing"]
+    shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
+    lines += [
+        f"    requests {c['requests']}, distinct occurrences {c['distinct']}, duplicates "
+        f"{c['duplicates']}, missing {len(missing)}{': ' + shown if missing else ''}",
+        f"    each job fired exactly once:     {verdict(exactly_once)}",
+        f"    stored afterwards: job states {c['stored']['job_states']}, runs still in flight "
+        f"{len(c['stored']['runs_left'])}",
+    ]
+    if not c["completed"]:
+        lines.append("    (gave up at the deadline before every job had fired)")
+    return lines
