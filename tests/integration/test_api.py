@@ -237,6 +237,12 @@ async def test_run_now_history_and_delete(api, runtime, target):
     assert props["status"] == "Completed" and props["actionName"] == "MainAction"
     assert props["retryCount"] == 0 and "200" in props["message"]
     assert props["onDemand"] is True
+    failed = await api.get(f"{BASE}/jobs/adhoc/history", params={"$filter": "status eq 'Failed'"})
+    assert failed.json()["value"] == []
+    completed = await api.get(
+        f"{BASE}/jobs/adhoc/history", params={"$filter": "status eq completed"}
+    )
+    assert len(completed.json()["value"]) == 1
     job = (await api.get(f"{BASE}/jobs/adhoc")).json()
     assert job["properties"]["status"]["executionCount"] == 1
     assert (await api.delete(f"{BASE}/jobs/adhoc")).status_code == 200

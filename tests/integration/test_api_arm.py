@@ -284,3 +284,20 @@ async def test_patch_collection_merges_state_sku_and_quota(api):
     bad = await api.patch(COLL, json={"properties": {"sku": {"name": "Gold"}}})
     assert bad.status_code == 400
     assert bad.json()["error"]["target"] == "properties.sku.name"
+
+
+async def test_free_collections_refuse_outbound_authentication(api):
+    assert (await api.put(COLL, json={"properties": {"sku": {"name": "Free"}}})).status_code == 201
+    body = job()
+    body["properties"]["action"]["request"]["authentication"] = {
+        "type": "Basic",
+        "username": "u",
+        "password": "hunter2",
+    }
+    refused = await api.put(f"{COLL}/jobs/auth", json=body)
+    assert refused.status_code == 409
+    assert "outbound authentication" in refused.json()["error"]["message"]
+    assert "hunter2" not in refused.text
+    assert (await api.get(f"{COLL}/jobs/auth")).status_code == 404
+    body["properties"]["action"]["request"]["authentication"] = {"type": "NotSpecified"}
+    assert (await api.put(f"{COLL}/jobs/auth", json=body)).status_code == 201
