@@ -89,3 +89,10 @@ async def current_runtime() -> Runtime:
         if loop not in _runtimes:
             _runtimes[loop] = await Runtime.create(Settings.from_env())
         return _runtimes[loop]
+
+
+async def close_current_runtime() -> None:
+    """Close the running loop's runtime (local host shutdown and tests; Azure never needs it)."""
+    runtime = _runtimes.pop(asyncio.get_running_loop(), None)
+    if runtime is not None:
+        await runtime.close()

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from devhost.host import DevHost
+from shared.runtime import close_current_runtime
 from shared.timefmt import from_iso, to_iso
 from tests.support.http_target import HttpTarget
 
@@ -46,6 +47,7 @@ async def app_host(
     yield start
     for host in hosts:
         await host.stop()
+    await close_current_runtime()
 
 
 @pytest.fixture
