@@ -13,6 +13,10 @@ two storage calls:
 Step 0 for every row: if the job no longer points at it, the row is stale, unless step 2 ran
 and step 3 may not have, in which case the run is there and its message is sent again
 (the executor claims runs by ETag, so a second message never runs an occurrence twice).
+
+A pass takes every row at once and batches each step (jobs read 15 to a query, index rows
+written and deleted per minute partition, up to 50 dispatches per collection transaction), but
+keeps the order per occurrence; only the messages go one by one.
 """
 
 from __future__ import annotations
