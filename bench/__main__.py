@@ -13,10 +13,11 @@ import json
 import logging
 import os
 import signal
+import sys
 import time
+from collections.abc import Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from bench import lateness, queue_rate, timer_pass
@@ -35,21 +36,33 @@ async def run(azurite: Azurite, parts: str, cprofile: bool) -> dict[str, Any]:
     behind, that stalls Azurite for seconds and would show up as lateness."""
     connection = azurite.connection_string
     meter = CpuMeter(azurite.process.pid)
-    results: dict[str, Any] = {}
+    results: dict[str, Any] = {"order": []}
+    with meter.measure() as whole:
+        await _run_parts(connection, meter, parts, cprofile, results)
+    results["run_cpu"] = vars(whole)
+    return results
+
+
+async def _run_parts(
+    connection: str, meter: CpuMeter, parts: str, cprofile: bool, results: dict[str, Any]
+) -> None:
     if "c" in parts:
         print(
             f"(c)     1,000 jobs through the app in devhost (about {lateness.LEAD_SECONDS + 70} s)"
             " ...",
             flush=True,
         )
+        results["order"].append("c")
         results["lateness"] = await lateness.measure_lateness(connection, meter)
     if "a" in parts or "b" in parts:
         print("(a)(i)  timing passes over 1,000 due jobs in empty tables ...", flush=True)
+        results["order"].append("a(i)")
         alone = await timer_pass.passes_alone(connection, meter)
         results["pass_alone"] = [_sample(s) for s in alone]
         results["pass_alone_median_s"] = median([s.cpu.wall for s in alone])
     if "b" in parts:
         print("(b)     plain queue sends ...", flush=True)
+        results["order"].append("b")
         many = [await queue_rate.plain_sends(connection, _CONCURRENCY, meter) for _ in range(3)]
         one = [await queue_rate.plain_sends(connection, 1, meter) for _ in range(3)]
         results["plain_sends"] = {"in_flight_32": many, "in_flight_1": one}
@@ -59,17 +72,21 @@ async def run(azurite: Azurite, parts: str, cprofile: bool) -> dict[str, Any]:
         results["plain_python_cpu_ms"] = (
             1000 * median([s.python_cpu for s in many]) / queue_rate.MESSAGES
         )
+        results["plain_python_cpu_ms_1"] = (
+            1000 * median([s.python_cpu for s in one]) / queue_rate.MESSAGES
+        )
         results["dispatch_plain_ratio"] = results["dispatch_rate"] / results["plain_rate"]
         print("(b)     one extra pass at concurrency 1, to see where it goes ...", flush=True)
-        results["pass_profile"] = await timer_pass.profile_pass(connection, meter, cprofile)
+        results["pass_profile"] = await timer_pass.profile_alone(connection, meter, cprofile)
     if "a" in parts:
         print("(a)(ii) seeding 100,000 jobs, then timing passes beside them ...", flush=True)
-        crowded, seed = await timer_pass.passes_beside_others(connection, meter)
+        results["order"].append("a(ii)")
+        crowded, seed, profile = await timer_pass.passes_beside_others(connection, meter)
+        results["pass_profile_crowded"] = profile
         results["seed"] = vars(seed)
         results["pass_crowded"] = [_sample(s) for s in crowded]
         results["pass_crowded_median_s"] = median([s.cpu.wall for s in crowded])
         results["crowded_ratio"] = results["pass_crowded_median_s"] / results["pass_alone_median_s"]
-    return results
 
 
 def _sample(sample: timer_pass.PassSample) -> dict[str, Any]:
@@ -82,8 +99,13 @@ def _sample(sample: timer_pass.PassSample) -> dict[str, Any]:
     }
 
 
-def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)  # unwinds through the finally that stops Azurite
+async def _cancel_on_sigterm(work: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
+    """SIGTERM cancels the run like Ctrl-C does (asyncio.run's own SIGINT handling), so every
+    finally runs: devhost and the sink stop, runtimes close, then Azurite is stopped."""
+    main_task = asyncio.current_task()
+    assert main_task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
+    return await work
 
 
 def main() -> int:
@@ -96,13 +118,14 @@ def main() -> int:
     )
     for handler in logging.root.handlers:
         handler.setLevel(logging.WARNING)  # (c) raises two app loggers to INFO for its own use
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
-
     started = time.perf_counter()
     azurite = start_azurite()
     print(f"Azurite (in memory) pid {azurite.process.pid}, ports {azurite.ports}", flush=True)
     try:
-        results = asyncio.run(run(azurite, args.parts, args.cprofile))
+        results = asyncio.run(_cancel_on_sigterm(run(azurite, args.parts, args.cprofile)))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("Interrupted: Azurite stopped, no report written.", file=sys.stderr)
+        return 130
     finally:
         azurite.stop()
     results["total_s"] = time.perf_counter() - started

@@ -16,6 +16,8 @@ import shutil
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -189,59 +191,40 @@ def summarize(
 
 async def measure_lateness(connection: str, meter: CpuMeter) -> dict[str, Any]:
     prefix = unique_name("late")
-    overrides = {
-        "AzureWebJobsStorage": connection,
-        "SCHEDULER_TABLE_PREFIX": prefix,
-        "SCHEDULER_EXECUTION_QUEUE": f"{prefix}-exec",
-        "DISPATCH_SCHEDULE": SCHEDULE,
-        # HTTP actions may not reach loopback unless allowed (shared/actions/network_guard.py).
-        "SCHEDULER_ALLOWED_NETWORKS": "loopback",
-    }
-    app_log = AppLog()
-    watched = [
-        logging.getLogger(name)
-        for name in ("devhost.invoker", "shared.dispatcher", "shared.executor")
-    ]
-    for logger in watched:
-        logger.setLevel(logging.INFO)
-        logger.addHandler(app_log)
-    # devhost's own CLI hides this too: leaving the loop cancels the ASGI lifespan task.
-    asgi_log = logging.getLogger("azure.functions.AsgiMiddleware")
-    asgi_log.addFilter(_no_shutdown_failure)
     changed = asyncio.Event()
     sink = await ThreadedSink(changed).start()
+    sampler = LoadSampler(meter)
     loop = asyncio.get_running_loop()
-    with tempfile.TemporaryDirectory(prefix="bench-host-") as project:
+    with watching_app_log() as app_log, tempfile.TemporaryDirectory() as project:
         shutil.copy(PROJECT_ROOT / "host.json", Path(project) / "host.json")
         host = DevHost(
             "function_app:app",
             project_dir=Path(project),
-            settings_overrides=overrides,
+            settings_overrides=app_settings(connection, prefix),
             port=0,
         )
-        await host.start()
         try:
+            await host.start()
             begun = datetime.now(UTC)
             window_start = (begun + timedelta(seconds=LEAD_SECONDS + 1)).replace(microsecond=0)
             creation = await create_jobs(host.api_url, sink.url, window_start)
-            window_end = window_start + timedelta(seconds=WINDOW_SECONDS)
-            deadline_s = (window_end - datetime.now(UTC)).total_seconds()
-            deadline = loop.time() + deadline_s + DEADLINE_AFTER_WINDOW_SECONDS
-            sampler = LoadSampler(meter)
+            last_start = window_start + timedelta(seconds=WINDOW_SECONDS)
+            deadline = loop.time() + (last_start - datetime.now(UTC)).total_seconds()
             sampler.start()
             with meter.measure() as waiting:
                 completed = await wait_until(
-                    changed, lambda: distinct_jobs(sink.snapshot()) >= JOBS, deadline
+                    changed,
+                    lambda: distinct_jobs(sink.snapshot()) >= JOBS,
+                    deadline + DEADLINE_AFTER_WINDOW_SECONDS,
                 )
             await sampler.stop()
             if completed:
                 await asyncio.sleep(DUPLICATE_GRACE_SECONDS)  # room for a late duplicate
         finally:
+            await sampler.stop()
             await host.stop()
             await _close_app_runtime()
             await sink.stop()
-            for logger in watched:
-                logger.removeHandler(app_log)
     result = summarize(sink.snapshot(), app_log.started_late_ms)
     for second in result["by_second"]:
         # The load from a second before the jobs were due until the last of them arrived.
@@ -260,6 +243,38 @@ async def measure_lateness(connection: str, meter: CpuMeter) -> dict[str, Any]:
         timer_passes=[vars(p) for p in app_log.passes],
     )
     return result
+
+
+def app_settings(connection: str, prefix: str) -> dict[str, str]:
+    """The app settings devhost puts in the environment; they win over any local.settings."""
+    return {
+        "AzureWebJobsStorage": connection,
+        "SCHEDULER_TABLE_PREFIX": prefix,
+        "SCHEDULER_EXECUTION_QUEUE": f"{prefix}-exec",
+        "DISPATCH_SCHEDULE": SCHEDULE,
+        # HTTP actions may not reach loopback unless allowed (shared/actions/network_guard.py).
+        "SCHEDULER_ALLOWED_NETWORKS": "loopback",
+    }
+
+
+@contextmanager
+def watching_app_log() -> Iterator[AppLog]:
+    """Route the app's INFO lines we read to an AppLog (the console still shows WARNING+)."""
+    app_log = AppLog()
+    loggers = [
+        logging.getLogger(name)
+        for name in ("devhost.invoker", "shared.dispatcher", "shared.executor")
+    ]
+    for logger in loggers:
+        logger.setLevel(logging.INFO)
+        logger.addHandler(app_log)
+    # devhost's own CLI hides this too: leaving the loop cancels the ASGI lifespan task.
+    logging.getLogger("azure.functions.AsgiMiddleware").addFilter(_no_shutdown_failure)
+    try:
+        yield app_log
+    finally:
+        for logger in loggers:
+            logger.removeHandler(app_log)
 
 
 async def stored_state(connection: str, prefix: str) -> dict[str, Any]:

@@ -161,9 +161,10 @@ async def passes_alone(connection: str, meter: CpuMeter) -> list[PassSample]:
 
 async def passes_beside_others(
     connection: str, meter: CpuMeter
-) -> tuple[list[PassSample], SeedResult]:
+) -> tuple[list[PassSample], SeedResult, dict[str, Any]]:
     """(ii): one table set seeded once with 100,000 jobs; each repetition adds 1,000 fresh due
-    jobs in a new collection, an hour after the previous repetition's."""
+    jobs in a new collection, an hour after the previous repetition's. Then one profile_pass
+    in the same tables, to see which calls the stored jobs make dearer."""
     async with bench_app(connection, "crowd") as app:
         first = base_time()
         with meter.measure() as seeding:
@@ -173,7 +174,8 @@ async def passes_beside_others(
         for repetition in range(REPEATS):
             at = first + timedelta(hours=repetition)
             samples.append(await timed_pass(app, f"due{repetition}", at, meter))
-        return samples, seed
+        later = first + timedelta(hours=REPEATS)
+        return samples, seed, await profile_pass(app, "due-profile", later, meter)
 
 
 # -- seeding ---------------------------------------------------------------------------------
@@ -268,34 +270,37 @@ def _chunks(rows: dict[str, list[dict[str, Any]]]) -> list[list[dict[str, Any]]]
 # -- where the time goes ---------------------------------------------------------------------
 
 
-async def profile_pass(connection: str, meter: CpuMeter, with_cprofile: bool) -> dict[str, Any]:
-    """One extra pass like (i), not part of the medians, with the dispatcher's _CONCURRENCY set
-    to 1 for its duration, so that the wall time and the Python/Azurite CPU of each store and
-    queue call can be attributed to it; also counts the HTTP requests on the wire."""
-    steps: dict[str, list[CpuSample]] = defaultdict(list)
-    profiler = cProfile.Profile()
+async def profile_alone(connection: str, meter: CpuMeter, with_cprofile: bool) -> dict[str, Any]:
+    """profile_pass in fresh tables, like (i)."""
     async with bench_app(connection, "prof") as app:
-        first = base_time()
-        await create_due_jobs(app, "due", first)
-        store = app.runtime.store
-        for name in dir(type(store)):
-            if not name.startswith("_") and inspect.iscoroutinefunction(getattr(store, name)):
-                _time_calls(store, name, f"store.{name}", steps, meter)
-        _time_calls(app.runtime.queue, "send", "queue.send", steps, meter)
-        prefix = app.runtime.settings.table_prefix
-        with _one_at_a_time(), count_requests(prefix) as requests, meter.measure() as cpu:
-            if with_cprofile:
-                profiler.enable()
-            await app.runtime.dispatcher.dispatch_due()
-            profiler.disable()
-        recorded = dict(steps)  # not what closing the runtime costs
+        return await profile_pass(app, "due", base_time(), meter, with_cprofile)
+
+
+async def profile_pass(
+    app: BenchApp, collection: str, first: datetime, meter: CpuMeter, with_cprofile: bool = False
+) -> dict[str, Any]:
+    """One extra pass, not part of the medians, with the dispatcher's _CONCURRENCY set to 1 for
+    its duration, so that the wall time and the Python/Azurite CPU of each store and queue call
+    can be attributed to it; also counts the HTTP requests on the wire."""
+    await create_due_jobs(app, collection, first)
+    profiler = cProfile.Profile()
+    prefix = app.runtime.settings.table_prefix
+    with (
+        _timing_calls(app.runtime, meter) as steps,
+        _one_at_a_time(),
+        count_requests(prefix) as requests,
+        meter.measure() as cpu,
+    ):
+        if with_cprofile:
+            profiler.enable()
+        await app.runtime.dispatcher.dispatch_due()
+        profiler.disable()
     result: dict[str, Any] = {
         "wall_s": cpu.wall,
         "python_cpu_s": cpu.python_cpu,
         "azurite_cpu_s": cpu.azurite_cpu,
-        "steps": [
-            {
-                "step": name,
+        "steps": {
+            name: {
                 "calls": len(samples),
                 "wall_s": sum(s.wall for s in samples),
                 "python_cpu_ms_per_occurrence": 1000
@@ -305,18 +310,37 @@ async def profile_pass(connection: str, meter: CpuMeter, with_cprofile: bool) ->
                 * sum(s.azurite_cpu for s in samples)
                 / DUE_JOBS,
             }
-            for name, samples in recorded.items()
-        ],
-        "requests": [
-            {"kind": kind, "count": count, "per_occurrence": count / DUE_JOBS}
-            for kind, count in requests.most_common()
-        ],
+            for name, samples in steps.items()
+        },
+        "requests": dict(requests.most_common()),
     }
     if with_cprofile:
         text = io.StringIO()
         pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(25)
         result["cprofile_top"] = text.getvalue()
     return result
+
+
+@contextmanager
+def _timing_calls(runtime: Runtime, meter: CpuMeter) -> Iterator[dict[str, list[CpuSample]]]:
+    """Record every call of the store's public async methods and of queue.send, while the
+    block runs (the wrappers shadow the methods on these instances only)."""
+    steps: dict[str, list[CpuSample]] = defaultdict(list)
+    store = runtime.store
+    names = [
+        name
+        for name in dir(type(store))
+        if not name.startswith("_") and inspect.iscoroutinefunction(getattr(store, name))
+    ]
+    for name in names:
+        _time_calls(store, name, f"store.{name}", steps, meter)
+    _time_calls(runtime.queue, "send", "queue.send", steps, meter)
+    try:
+        yield steps
+    finally:
+        for name in names:
+            delattr(store, name)
+        delattr(runtime.queue, "send")
 
 
 @contextmanager

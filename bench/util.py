@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
+import resource
 import statistics
 import time
 import uuid
@@ -29,8 +31,13 @@ async def bounded(limit: int, awaitables: Iterable[Awaitable[T]]) -> list[T]:
     semaphore = asyncio.Semaphore(limit)
 
     async def one(awaitable: Awaitable[T]) -> T:
-        async with semaphore:
-            return await awaitable
+        try:
+            async with semaphore:
+                return await awaitable
+        except asyncio.CancelledError:
+            if inspect.iscoroutine(awaitable):
+                awaitable.close()  # never started: no "was never awaited" warning
+            raise
 
     return await asyncio.gather(*(one(a) for a in awaitables))
 
@@ -81,17 +88,24 @@ class CpuMeter:
         user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
         return (user + nice + system + irq + softirq + steal) / self._tick
 
+    @staticmethod
+    def _python_cpu() -> float:
+        """This process and its finished children (the seeding workers; Azurite is still
+        running, so not counted here)."""
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return time.process_time() + children.ru_utime + children.ru_stime
+
     @contextmanager
     def measure(self) -> Iterator[CpuSample]:
         """Yields a sample that is filled in when the block ends."""
         sample = CpuSample(0.0, 0.0, 0.0)
-        wall, cpu = time.perf_counter(), time.process_time()
+        wall, cpu = time.perf_counter(), self._python_cpu()
         azurite, machine = self._azurite_cpu(), self._machine_cpu()
         try:
             yield sample
         finally:
             sample.wall = time.perf_counter() - wall
-            sample.python_cpu = time.process_time() - cpu
+            sample.python_cpu = self._python_cpu() - cpu
             sample.azurite_cpu = self._azurite_cpu() - azurite
             busy = self._machine_cpu() - machine
             sample.other_cpu = max(0.0, busy - sample.python_cpu - sample.azurite_cpu)
