@@ -252,6 +252,18 @@ def _next_link(request: Request, token: str | None) -> str | None:
     return str(request.url.replace_query_params(**params))
 
 
+async def _collection_page(
+    rt: Runtime,
+    request: Request,
+    subscription: str,
+    resource_group: str | None,
+    top: int,
+    skiptoken: str | None,
+) -> dict[str, Any]:
+    found, token = await rt.jobs.list_collections(subscription, resource_group, top, skiptoken)
+    return {"value": [collection_json(c) for c in found], "nextLink": _next_link(request, token)}
+
+
 def _body_prefix(body: object) -> str:
     return "" if isinstance(body, dict) and "properties" in body else "properties"
 
@@ -273,12 +285,8 @@ def build_router() -> APIRouter:
         top: Top = MAX_PAGE,
         skiptoken: SkipToken = None,
     ) -> dict[str, Any]:
-        CollectionRef.parse("x", subscriptionId)
-        found, token = await rt.jobs.list_collections(subscriptionId, None, top, skiptoken)
-        return {
-            "value": [collection_json(c) for c in found],
-            "nextLink": _next_link(request, token),
-        }
+        CollectionRef.parse("x", subscriptionId)  # validates the subscription id
+        return await _collection_page(rt, request, subscriptionId, None, top, skiptoken)
 
     @router.get(
         ARM_BASE,
@@ -296,13 +304,9 @@ def build_router() -> APIRouter:
         skiptoken: SkipToken = None,
     ) -> dict[str, Any]:
         ref = CollectionRef.parse("x", subscriptionId, resourceGroupName)
-        found, token = await rt.jobs.list_collections(
-            ref.subscription, ref.resource_group, top, skiptoken
+        return await _collection_page(
+            rt, request, ref.subscription, ref.resource_group, top, skiptoken
         )
-        return {
-            "value": [collection_json(c) for c in found],
-            "nextLink": _next_link(request, token),
-        }
 
     @router.get(
         SHORT_BASE,
@@ -315,13 +319,9 @@ def build_router() -> APIRouter:
         request: Request, rt: RuntimeDep, top: Top = MAX_PAGE, skiptoken: SkipToken = None
     ) -> dict[str, Any]:
         ref = CollectionRef.parse("x")
-        found, token = await rt.jobs.list_collections(
-            ref.subscription, ref.resource_group, top, skiptoken
+        return await _collection_page(
+            rt, request, ref.subscription, ref.resource_group, top, skiptoken
         )
-        return {
-            "value": [collection_json(c) for c in found],
-            "nextLink": _next_link(request, token),
-        }
 
     _add_collection_routes(router, ARM_BASE, arm_ref, "", "jobCollections")
     _add_collection_routes(router, SHORT_BASE, short_ref, "_Short", "jobCollections (short paths)")
