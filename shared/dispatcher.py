@@ -246,10 +246,12 @@ class Dispatcher:
 
     async def _send_all(self, plans: list[_Plan]) -> None:
         limit = asyncio.Semaphore(_CONCURRENCY)
-        now = self._clock.now()
 
         async def send(plan: _Plan) -> None:
             async with limit:
+                # "now" per message: a thousand sends take seconds, and a delay computed from
+                # the round's start would surface the later messages after their second.
+                now = self._clock.now()
                 await self._queue.send(message_for(plan.run), due=plan.run.due, now=now)
 
         await asyncio.gather(*(send(plan) for plan in plans))

@@ -3,7 +3,8 @@
 Queues deliver at least once, so the message only points at the run; the run row decides:
 - a message for an earlier step than the run's is stale (its retry was already planned): if
   that retry's message may have been lost in a crash, it is sent again;
-- a run held by another executor whose lease is live is left alone;
+- a run held by another executor whose lease is live is looked at again when the lease ends
+  (its holder may have died, or failed to record the attempt);
 - otherwise the attempt is claimed by ETag (one claimer wins), performed, and recorded together
   with the job's counters, the history row and the next step in one transaction.
 Retries are new delayed messages, not the host's poison mechanism. Storage faults raise, so
@@ -81,7 +82,10 @@ class Executor:
             return
         now = self._clock.now()
         if run.status is RunStatus.RUNNING and run.claimed_until and run.claimed_until > now:
-            log.info("Skipped: run %s is held by another executor", run.row_key)
+            # Held by another executor, or by one that failed to record its attempt and will
+            # never come back: look again when the lease ends, so the run cannot be lost.
+            log.info("Deferred: run %s is held until %s", run.row_key, run.claimed_until)
+            await self._queue.send(message_for(run), due=run.claimed_until, now=now)
             return
         job = await self._store.get_job(run.collection, run.job)
         if job is None or not self._still_wanted(job, run):

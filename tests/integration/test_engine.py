@@ -316,11 +316,14 @@ async def test_crash_while_running_is_taken_over_after_the_lease(runtimes, targe
     )
     messages = [m async for m in runtime.queue.client.receive_messages(visibility_timeout=1)]
     assert len(messages) == 1
-    # Held by the (dead) executor: a redelivery before the lease ends is left alone.
+    # Held by the (dead) executor: a redelivery before the lease ends is not run, but put back
+    # to be looked at when the lease ends (so a holder that never records cannot lose the run).
     from shared.run_queue import ExecutionMessage
 
     await runtime.executor.execute(ExecutionMessage.from_json(messages[0].content))
     assert target.requests == []
+    properties = await runtime.queue.client.get_queue_properties()
+    assert properties.approximate_message_count == 2
     clock.set(now + timedelta(minutes=3))
     await runtime.executor.execute(ExecutionMessage.from_json(messages[0].content))
     assert len(target.requests) == 1
