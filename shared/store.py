@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
@@ -32,12 +32,11 @@ from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
-    HttpResponseError,
     ResourceExistsError,
     ResourceModifiedError,
     ResourceNotFoundError,
 )
-from azure.data.tables import TableEntity, TableTransactionError, UpdateMode
+from azure.data.tables import TableEntity, UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 
 from shared.errors import Conflict
@@ -53,12 +52,12 @@ from shared.model.job import (
 )
 from shared.names import CollectionRef
 from shared.settings import Settings
+from shared.table_batch import MAX_OPERATIONS, Kind, Operation, TransactionFailed, submit
 from shared.timefmt import compact, epoch_ms, from_iso, to_iso
 
 ENTITY_VERSION = 1
 _INVERT_MS = 10**13
-_TRANSACTION_LIMIT = 100
-DISPATCHES_PER_TRANSACTION = _TRANSACTION_LIMIT // 2
+DISPATCHES_PER_TRANSACTION = MAX_OPERATIONS // 2
 _NAMES_PER_QUERY = 15
 _READ_CONCURRENCY = 8
 
@@ -423,16 +422,15 @@ class JobStore:
     async def put_due_many(self, entries: Iterable[DueEntry]) -> None:
         """Index many occurrences: one transaction per minute partition and 100 rows."""
         for partition, rows in _by_partition(entries).items():
-            for chunk in _chunks(rows, _TRANSACTION_LIMIT):
+            for chunk in _chunks(rows, MAX_OPERATIONS):
                 operations = [
-                    (
-                        "upsert",
+                    Operation(
+                        Kind.UPSERT,
                         {"PartitionKey": partition, "RowKey": row, "due": to_iso(entry.due)},
-                        {"mode": UpdateMode.REPLACE},
                     )
                     for row, entry in chunk
                 ]
-                await self.due.submit_transaction(operations)
+                await submit(self.due, operations)
 
     async def delete_due_many(self, entries: Iterable[DueEntry]) -> None:
         for partition, rows in _by_partition(entries).items():
@@ -464,20 +462,20 @@ class JobStore:
 
     async def commit_dispatch(self, job: StoredJob, run: Run) -> StoredJob:
         """Advance the job and create its run, atomically; Conflict if the job changed meanwhile."""
-        operations: list[Any] = [
-            ("update", _job_entity(job), _replace_if_match(job.etag)),
-            ("create", _run_entity(run)),
+        operations = [
+            Operation(Kind.REPLACE, _job_entity(job), job.etag),
+            Operation(Kind.INSERT, _run_entity(run)),
         ]
-        results = await self._transact(job.collection, operations)
-        return replace(job, etag=results[0]["etag"])
+        etags = await self._transact(job.collection, operations)
+        return replace(job, etag=etags[0])
 
     async def commit_dispatches(self, collection: str, pairs: list[tuple[StoredJob, Run]]) -> None:
         """`commit_dispatch` for up to 50 jobs of one collection in one transaction: all or
         nothing, so the caller falls back to one by one when any of them lost a race."""
-        operations: list[Any] = []
+        operations: list[Operation] = []
         for job, run in pairs:
-            operations.append(("update", _job_entity(job), _replace_if_match(job.etag)))
-            operations.append(("create", _run_entity(run)))
+            operations.append(Operation(Kind.REPLACE, _job_entity(job), job.etag))
+            operations.append(Operation(Kind.INSERT, _run_entity(run)))
         await self._transact(collection, operations)
 
     async def create_run(self, run: Run) -> Run:
@@ -519,21 +517,16 @@ class JobStore:
     ) -> StoredJob:
         """Record an attempt atomically: the job's counters, the run's next step (or its end),
         and the history row. Conflict if the job or the run changed since they were read."""
-        operations: list[Any] = [("update", _job_entity(job), _replace_if_match(job.etag))]
+        operations = [Operation(Kind.REPLACE, _job_entity(job), job.etag)]
         if run_done:
-            operations.append(
-                (
-                    "delete",
-                    {"PartitionKey": run.collection, "RowKey": run.row_key},
-                    _if_match(run.etag),
-                )
-            )
+            keys = {"PartitionKey": run.collection, "RowKey": run.row_key}
+            operations.append(Operation(Kind.DELETE, keys, run.etag))
         else:
-            operations.append(("update", _run_entity(run), _replace_if_match(run.etag)))
+            operations.append(Operation(Kind.REPLACE, _run_entity(run), run.etag))
         if history is not None:
-            operations.append(("upsert", _history_entity(history), {"mode": UpdateMode.REPLACE}))
-        results = await self._transact(job.collection, operations)
-        return replace(job, etag=results[0]["etag"])
+            operations.append(Operation(Kind.UPSERT, _history_entity(history)))
+        etags = await self._transact(job.collection, operations)
+        return replace(job, etag=etags[0])
 
     # -- history -----------------------------------------------------------------------------
 
@@ -612,27 +605,22 @@ class JobStore:
         self, partition: str, keys: Iterable[str], table: TableClient | None = None
     ) -> None:
         table = table or self.jobs
-        batch: list[Any] = []
+        batch: list[Operation] = []
         for key in keys:
-            batch.append(("delete", {"PartitionKey": partition, "RowKey": key}))
-            if len(batch) == _TRANSACTION_LIMIT:
+            batch.append(Operation(Kind.DELETE, {"PartitionKey": partition, "RowKey": key}))
+            if len(batch) == MAX_OPERATIONS:
                 await _delete_batch(table, partition, batch)
                 batch = []
         if batch:
             await _delete_batch(table, partition, batch)
 
-    async def _transact(self, partition: str, operations: list[Any]) -> list[Mapping[str, Any]]:
+    async def _transact(self, partition: str, operations: list[Operation]) -> list[str | None]:
+        """A transaction on the jobs table; Conflict when a row it expected had changed."""
         try:
-            return await self.jobs.submit_transaction(operations)
-        except TableTransactionError as error:
-            if error.status_code in (404, 409, 412):
-                raise Conflict(
-                    f"transaction on {partition} lost a race: {error.message}"
-                ) from error
-            raise
-        except HttpResponseError as error:
-            if error.status_code in (409, 412):
-                raise Conflict(str(error)) from error
+            return await submit(self.jobs, operations)
+        except TransactionFailed as error:
+            if error.status in (404, 409, 412):
+                raise Conflict(f"transaction on {partition} lost a race: {error}") from error
             raise
 
 
@@ -649,14 +637,16 @@ def _collection_from_entity(entity: TableEntity) -> Collection:
     )
 
 
-async def _delete_batch(table: TableClient, partition: str, batch: list[Any]) -> None:
+async def _delete_batch(table: TableClient, partition: str, batch: list[Operation]) -> None:
     try:
-        await table.submit_transaction(batch)
-    except TableTransactionError:
+        await submit(table, batch)
+    except TransactionFailed as error:
+        if error.status != 404:
+            raise
         # A row vanished meanwhile (another deleter): fall back to one by one, ignoring 404s.
-        for _, entity in batch:
+        for operation in batch:
             try:
-                await table.delete_entity(partition, entity["RowKey"])
+                await table.delete_entity(partition, operation.entity["RowKey"])
             except ResourceNotFoundError:
                 pass
 
@@ -664,15 +654,6 @@ async def _delete_batch(table: TableClient, partition: str, batch: list[Any]) ->
 def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def _if_match(etag: str | None) -> dict[str, Any]:
-    return {"etag": etag, "match_condition": MatchConditions.IfNotModified}
-
-
-def _replace_if_match(etag: str | None) -> dict[str, Any]:
-    """Replace, not merge: a property set to None must disappear from the row."""
-    return {"mode": UpdateMode.REPLACE, **_if_match(etag)}
 
 
 def _job_entity(job: StoredJob) -> dict[str, Any]:
