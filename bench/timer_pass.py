@@ -39,7 +39,8 @@ from shared.dispatcher import DispatchReport
 from shared.model.job import JobProperties, JobState
 from shared.runtime import Runtime
 from shared.settings import Settings
-from shared.store import _TRANSACTION_LIMIT, DueEntry, JobStore, StoredJob, _due_keys, _job_entity
+from shared.store import DueEntry, JobStore, StoredJob, _due_keys, _job_entity
+from shared.table_batch import MAX_OPERATIONS, Kind, Operation, submit
 from shared.timefmt import to_iso
 
 DUE_JOBS = 1_000
@@ -176,10 +177,8 @@ async def seed_other_jobs(app: BenchApp, first: datetime) -> int:
     """OTHER_JOBS enabled one-time jobs, ten starting per second from `first`, spread over
     OTHER_COLLECTIONS collections; returns the number of batch transactions.
 
-    The first job of each collection goes through the API; the rest are written as rows.
-    submit_transaction spends about 0.5 ms of Python CPU per row (the SDK builds and parses the
-    multipart body with the stdlib email package), so each core seeds a share of the collections
-    in its own process."""
+    The first job of each collection goes through the API; the rest are written as rows, in
+    transactions, each core seeding a share of the collections in its own process."""
     names = [f"bulk{k}" for k in range(OTHER_COLLECTIONS)]
     for k, name in enumerate(names):
         await app.put_collection(name)
@@ -242,7 +241,7 @@ async def _seed_rows(
         batches += [(store.due, rows) for rows in _chunks(due_rows)]
         await bounded(
             SEED_IN_FLIGHT,
-            (table.submit_transaction([("create", e) for e in rows]) for table, rows in batches),
+            (submit(table, [Operation(Kind.INSERT, e) for e in rows]) for table, rows in batches),
         )
     finally:
         await store.close()
@@ -252,9 +251,9 @@ async def _seed_rows(
 def _chunks(rows: dict[str, list[dict[str, Any]]]) -> list[list[dict[str, Any]]]:
     """Each partition's rows in slices of at most 100 (one entity-group transaction each)."""
     return [
-        partition[i : i + _TRANSACTION_LIMIT]
+        partition[i : i + MAX_OPERATIONS]
         for partition in rows.values()
-        for i in range(0, len(partition), _TRANSACTION_LIMIT)
+        for i in range(0, len(partition), MAX_OPERATIONS)
     ]
 
 
