@@ -14,9 +14,10 @@ Step 0 for every row: if the job no longer points at it, the row is stale, unles
 and step 3 may not have, in which case the run is there and its message is sent again
 (the executor claims runs by ETag, so a second message never runs an occurrence twice).
 
-A pass takes every row at once and batches each step (jobs read 15 to a query, index rows
-written and deleted per minute partition, up to 50 dispatches per collection transaction), but
-keeps the order per occurrence; only the messages go one by one.
+A pass takes its rows in slices of 100 and batches each step of a slice (jobs read 15 to a
+query, index rows written and deleted per minute partition, up to 50 dispatches per collection
+transaction), but keeps the order per occurrence; only the messages go one by one. A few slices
+run at once, so that storage works on one slice while we send another's messages.
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ _MAX_MISSED_SCAN = 1_100_000
 # Dispatching after the nominal second by more than this flags the run as late.
 LATE_TOLERANCE_SECONDS = 1.0
 _CONCURRENCY = 32
+# A pass works through its rows in slices of this many, this many slices at a time.
+_SLICE = 100
+_SLICES_IN_FLIGHT = 4
 
 
 @dataclass
@@ -143,6 +147,27 @@ class Dispatcher:
         report: DispatchReport,
         collections: dict[str, bool],
     ) -> list[DueEntry]:
+        """The round's rows in slices, a few slices at once: while one slice sends its messages
+        (our CPU), the next reads and commits (storage's CPU)."""
+        slices = asyncio.Semaphore(_SLICES_IN_FLIGHT)
+        sends = asyncio.Semaphore(_CONCURRENCY)
+
+        async def dispatch(part: list[DueEntry]) -> list[DueEntry]:
+            async with slices:
+                return await self._dispatch_slice(part, horizon, report, collections, sends)
+
+        parts = [entries[start : start + _SLICE] for start in range(0, len(entries), _SLICE)]
+        followers = await asyncio.gather(*(dispatch(part) for part in parts))
+        return [entry for part in followers for entry in part]
+
+    async def _dispatch_slice(
+        self,
+        entries: list[DueEntry],
+        horizon: datetime,
+        report: DispatchReport,
+        collections: dict[str, bool],
+        sends: asyncio.Semaphore,
+    ) -> list[DueEntry]:
         """Steps 1-4 for many rows at once, each step batched, in the crash-safe order."""
         jobs = await self._store.get_jobs((e.collection, e.job) for e in entries)
         plans: list[_Plan] = []
@@ -162,7 +187,7 @@ class Dispatcher:
             DueEntry(p.following, p.job.collection, p.job.name) for p in plans if p.following
         )
         committed = await self._commit(plans, report)
-        await self._send_all(committed)
+        await self._send_all(committed, sends)
         await self._store.delete_due_many([p.entry for p in committed] + stale)
         for plan in committed:
             report.dispatched += 1
@@ -244,9 +269,7 @@ class Dispatcher:
         await asyncio.gather(*(commit(chunk) for chunk in chunks))
         return committed
 
-    async def _send_all(self, plans: list[_Plan]) -> None:
-        limit = asyncio.Semaphore(_CONCURRENCY)
-
+    async def _send_all(self, plans: list[_Plan], limit: asyncio.Semaphore) -> None:
         async def send(plan: _Plan) -> None:
             async with limit:
                 # "now" per message: a thousand sends take seconds, and a delay computed from
