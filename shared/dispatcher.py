@@ -14,7 +14,7 @@ Step 0 for every row: if the job no longer points at it, the row is stale, unles
 and step 3 may not have, in which case the run is there and its message is sent again
 (the executor claims runs by ETag, so a second message never runs an occurrence twice).
 
-A pass takes its rows in slices of 100 and batches each step of a slice (jobs read 15 to a
+A pass takes its rows in slices of 100 and batches each step of a slice (jobs read 14 to a
 query, index rows written and deleted per minute partition, up to 50 dispatches per collection
 transaction), but keeps the order per occurrence; only the messages go one by one. A few slices
 run at once, so that storage works on one slice while we send another's messages.

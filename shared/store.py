@@ -58,7 +58,9 @@ from shared.timefmt import compact, epoch_ms, from_iso, to_iso
 ENTITY_VERSION = 1
 _INVERT_MS = 10**13
 DISPATCHES_PER_TRANSACTION = MAX_OPERATIONS // 2
-_NAMES_PER_QUERY = 15
+# Table Storage allows 15 comparisons in a $filter: the PartitionKey and 14 RowKeys.
+_MAX_COMPARISONS = 15
+_NAMES_PER_QUERY = _MAX_COMPARISONS - 1
 _READ_CONCURRENCY = 8
 
 
@@ -311,8 +313,8 @@ class JobStore:
         return _job_from_entity(entity)
 
     async def get_jobs(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], StoredJob]:
-        """Many jobs by (collection, name) in few reads: one query per 15 names of a collection
-        (Table Storage's limit of comparisons in a filter)."""
+        """Many jobs by (collection, name) in few reads: one query per 14 names of a collection
+        (with the partition, Table Storage's limit of 15 comparisons in a filter)."""
         by_collection: dict[str, set[str]] = {}
         for collection, name in keys:
             by_collection.setdefault(collection, set()).add(name)

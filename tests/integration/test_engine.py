@@ -241,6 +241,33 @@ async def test_timer_reads_only_due_rows_not_every_job(runtimes, target):
     assert (report.dispatched, report.stale) == (0, 0)
 
 
+async def test_jobs_are_read_in_queries_within_the_service_limit_of_15_comparisons(
+    runtimes, target
+):
+    runtime = await runtimes()
+    other = CollectionRef.parse("other")
+    later = to_iso(datetime.now(UTC) + timedelta(days=3))
+    wanted = []
+    for ref, count in ((REF, 30), (other, 3)):
+        await runtime.jobs.put_collection(ref, ENABLED)
+        for index in range(count):
+            await runtime.jobs.put_job(ref, f"job{index}", http_job(target, startTime=later))
+            wanted.append((ref.key, f"job{index}"))
+    filters: list[str] = []
+    query_entities = runtime.store.jobs.query_entities
+
+    def spy(query_filter: str, **kwargs: Any) -> Any:
+        filters.append(query_filter)
+        return query_entities(query_filter, **kwargs)
+
+    runtime.store.jobs.query_entities = spy  # type: ignore[method-assign]
+    found = await runtime.store.get_jobs([*wanted, (REF.key, "missing")])
+
+    assert sorted(found) == sorted(wanted)
+    assert len(filters) == 4  # 31 names of one collection in 3 queries, 3 of the other in 1
+    assert max(f.count(" eq ") for f in filters) == 15
+
+
 async def test_two_dispatchers_racing_dispatch_each_occurrence_once(runtimes, target):
     start = (datetime.now(UTC) + timedelta(seconds=3)).replace(microsecond=0)
     clock = FixedClock(start - timedelta(minutes=5))
