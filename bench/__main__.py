@@ -95,6 +95,7 @@ def _sample(sample: timer_pass.PassSample) -> dict[str, Any]:
         "python_cpu_s": sample.cpu.python_cpu,
         "azurite_cpu_s": sample.cpu.azurite_cpu,
         "other_cpu_s": sample.cpu.other_cpu,
+        "stolen_cpu_s": sample.cpu.stolen_cpu,
         "report": vars(sample.report),
     }
 

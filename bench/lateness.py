@@ -30,6 +30,7 @@ from bench.util import CpuMeter, LoadSampler, bounded, percentile, unique_name
 from devhost.azurite import PROJECT_ROOT
 from devhost.host import DevHost
 from shared import runtime as runtime_module
+from shared.names import CollectionRef
 from shared.settings import Settings
 from shared.store import JobStore
 from shared.timefmt import to_iso
@@ -281,15 +282,16 @@ async def stored_state(connection: str, prefix: str) -> dict[str, Any]:
     """What the app's tables say afterwards: each job's state, and runs still in flight (a
     one-time job that fired and was recorded is Completed and has no run row left)."""
     store = JobStore.from_settings(Settings(storage_connection=connection, table_prefix=prefix))
+    table = store.table_for(CollectionRef.parse(COLLECTION).key)
     try:
         states: Counter[str] = Counter()
-        async for entity in store.jobs.query_entities(
+        async for entity in table.query_entities(
             "RowKey ge 'job|' and RowKey lt 'job}'", select=["state"]
         ):
             states[entity["state"]] += 1
         runs = [
             entity["RowKey"]
-            async for entity in store.jobs.query_entities(
+            async for entity in table.query_entities(
                 "RowKey ge 'run|' and RowKey lt 'run}'", select=["RowKey"]
             )
         ]

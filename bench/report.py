@@ -25,7 +25,8 @@ def _cpu(samples: list[dict[str, Any]]) -> str:
 
     return (
         f"mean CPU per pass: Python {mean('python_cpu_s'):.2f} s, Azurite "
-        f"{mean('azurite_cpu_s'):.2f} s, other processes {mean('other_cpu_s'):.2f} s"
+        f"{mean('azurite_cpu_s'):.2f} s, other processes {mean('other_cpu_s'):.2f} s, "
+        f"stolen {mean('stolen_cpu_s'):.2f} s"
     )
 
 
@@ -41,7 +42,9 @@ def render(results: dict[str, Any]) -> str:
         f"other processes used {results['run_cpu']['other_cpu']:.0f} CPU-s during the "
         f"{results['run_cpu']['wall']:.0f} s run ({results['cores']} cores = "
         f"{results['cores'] * results['run_cpu']['wall']:.0f}"
-        " CPU-s); their load adds noise to every figure.",
+        " CPU-s), and the hypervisor stole "
+        f"{results['run_cpu'].get('stolen_cpu', 0.0):.0f} CPU-s for other machines (steal);",
+        "both add noise to every figure.",
     ]
     if "pass_alone" in results:
         lines += _timer_pass(results)
@@ -237,8 +240,8 @@ def _lateness(c: dict[str, Any]) -> list[str]:
             " job arrived:",
             *(_second(s) for s in sorted(c["by_second"], key=lambda s: -s["max_ms"])[:3]),
             f"      CPU while the jobs fired: Python (app + sink) {cpu['python_cpu']:.1f} s, "
-            f"Azurite {cpu['azurite_cpu']:.1f} s, other processes {cpu['other_cpu']:.1f} s "
-            f"in {cpu['wall']:.0f} s",
+            f"Azurite {cpu['azurite_cpu']:.1f} s, other processes {cpu['other_cpu']:.1f} s, "
+            f"stolen {cpu.get('stolen_cpu', 0.0):.1f} s in {cpu['wall']:.0f} s",
         ]
     missing = c["missing"]
     shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")

@@ -7,9 +7,9 @@ creation does not dispatch them; the clock then moves to one second before the f
 exactly one pass is timed. Going through the API keeps the bench independent of how the service
 keys collections internally.
 
-The 100,000 other jobs are written in the store's own entity format (`_job_entity`, `_due_keys`)
-through batch transactions; that is not measured. The partition of each of their collections is
-read back from a first job created through the API, whatever the key format.
+The 100,000 other jobs are written as rows in the store's own entity format (`_job_entity`)
+through batch transactions, and indexed with the store's `put_due_many`; that is not measured.
+Their collections are created through the API.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -37,11 +37,14 @@ from shared.api.app import create_api
 from shared.clock import FixedClock
 from shared.dispatcher import DispatchReport
 from shared.model.job import JobProperties, JobState
+from shared.names import CollectionRef
 from shared.runtime import Runtime
 from shared.settings import Settings
-from shared.store import DueEntry, JobStore, StoredJob, _due_keys, _job_entity
+from shared.store import DueEntry, JobStore, StoredJob, _job_entity
 from shared.table_batch import MAX_OPERATIONS, Kind, Operation, submit
 from shared.timefmt import to_iso
+
+Row = TypeVar("Row")
 
 DUE_JOBS = 1_000
 OTHER_JOBS = 100_000
@@ -183,9 +186,7 @@ async def seed_other_jobs(app: BenchApp, first: datetime) -> int:
     for k, name in enumerate(names):
         await app.put_collection(name)
         await app.put_job(name, other_name(k), other_start(first, k))
-    store = app.runtime.store
-    partitions = {e["PartitionKey"] async for e in store.jobs.list_entities(select="PartitionKey")}
-    partition_of = {name: next(p for p in partitions if p.split("|")[-1] == name) for name in names}
+    partition_of = {name: CollectionRef.parse(name).key for name in names}
     settings = app.runtime.settings
     context = multiprocessing.get_context("spawn")
     loop = asyncio.get_running_loop()
@@ -218,7 +219,7 @@ async def _seed_rows(
     template = JobProperties.model_validate(http_job(first)["properties"])
     created = first - timedelta(days=2)
     job_rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    due_rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    due_rows: dict[str, list[DueEntry]] = defaultdict(list)
     for i in range(OTHER_COLLECTIONS, OTHER_JOBS):
         if i % OTHER_COLLECTIONS % SEED_PROCESSES != share:
             continue
@@ -233,22 +234,30 @@ async def _seed_rows(
             scheduled_from=created,
         )
         job_rows[job.collection].append(_job_entity(job))
-        partition, row = _due_keys(DueEntry(start, job.collection, job.name))
-        due_rows[partition].append({"PartitionKey": partition, "RowKey": row, "due": to_iso(start)})
+        due_rows[job.collection].append(DueEntry(start, job.collection, job.name))
     store = JobStore.from_settings(settings)
     try:
-        batches = [(store.jobs, rows) for rows in _chunks(job_rows)]
-        batches += [(store.due, rows) for rows in _chunks(due_rows)]
+        job_batches = _chunks(job_rows)
+        due_batches = _chunks(due_rows)
         await bounded(
             SEED_IN_FLIGHT,
-            (submit(table, [Operation(Kind.INSERT, e) for e in rows]) for table, rows in batches),
+            (
+                submit(
+                    store.table_for(rows[0]["PartitionKey"]),
+                    [Operation(Kind.INSERT, e) for e in rows],
+                )
+                for rows in job_batches
+            ),
+        )
+        await bounded(
+            SEED_IN_FLIGHT, (store.put_due_many(entries, created) for entries in due_batches)
         )
     finally:
         await store.close()
-    return len(batches)
+    return len(job_batches) + len(due_batches)
 
 
-def _chunks(rows: dict[str, list[dict[str, Any]]]) -> list[list[dict[str, Any]]]:
+def _chunks(rows: dict[str, list[Row]]) -> list[list[Row]]:
     """Each partition's rows in slices of at most 100 (one entity-group transaction each)."""
     return [
         partition[i : i + MAX_OPERATIONS]

@@ -59,6 +59,7 @@ class CpuSample:
     python_cpu: float
     azurite_cpu: float
     other_cpu: float = 0.0  # every other process on the machine (other people's tests...)
+    stolen_cpu: float = 0.0  # core time the hypervisor gave to other machines (steal)
 
 
 class CpuMeter:
@@ -78,15 +79,16 @@ class CpuMeter:
             return 0.0
         return (int(fields[11]) + int(fields[12])) / self._tick  # utime + stime
 
-    def _machine_cpu(self) -> float:
-        """Busy CPU seconds of all cores: user, nice, system, irq, softirq, steal."""
+    def _machine_cpu(self) -> tuple[float, float]:
+        """CPU seconds of all cores: busy on this machine (user, nice, system, irq, softirq),
+        and stolen by the hypervisor for other machines (steal)."""
         try:
             with open("/proc/stat") as handle:
                 fields = handle.readline().split()[1:]
         except OSError:
-            return 0.0
+            return 0.0, 0.0
         user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
-        return (user + nice + system + irq + softirq + steal) / self._tick
+        return (user + nice + system + irq + softirq) / self._tick, steal / self._tick
 
     @staticmethod
     def _python_cpu() -> float:
@@ -100,15 +102,16 @@ class CpuMeter:
         """Yields a sample that is filled in when the block ends."""
         sample = CpuSample(0.0, 0.0, 0.0)
         wall, cpu = time.perf_counter(), self._python_cpu()
-        azurite, machine = self._azurite_cpu(), self._machine_cpu()
+        azurite, (machine, stolen) = self._azurite_cpu(), self._machine_cpu()
         try:
             yield sample
         finally:
             sample.wall = time.perf_counter() - wall
             sample.python_cpu = self._python_cpu() - cpu
             sample.azurite_cpu = self._azurite_cpu() - azurite
-            busy = self._machine_cpu() - machine
-            sample.other_cpu = max(0.0, busy - sample.python_cpu - sample.azurite_cpu)
+            busy, steal = self._machine_cpu()
+            sample.other_cpu = max(0.0, busy - machine - sample.python_cpu - sample.azurite_cpu)
+            sample.stolen_cpu = steal - stolen
 
 
 def request_kind(method: str, url: str, table_prefix: str) -> str:

@@ -107,7 +107,7 @@ class Dispatcher:
         """One timer pass: dispatch every occurrence due before now + lookahead."""
         now = self._clock.now()
         horizon = now + self._settings.lookahead
-        entries = await self._store.due_entries(horizon)
+        entries = await self._store.due_entries(horizon, now=now)
         report = await self._dispatch(entries, horizon)
         log.info(
             "Dispatch pass: %d due rows, %d dispatched, %d missed, %d stale, %d recovered, "
@@ -184,7 +184,8 @@ class Dispatcher:
                 plans.append(self._plan(job, entry))
         report.stale += len(stale)
         await self._store.put_due_many(
-            DueEntry(p.following, p.job.collection, p.job.name) for p in plans if p.following
+            (DueEntry(p.following, p.job.collection, p.job.name) for p in plans if p.following),
+            self._clock.now(),
         )
         committed = await self._commit(plans, report)
         await self._send_all(committed, sends)

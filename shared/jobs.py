@@ -260,7 +260,9 @@ class JobService:
 
     async def _write(self, job: StoredJob, existing: StoredJob | None) -> StoredJob:
         if job.next_fire is not None:
-            await self._store.put_due(DueEntry(job.next_fire, job.collection, job.name))
+            await self._store.put_due(
+                DueEntry(job.next_fire, job.collection, job.name), self._clock.now()
+            )
         if existing is None:
             written = await self._store.create_job(job)
         else:
@@ -275,7 +277,7 @@ class JobService:
         job = await self._store.get_job(collection, name)
         if job is None or job.state is not JobState.ENABLED or job.next_fire is None:
             return
-        await self._store.put_due(DueEntry(job.next_fire, collection, name))
+        await self._store.put_due(DueEntry(job.next_fire, collection, name), self._clock.now())
         await self._dispatcher.dispatch_job(job)
 
 

@@ -5,6 +5,7 @@ application settings). Every name here is documented in README.md and local.sett
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -27,10 +28,6 @@ class Settings:
     request_limits: RequestLimits = DEFAULT_LIMITS
 
     @property
-    def jobs_table(self) -> str:
-        return f"{self.table_prefix}Jobs"
-
-    @property
     def due_table(self) -> str:
         return f"{self.table_prefix}Due"
 
@@ -44,9 +41,15 @@ class Settings:
         connection = env.get("SCHEDULER_STORAGE") or env.get("AzureWebJobsStorage")
         if not connection:
             raise RuntimeError("AzureWebJobsStorage (or SCHEDULER_STORAGE) must be set")
+        prefix = env.get("SCHEDULER_TABLE_PREFIX", "Scheduler")
+        if not _TABLE_PREFIX.fullmatch(prefix):
+            # A collection's table is the prefix, "C" and 32 hex digits: at most 63 characters.
+            raise RuntimeError(
+                "SCHEDULER_TABLE_PREFIX must be 1-30 letters and digits, starting with a letter"
+            )
         return cls(
             storage_connection=connection,
-            table_prefix=env.get("SCHEDULER_TABLE_PREFIX", "Scheduler"),
+            table_prefix=prefix,
             execution_queue=env.get("SCHEDULER_EXECUTION_QUEUE", "scheduler-executions"),
             lookahead=timedelta(seconds=int(env.get("SCHEDULER_LOOKAHEAD_SECONDS", "120"))),
             http_timeout=timedelta(seconds=int(env.get("SCHEDULER_HTTP_TIMEOUT_SECONDS", "60"))),
@@ -64,6 +67,9 @@ class Settings:
                 body_length=int(env.get("SCHEDULER_MAX_REQUEST_BODY_LENGTH", "8192")),
             ),
         )
+
+
+_TABLE_PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9]{0,29}")
 
 
 def _optional_int(text: str | None) -> int | None:

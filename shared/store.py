@@ -2,31 +2,34 @@
 
 Layout:
 
-``{prefix}Jobs``  PartitionKey = collection
+``{prefix}C<digest of the collection key>``  one table per collection, PartitionKey = its key
     ``job|<job>``                           the job: definition, state, counters, next occurrence
     ``run|<job>|<generation>|<nominal>``    an occurrence in flight (deleted when it ends)
     ``hist|<job>|<inverted start ms>|<phase><attempt>``   one history row per attempt, newest first
+    ``due|<due>|<job>``                     the job's next occurrence, for the timer
   A collection's rows share one partition, so a job's counters, its run and its history change
-  together in one entity-group transaction: a crash never leaves them half-written.
+  together in one entity-group transaction: a crash never leaves them half-written. A table per
+  collection keeps each collection's reads and writes independent of what the others store.
 
-``{prefix}Due``   PartitionKey = minute of the due time (``yyyymmddHHMM``),
-                  RowKey = ``<due>|<collection>|<job>``
-  One row per job's next occurrence. The timer reads the key range up to now + lookahead, so its
-  cost grows with the occurrences that are due, not with the jobs that are stored.
+``{prefix}Due``   PartitionKey = a minute (``yyyymmddHHMM``), RowKey = collection key
+  "This collection filed a due row in this minute." A due row is filed in the minute it is due,
+  or in the minute it was written if that is later. The timer reads the minutes up to now +
+  lookahead, then each of those collections' due rows up to the same instant: its cost grows
+  with the occurrences that are due, not with the jobs that are stored.
 
 ``{prefix}Collections``  PartitionKey = ``<subscription>|<resourceGroup>``, RowKey = name
 
-The jobs table's "collection" is the collection's key, ``<subscription>|<resourceGroup>|<name>``
-(see shared/names.py).
+A collection's key is ``<subscription>|<resourceGroup>|<name>`` (see shared/names.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -62,6 +65,9 @@ DISPATCHES_PER_TRANSACTION = MAX_OPERATIONS // 2
 _MAX_COMPARISONS = 15
 _NAMES_PER_QUERY = _MAX_COMPARISONS - 1
 _READ_CONCURRENCY = 8
+# A minute of the due index is settled (no writer files rows in it any more) this long after it
+# ended: writers file in the minute they write, and instances' clocks differ by far less.
+_INDEX_SETTLES_AFTER = timedelta(minutes=5)
 
 
 class RunStatus(StrEnum):
@@ -183,23 +189,16 @@ def run_row_key(job: str, generation: int, nominal: datetime, token: str = "") -
     return f"run|{job}|{generation}|{compact(nominal)}{suffix}"
 
 
-def _by_partition(entries: Iterable[DueEntry]) -> dict[str, list[tuple[str, DueEntry]]]:
-    grouped: dict[str, list[tuple[str, DueEntry]]] = {}
-    for entry in entries:
-        partition, row = _due_keys(entry)
-        grouped.setdefault(partition, []).append((row, entry))
-    return grouped
-
-
 def _job_key(name: str) -> str:
     return f"job|{name}"
 
 
-def _due_keys(entry: DueEntry) -> tuple[str, str]:
-    return (
-        entry.due.strftime("%Y%m%d%H%M"),
-        f"{compact(entry.due)}|{entry.collection}|{entry.job}",
-    )
+def _due_key(entry: DueEntry) -> str:
+    return f"due|{compact(entry.due)}|{entry.job}"
+
+
+def _minute(instant: datetime) -> str:
+    return instant.strftime("%Y%m%d%H%M")
 
 
 def _opt_iso(value: datetime | None) -> str | None:
@@ -221,9 +220,9 @@ class JobStore:
     def __init__(self, service: TableServiceClient, settings: Settings) -> None:
         self._service = service
         self._settings = settings
-        self.jobs: TableClient = service.get_table_client(settings.jobs_table)
-        self.due: TableClient = service.get_table_client(settings.due_table)
+        self.due_index: TableClient = service.get_table_client(settings.due_table)
         self.collections: TableClient = service.get_table_client(settings.collections_table)
+        self._collection_tables: dict[str, TableClient] = {}
         self._ready = False
         self._ready_lock = asyncio.Lock()
 
@@ -236,18 +235,30 @@ class JobStore:
         """Create the tables once per process (idempotent)."""
         async with self._ready_lock:
             if not self._ready:
-                for table in (self.jobs, self.due, self.collections):
-                    try:
-                        await self._service.create_table(table.table_name)
-                    except ResourceExistsError:
-                        pass
+                for table in (self.due_index, self.collections):
+                    await self._create_table(table.table_name)
                 self._ready = True
         return self
 
     async def close(self) -> None:
-        for table in (self.jobs, self.due, self.collections):
+        for table in (self.due_index, self.collections, *self._collection_tables.values()):
             await table.close()
         await self._service.close()
+
+    def table_for(self, collection: str) -> TableClient:
+        """The table that holds a collection's jobs, runs, history and due rows."""
+        table = self._collection_tables.get(collection)
+        if table is None:
+            digest = hashlib.sha256(collection.encode("utf-8")).hexdigest()[:32]
+            table = self._service.get_table_client(f"{self._settings.table_prefix}C{digest}")
+            self._collection_tables[collection] = table
+        return table
+
+    async def _create_table(self, name: str) -> None:
+        try:
+            await self._service.create_table(name)
+        except ResourceExistsError:
+            pass
 
     # -- collections -------------------------------------------------------------------------
 
@@ -259,6 +270,9 @@ class JobStore:
         return _collection_from_entity(entity)
 
     async def put_collection(self, collection: Collection) -> None:
+        """Save the collection, creating its table first (a deleted collection's table stays,
+        empty, so the name can be taken again at once)."""
+        await self._create_table(self.table_for(collection.ref.key).table_name)
         await self.collections.upsert_entity(
             {
                 "PartitionKey": collection.ref.namespace,
@@ -307,7 +321,7 @@ class JobStore:
 
     async def get_job(self, collection: str, name: str) -> StoredJob | None:
         try:
-            entity = await self.jobs.get_entity(collection, _job_key(name))
+            entity = await self.table_for(collection).get_entity(collection, _job_key(name))
         except ResourceNotFoundError:
             return None
         return _job_from_entity(entity)
@@ -335,7 +349,9 @@ class JobStore:
             # Spaces around the parentheses: the SDK finds @parameters by splitting on spaces.
             query = f"PartitionKey eq @pk and ( {' or '.join(clauses)} )"
             async with limit:
-                async for entity in self.jobs.query_entities(query, parameters=params):
+                async for entity in self.table_for(collection).query_entities(
+                    query, parameters=params
+                ):
                     job = _job_from_entity(entity)
                     found[(job.collection, job.name)] = job
 
@@ -353,8 +369,9 @@ class JobStore:
     ) -> tuple[list[StoredJob], str | None]:
         """A page of jobs in name order. `after` is the last name of the previous page (a keyset
         cursor: jobs added meanwhile are neither missed nor repeated); `skip` drops the first."""
-        lower = "RowKey gt @after" if after else "RowKey ge 'job|'"
-        query = f"PartitionKey eq @pk and {lower} and RowKey lt 'job}}'"
+        # The prefix bounds hold even when `after` is forged: only job rows are read.
+        after_clause = " and RowKey gt @after" if after else ""
+        query = f"PartitionKey eq @pk and RowKey ge 'job|'{after_clause} and RowKey lt 'job}}'"
         params: dict[str, Any] = {"pk": collection, "after": _job_key(after or "")}
         if state is not None:
             query += " and state eq @state"
@@ -369,7 +386,7 @@ class JobStore:
     async def collection_job_names(self, collection: str) -> list[str]:
         query = "PartitionKey eq @pk and RowKey ge 'job|' and RowKey lt 'job}'"
         names = []
-        async for entity in self.jobs.query_entities(
+        async for entity in self.table_for(collection).query_entities(
             query, parameters={"pk": collection}, select=["RowKey"]
         ):
             names.append(entity["RowKey"].split("|", 1)[1])
@@ -378,7 +395,7 @@ class JobStore:
     async def create_job(self, job: StoredJob) -> StoredJob:
         """Insert a new job; Conflict when one with that name exists."""
         try:
-            meta = await self.jobs.create_entity(_job_entity(job))
+            meta = await self.table_for(job.collection).create_entity(_job_entity(job))
         except ResourceExistsError as error:
             raise Conflict(f"job {job.collection}/{job.name} exists") from error
         return replace(job, etag=meta["etag"])
@@ -398,7 +415,7 @@ class JobStore:
         ]
         await self._delete_rows(collection, keys)
         try:
-            await self.jobs.delete_entity(collection, _job_key(name))
+            await self.table_for(collection).delete_entity(collection, _job_key(name))
         except ResourceNotFoundError:
             pass
         if job.next_fire is not None:
@@ -407,57 +424,98 @@ class JobStore:
 
     # -- due index ---------------------------------------------------------------------------
 
-    async def put_due(self, entry: DueEntry) -> None:
-        partition, row = _due_keys(entry)
-        await self.due.upsert_entity(
-            {"PartitionKey": partition, "RowKey": row, "due": to_iso(entry.due)},
-            mode=UpdateMode.REPLACE,
-        )
+    async def put_due(self, entry: DueEntry, now: datetime) -> None:
+        await self.put_due_many([entry], now)
+
+    async def put_due_many(self, entries: Iterable[DueEntry], now: datetime) -> None:
+        """Index occurrences: list each collection under the minute its rows are filed in, then
+        write the rows (so a due row never exists unlisted), 100 to a transaction."""
+        rows: dict[str, dict[str, dict[str, Any]]] = {}
+        minutes: dict[str, set[str]] = {}
+        for entry in entries:
+            filed = _minute(max(entry.due, now))
+            minutes.setdefault(filed, set()).add(entry.collection)
+            rows.setdefault(entry.collection, {})[_due_key(entry)] = {
+                "PartitionKey": entry.collection,
+                "RowKey": _due_key(entry),
+                "due": to_iso(entry.due),
+                "filed": filed,
+            }
+        for minute, collections in minutes.items():
+            for names in _chunks(sorted(collections), MAX_OPERATIONS):
+                index = [
+                    Operation(Kind.UPSERT, {"PartitionKey": minute, "RowKey": name})
+                    for name in names
+                ]
+                await submit(self.due_index, index)
+        for collection, by_key in rows.items():
+            for chunk in _chunks(list(by_key.values()), MAX_OPERATIONS):
+                await submit(self.table_for(collection), [Operation(Kind.UPSERT, e) for e in chunk])
 
     async def delete_due(self, entry: DueEntry) -> None:
-        partition, row = _due_keys(entry)
         try:
-            await self.due.delete_entity(partition, row)
+            await self.table_for(entry.collection).delete_entity(entry.collection, _due_key(entry))
         except ResourceNotFoundError:
             pass
 
-    async def put_due_many(self, entries: Iterable[DueEntry]) -> None:
-        """Index many occurrences: one transaction per minute partition and 100 rows."""
-        for partition, rows in _by_partition(entries).items():
-            for chunk in _chunks(rows, MAX_OPERATIONS):
-                operations = [
-                    Operation(
-                        Kind.UPSERT,
-                        {"PartitionKey": partition, "RowKey": row, "due": to_iso(entry.due)},
-                    )
-                    for row, entry in chunk
-                ]
-                await submit(self.due, operations)
-
     async def delete_due_many(self, entries: Iterable[DueEntry]) -> None:
-        for partition, rows in _by_partition(entries).items():
-            await self._delete_rows(partition, [row for row, _ in rows], self.due)
+        keys: dict[str, set[str]] = {}
+        for entry in entries:
+            keys.setdefault(entry.collection, set()).add(_due_key(entry))
+        for collection, rows in keys.items():
+            await self._delete_rows(collection, sorted(rows))
 
-    async def due_entries(self, until: datetime) -> list[DueEntry]:
-        """Every index row due at or before `until`, oldest first (a key-range read)."""
-        query = "PartitionKey le @until_minute"
-        entries = []
-        async for entity in self.due.query_entities(
-            query, parameters={"until_minute": until.strftime("%Y%m%d%H%M")}
+    async def due_entries(self, until: datetime, *, now: datetime | None = None) -> list[DueEntry]:
+        """Every due row at or before `until`, oldest first: the minutes of the index up to
+        `until`, then each listed collection's rows up to `until` (two key-range reads).
+
+        With `now`, the index forgets the collections it lists under settled minutes (ended
+        five minutes before `now`) that have no row filed there any more."""
+        listed: dict[str, list[str]] = {}
+        async for entity in self.due_index.query_entities(
+            "PartitionKey le @minute", parameters={"minute": _minute(until)}
         ):
-            due_text, rest = entity["RowKey"].split("|", 1)
-            collection, job = rest.rsplit("|", 1)
-            due = from_iso(entity["due"])
-            if due <= until:
-                entries.append(DueEntry(due, collection, job))
-        entries.sort(key=lambda e: e.due)
-        return entries
+            listed.setdefault(entity["RowKey"], []).append(entity["PartitionKey"])
+        limit = asyncio.Semaphore(_READ_CONCURRENCY)
+        found: list[DueEntry] = []
+        forgotten: dict[str, list[str]] = {}
+        settled = _minute(now - _INDEX_SETTLES_AFTER) if now is not None else ""
+
+        async def read(collection: str, minutes: list[str]) -> None:
+            async with limit:
+                rows = await self._due_rows(collection, until)
+            filed = {row["filed"] for row in rows}
+            found.extend(
+                DueEntry(from_iso(row["due"]), collection, row["RowKey"].rsplit("|", 1)[1])
+                for row in rows
+            )
+            for minute in minutes:
+                if minute < settled and minute not in filed:
+                    forgotten.setdefault(minute, []).append(collection)
+
+        await asyncio.gather(*(read(c, minutes) for c, minutes in listed.items()))
+        for minute, collections in forgotten.items():
+            await self._delete_rows(minute, collections, self.due_index)
+        found.sort(key=lambda e: e.due)
+        return found
+
+    async def _due_rows(self, collection: str, until: datetime) -> list[TableEntity]:
+        query = "PartitionKey eq @pk and RowKey ge 'due|' and RowKey lt @high"
+        params = {"pk": collection, "high": f"due|{compact(until)}}}"}
+        try:
+            rows = [
+                row
+                async for row in self.table_for(collection).query_entities(query, parameters=params)
+            ]
+        except ResourceNotFoundError:
+            return []  # the collection's table is gone: nothing of it is due
+        return [row for row in rows if from_iso(row["due"]) <= until]
 
     # -- runs --------------------------------------------------------------------------------
 
     async def get_run(self, collection: str, row_key: str) -> Run | None:
         try:
-            entity = await self.jobs.get_entity(collection, row_key)
+            entity = await self.table_for(collection).get_entity(collection, row_key)
         except ResourceNotFoundError:
             return None
         return _run_from_entity(entity)
@@ -481,7 +539,7 @@ class JobStore:
         await self._transact(collection, operations)
 
     async def create_run(self, run: Run) -> Run:
-        meta = await self.jobs.create_entity(_run_entity(run))
+        meta = await self.table_for(run.collection).create_entity(_run_entity(run))
         return replace(run, etag=meta["etag"])
 
     async def update_run(self, run: Run) -> Run:
@@ -491,7 +549,7 @@ class JobStore:
     async def _replace_unchanged(self, entity: dict[str, Any], etag: str | None) -> str:
         """Replace a row only if its etag still matches; Conflict if someone changed it."""
         try:
-            meta = await self.jobs.update_entity(
+            meta = await self.table_for(entity["PartitionKey"]).update_entity(
                 entity,
                 mode=UpdateMode.REPLACE,
                 etag=etag,
@@ -503,7 +561,7 @@ class JobStore:
 
     async def delete_run(self, run: Run) -> None:
         try:
-            await self.jobs.delete_entity(
+            await self.table_for(run.collection).delete_entity(
                 run.collection,
                 run.row_key,
                 etag=run.etag,
@@ -544,8 +602,8 @@ class JobStore:
     ) -> tuple[list[HistoryRecord], str | None]:
         """A page of history, newest first; `after` is the row key the previous page ended on."""
         prefix = f"hist|{name}|"
-        lower = "RowKey gt @after" if after else "RowKey ge @low"
-        query = f"PartitionKey eq @pk and {lower} and RowKey lt @high"
+        after_clause = " and RowKey gt @after" if after else ""
+        query = f"PartitionKey eq @pk and RowKey ge @low{after_clause} and RowKey lt @high"
         params: dict[str, Any] = {
             "pk": collection,
             "after": after,
@@ -565,7 +623,7 @@ class JobStore:
         this page is the last)."""
         rows: list[TableEntity] = []
         seen = 0
-        async for entity in self.jobs.query_entities(
+        async for entity in self.table_for(params["pk"]).query_entities(
             query, parameters=params, results_per_page=min(top + skip + 1, 1000)
         ):
             seen += 1
@@ -598,7 +656,7 @@ class JobStore:
 
     async def _row_keys(self, partition: str, prefix: str) -> AsyncIterator[str]:
         query = f"PartitionKey eq @pk and {_key_range(prefix)}"
-        async for entity in self.jobs.query_entities(
+        async for entity in self.table_for(partition).query_entities(
             query, parameters={"pk": partition}, select=["RowKey"]
         ):
             yield entity["RowKey"]
@@ -606,7 +664,7 @@ class JobStore:
     async def _delete_rows(
         self, partition: str, keys: Iterable[str], table: TableClient | None = None
     ) -> None:
-        table = table or self.jobs
+        table = table or self.table_for(partition)
         batch: list[Operation] = []
         for key in keys:
             batch.append(Operation(Kind.DELETE, {"PartitionKey": partition, "RowKey": key}))
@@ -619,7 +677,7 @@ class JobStore:
     async def _transact(self, partition: str, operations: list[Operation]) -> list[str | None]:
         """A transaction on the jobs table; Conflict when a row it expected had changed."""
         try:
-            return await submit(self.jobs, operations)
+            return await submit(self.table_for(partition), operations)
         except TransactionFailed as error:
             if error.status in (404, 409, 412):
                 raise Conflict(f"transaction on {partition} lost a race: {error}") from error

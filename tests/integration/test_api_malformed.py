@@ -36,6 +36,7 @@ from typing import Any
 
 import httpx
 import pytest
+from azure.data.tables.aio import TableServiceClient
 
 from shared.clock import FixedClock
 from shared.names import DEFAULT_RESOURCE_GROUP, DEFAULT_SUBSCRIPTION
@@ -88,11 +89,18 @@ async def api(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def snapshot(runtime: Runtime) -> dict[str, Any]:
-    """Every row of the three tables (with its ETag) and the queue's length."""
+    """Every table of the app, every row (with its ETag), and the queue's length."""
     state: dict[str, Any] = {}
-    for table in (runtime.store.jobs, runtime.store.due, runtime.store.collections):
-        rows = [(dict(row), row.metadata.get("etag")) async for row in table.list_entities()]
-        state[table.table_name] = sorted(rows, key=lambda row: json.dumps(row, default=str))
+    prefix = runtime.settings.table_prefix
+    async with TableServiceClient.from_connection_string(
+        runtime.settings.storage_connection
+    ) as service:
+        async for properties in service.list_tables():
+            if not properties.name.startswith(prefix):
+                continue
+            table = service.get_table_client(properties.name)
+            rows = [(dict(row), row.metadata.get("etag")) async for row in table.list_entities()]
+            state[table.table_name] = sorted(rows, key=lambda row: json.dumps(row, default=str))
     properties = await runtime.queue.client.get_queue_properties()
     state["queue"] = properties.approximate_message_count
     return state

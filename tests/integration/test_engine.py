@@ -254,18 +254,83 @@ async def test_jobs_are_read_in_queries_within_the_service_limit_of_15_compariso
             await runtime.jobs.put_job(ref, f"job{index}", http_job(target, startTime=later))
             wanted.append((ref.key, f"job{index}"))
     filters: list[str] = []
-    query_entities = runtime.store.jobs.query_entities
+    table = runtime.store.table_for(REF.key)
+    query_entities = table.query_entities
 
     def spy(query_filter: str, **kwargs: Any) -> Any:
         filters.append(query_filter)
         return query_entities(query_filter, **kwargs)
 
-    runtime.store.jobs.query_entities = spy  # type: ignore[method-assign]
+    table.query_entities = spy  # type: ignore[method-assign]
     found = await runtime.store.get_jobs([*wanted, (REF.key, "missing")])
 
     assert sorted(found) == sorted(wanted)
-    assert len(filters) == 4  # 31 names of one collection in 3 queries, 3 of the other in 1
+    assert len(filters) == 3  # 31 names of the collection in 3 queries
     assert max(f.count(" eq ") for f in filters) == 15
+
+
+async def test_the_due_index_lists_a_collection_until_its_rows_are_gone_and_minute_settled(
+    runtimes,
+):
+    runtime = await runtimes()
+    store = runtime.store
+    await runtime.jobs.put_collection(REF, ENABLED)
+    t0 = datetime(2031, 1, 1, 12, 0, 30, tzinfo=UTC)
+    later = DueEntry(t0 + timedelta(hours=1), COLLECTION, "later")
+    overdue = DueEntry(t0 - timedelta(days=1), COLLECTION, "overdue")
+    await store.put_due(later, t0)
+    await store.put_due(overdue, t0)  # filed in the minute it is written, not in its own
+    await store.due_index.upsert_entity({"PartitionKey": "203101011200", "RowKey": "s|g|gone"})
+
+    async def index() -> set[tuple[str, str]]:
+        rows = store.due_index.list_entities()
+        return {(row["PartitionKey"], row["RowKey"]) async for row in rows}
+
+    assert await index() == {
+        ("203101011300", COLLECTION),
+        ("203101011200", COLLECTION),
+        ("203101011200", "s|g|gone"),
+    }
+    assert await store.due_entries(t0 + timedelta(minutes=2), now=t0) == [overdue]
+    assert len(await index()) == 3  # the minute is not settled yet
+
+    await store.delete_due(overdue)
+    settled = t0 + timedelta(minutes=10)
+    assert await store.due_entries(settled, now=settled) == []
+    assert await index() == {("203101011300", COLLECTION)}  # a collection without a table too
+
+    late = t0 + timedelta(hours=2)
+    assert await store.due_entries(late, now=late) == [later]
+    assert await index() == {("203101011300", COLLECTION)}  # its row is still filed there
+    await store.delete_due(later)
+    assert await store.due_entries(late, now=late) == []
+    assert await index() == set()
+
+
+async def test_a_pass_over_several_slices_dispatches_every_row_once(runtimes, target):
+    start = datetime(2031, 3, 1, 8, 0, 0, tzinfo=UTC)
+    clock = FixedClock(start - timedelta(days=1))
+    runtime = await runtimes(clock=clock)
+    other = CollectionRef.parse("second")
+    names = {REF: [f"a{i:03d}" for i in range(180)], other: [f"b{i:03d}" for i in range(70)]}
+    for ref, jobs in names.items():
+        await runtime.jobs.put_collection(ref, ENABLED)
+        for offset, name in enumerate(jobs):
+            due = to_iso(start + timedelta(seconds=offset % 90))
+            await runtime.jobs.put_job(ref, name, http_job(target, startTime=due))
+    clock.set(start - timedelta(seconds=5))
+
+    report = await runtime.dispatcher.dispatch_due()
+
+    assert (report.dispatched, report.conflicts, report.stale) == (250, 0, 0)
+    properties = await runtime.queue.client.get_queue_properties()
+    assert properties.approximate_message_count == 250
+    assert await runtime.store.due_entries(start + timedelta(days=1)) == []
+    for ref, jobs in names.items():
+        found = await runtime.store.get_jobs((ref.key, name) for name in jobs)
+        assert len(found) == len(jobs)
+        assert all(job.next_fire is None and job.occurrences == 1 for job in found.values())
+    assert (await runtime.dispatcher.dispatch_due()).dispatched == 0
 
 
 async def test_two_dispatchers_racing_dispatch_each_occurrence_once(runtimes, target):
