@@ -108,8 +108,8 @@ def _where_it_goes(r: dict[str, Any]) -> list[str]:
     profiles = [alone] + ([crowded] if crowded else [])
     lines = [
         "",
-        "Where a pass goes: one extra pass over 1,000 fresh due jobs with the dispatcher's",
-        "concurrency set to 1, so each store/queue call's CPU can be attributed to it:",
+        "Where a pass goes: one extra pass over 1,000 fresh due jobs, one slice and one send",
+        "at a time, so each store/queue call's CPU can be attributed to it:",
         f"    (i)  empty tables:        wall {alone['wall_s']:5.2f} s, Python CPU "
         f"{alone['python_cpu_s']:.2f} s, Azurite CPU {alone['azurite_cpu_s']:.2f} s",
     ]

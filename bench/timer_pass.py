@@ -342,12 +342,13 @@ def _timing_calls(runtime: Runtime, meter: CpuMeter) -> Iterator[dict[str, list[
 
 @contextmanager
 def _one_at_a_time() -> Iterator[None]:
-    saved = dispatcher_module._CONCURRENCY
-    dispatcher_module._CONCURRENCY = 1
+    """One send and one slice at a time, so that no two recorded calls overlap."""
+    saved = dispatcher_module._CONCURRENCY, dispatcher_module._SLICES_IN_FLIGHT
+    dispatcher_module._CONCURRENCY, dispatcher_module._SLICES_IN_FLIGHT = 1, 1
     try:
         yield
     finally:
-        dispatcher_module._CONCURRENCY = saved
+        dispatcher_module._CONCURRENCY, dispatcher_module._SLICES_IN_FLIGHT = saved
 
 
 _inside_timed_call: ContextVar[bool] = ContextVar("inside_timed_call", default=False)
