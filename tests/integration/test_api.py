@@ -22,7 +22,8 @@ BASE = "/api/jobCollections/ops"
 
 @pytest.fixture
 async def runtime(runtimes) -> Runtime:
-    return await runtimes(clock=FixedClock(NOW))
+    built: Runtime = await runtimes(clock=FixedClock(NOW))
+    return built
 
 
 @pytest.fixture

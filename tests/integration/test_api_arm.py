@@ -25,7 +25,8 @@ V = {"api-version": "2016-03-01"}
 
 @pytest.fixture
 async def runtime(runtimes) -> Runtime:
-    return await runtimes(clock=FixedClock(NOW))
+    built: Runtime = await runtimes(clock=FixedClock(NOW))
+    return built
 
 
 @pytest.fixture

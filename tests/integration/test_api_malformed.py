@@ -32,7 +32,7 @@ import itertools
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -77,7 +77,8 @@ def queue_job() -> dict[str, Any]:
 
 @pytest.fixture
 async def runtime(runtimes) -> Runtime:
-    return await runtimes(clock=FixedClock(NOW))
+    built: Runtime = await runtimes(clock=FixedClock(NOW))
+    return built
 
 
 @pytest.fixture
@@ -95,10 +96,10 @@ async def snapshot(runtime: Runtime) -> dict[str, Any]:
     async with TableServiceClient.from_connection_string(
         runtime.settings.storage_connection
     ) as service:
-        async for properties in service.list_tables():
-            if not properties.name.startswith(prefix):
+        async for item in service.list_tables():
+            if not item.name.startswith(prefix):
                 continue
-            table = service.get_table_client(properties.name)
+            table = service.get_table_client(item.name)
             rows = [(dict(row), row.metadata.get("etag")) async for row in table.list_entities()]
             state[table.table_name] = sorted(rows, key=lambda row: json.dumps(row, default=str))
     properties = await runtime.queue.client.get_queue_properties()
@@ -126,7 +127,7 @@ async def refused(
     assert response.headers["content-type"].startswith("application/json"), response.headers
     body = response.json()
     assert set(body) == {"error"}, body
-    error = body["error"]
+    error: dict[str, Any] = body["error"]
     assert isinstance(error["code"], str) and error["code"], error
     assert isinstance(error["message"], str) and error["message"], error
     if code is not None:
@@ -180,7 +181,7 @@ NOT_AN_OBJECT = [
 
 async def test_bodies_that_are_not_a_json_object_are_400s_naming_the_body(api, runtime, subtests):
     for (raw,), (method, url) in itertools.product(
-        (param.values for param in NOT_AN_OBJECT), BODY_TARGETS
+        (cast(tuple[bytes], param.values) for param in NOT_AN_OBJECT), BODY_TARGETS
     ):
         with subtests.test(method=method, url=url, body=raw[:40]):
             await refused(

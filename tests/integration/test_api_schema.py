@@ -27,7 +27,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote
 
 import pytest
@@ -37,6 +37,7 @@ from hypothesis import strategies as st
 from schemathesis import Case, GenerationMode, Response
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import FailureGroup
+from schemathesis.core.result import Ok
 from schemathesis.python.asgi import ASGIClient, shutdown_lifespans
 from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
@@ -132,7 +133,7 @@ class AppWithRuntime:
                 return
 
 
-def no_secret_in_response(ctx: Any, response: Response, case: Case) -> bool | None:
+def no_secret_in_response(ctx: Any, response: Response, case: Case[Any]) -> bool | None:
     """No write-only value (SAS token, password) appears in the body or the headers.
 
     Hypothesis mines string constants from local source files (this one included), so a case may
@@ -152,7 +153,7 @@ def no_secret_in_response(ctx: Any, response: Response, case: Case) -> bool | No
     return None
 
 
-def carries_request_id(ctx: Any, response: Response, case: Case) -> bool | None:
+def carries_request_id(ctx: Any, response: Response, case: Case[Any]) -> bool | None:
     assert response.headers.get("x-ms-request-id"), "the response has no x-ms-request-id"
     return None
 
@@ -160,7 +161,7 @@ def carries_request_id(ctx: Any, response: Response, case: Case) -> bool | None:
 ERROR_STATUSES = {400, 404, 405, 409, 413, 415}
 
 
-def errors_are_arm_shaped(ctx: Any, response: Response, case: Case) -> bool | None:
+def errors_are_arm_shaped(ctx: Any, response: Response, case: Case[Any]) -> bool | None:
     if response.status_code < 400:
         return None
     assert response.status_code in ERROR_STATUSES, response.status_code
@@ -175,7 +176,7 @@ def errors_are_arm_shaped(ctx: Any, response: Response, case: Case) -> bool | No
 STATUSES: dict[str, Counter[int]] = defaultdict(Counter)
 
 
-def record_status(ctx: Any, response: Response, case: Case) -> bool | None:
+def record_status(ctx: Any, response: Response, case: Case[Any]) -> bool | None:
     STATUSES[case.operation.label][response.status_code] += 1
     return None
 
@@ -284,7 +285,7 @@ def seeded_path(operation: Any, job: str) -> dict[str, str] | None:
     return {name: value for name, value in values.items() if name in names}
 
 
-def targets_seed(case: Case) -> bool:
+def targets_seed(case: Case[Any]) -> bool:
     """Whether the case's path names the seeded collection, or one of its seeded jobs."""
     path = case.path_parameters or {}
     if path.get("jobCollectionName") != COLLECTION:
@@ -318,7 +319,7 @@ def run_operation(
         print_blob=False,
     )
     @given(case=st.one_of(strategies))
-    def fuzz(case: Case) -> None:
+    def fuzz(case: Case[Any]) -> None:
         assume(not (case.method.upper() in DESTRUCTIVE and targets_seed(case)))
         case.call_and_validate(session=client, checks=CHECKS)
 
@@ -334,10 +335,12 @@ def test_schemathesis_finds_no_5xx_schema_violation_or_secret(app: AppWithRuntim
     STATUSES.clear()
     schema = schemathesis.openapi.from_asgi("/api/openapi.json", app)
     labels: list[str] = []
-    with ASGIClient(app) as client:
+    # ASGIClient types the ASGI callables with dict where Starlette says MutableMapping.
+    with ASGIClient(cast(Any, app)) as client:
         seed(client)
         failures = run_explicit(schema, client)
         for result in schema.get_all_operations():
+            assert isinstance(result, Ok), result
             operation = result.ok()
             labels.append(operation.label)
             for mode, examples in (
