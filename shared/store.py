@@ -223,6 +223,7 @@ class JobStore:
         self.due_index: TableClient = service.get_table_client(settings.due_table)
         self.collections: TableClient = service.get_table_client(settings.collections_table)
         self._collection_tables: dict[str, TableClient] = {}
+        self._tables_made: set[str] = set()
         self._ready = False
         self._ready_lock = asyncio.Lock()
 
@@ -259,6 +260,15 @@ class JobStore:
             await self._service.create_table(name)
         except ResourceExistsError:
             pass
+        self._tables_made.add(name)
+
+    async def _ensure_table(self, collection: str) -> TableClient:
+        """The collection's table, created if missing (once per process): new rows of a
+        collection are written through here, so a table deleted by hand comes back."""
+        table = self.table_for(collection)
+        if table.table_name not in self._tables_made:
+            await self._create_table(table.table_name)
+        return table
 
     # -- collections -------------------------------------------------------------------------
 
@@ -395,7 +405,8 @@ class JobStore:
     async def create_job(self, job: StoredJob) -> StoredJob:
         """Insert a new job; Conflict when one with that name exists."""
         try:
-            meta = await self.table_for(job.collection).create_entity(_job_entity(job))
+            table = await self._ensure_table(job.collection)
+            meta = await table.create_entity(_job_entity(job))
         except ResourceExistsError as error:
             raise Conflict(f"job {job.collection}/{job.name} exists") from error
         return replace(job, etag=meta["etag"])
@@ -449,8 +460,9 @@ class JobStore:
                 ]
                 await submit(self.due_index, index)
         for collection, by_key in rows.items():
+            table = await self._ensure_table(collection)
             for chunk in _chunks(list(by_key.values()), MAX_OPERATIONS):
-                await submit(self.table_for(collection), [Operation(Kind.UPSERT, e) for e in chunk])
+                await submit(table, [Operation(Kind.UPSERT, e) for e in chunk])
 
     async def delete_due(self, entry: DueEntry) -> None:
         try:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from azure.data.tables.aio import TableServiceClient
 
 from shared.clock import FixedClock
 from shared.model.job import ActionName, HistoryStatus, JobState
@@ -332,6 +333,25 @@ async def test_a_pass_over_several_slices_dispatches_every_row_once(runtimes, ta
         assert len(found) == len(jobs)
         assert all(job.next_fire is None and job.occurrences == 1 for job in found.values())
     assert (await runtime.dispatcher.dispatch_due()).dispatched == 0
+
+
+async def test_a_collection_table_deleted_by_hand_comes_back_with_the_next_job(
+    runtimes, target, storage_connection
+):
+    runtime = await runtimes()
+    await runtime.jobs.put_collection(REF, ENABLED)
+    table_name = runtime.store.table_for(COLLECTION).table_name
+    async with TableServiceClient.from_connection_string(storage_connection) as service:
+        await service.delete_table(table_name)
+    fresh = await runtimes()  # another instance, which has not made the table itself
+
+    assert await fresh.store.get_job(COLLECTION, "back") is None
+    later = to_iso(datetime.now(UTC) + timedelta(days=1))
+    job, created = await fresh.jobs.put_job(REF, "back", http_job(target, startTime=later))
+
+    stored = await fresh.store.get_job(COLLECTION, "back")
+    assert created and stored is not None and stored.etag == job.etag
+    assert len(await fresh.store.due_entries(datetime.now(UTC) + timedelta(days=2))) == 1
 
 
 async def test_two_dispatchers_racing_dispatch_each_occurrence_once(runtimes, target):
