@@ -15,7 +15,7 @@ and step 3 may not have, in which case the run is there and its message is sent 
 (the executor claims runs by ETag, so a second message never runs an occurrence twice).
 
 A pass takes its rows in slices of 100 and batches each step of a slice (jobs read 14 to a
-query, index rows written and deleted per minute partition, up to 50 dispatches per collection
+query, due rows written and deleted 100 to a collection transaction, up to 50 dispatches per
 transaction), but keeps the order per occurrence; only the messages go one by one. A few slices
 run at once, so that storage works on one slice while we send another's messages.
 """
