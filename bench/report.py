@@ -234,7 +234,7 @@ def _lateness(c: dict[str, Any]) -> list[str]:
             f"      max {c['max_ms']:8.0f} ms     "
             f"(p90 {c['p90_ms']:.0f} ms, min {c['min_ms']:.0f} ms)",
             f"      early (negative lateness): {c['early']}",
-            f"      the executor began the attempts (before claim + HTTP call; app log) late by: "
+            f"      attempts began (claimed, before the HTTP call; app log) late by: "
             f"p50 {c['started_p50_ms']:.0f} ms, p99 {c['started_p99_ms']:.0f} ms",
             "      the 3 latest seconds, with the worst load from 1 s before them until their last"
             " job arrived:",

@@ -5,8 +5,9 @@ Queues deliver at least once, so the message only points at the run; the run row
   that retry's message may have been lost in a crash, it is sent again;
 - a run held by another executor whose lease is live is looked at again when the lease ends
   (its holder may have died, or failed to record the attempt);
-- otherwise the attempt is claimed by ETag (one claimer wins), performed, and recorded together
-  with the job's counters, the history row and the next step in one transaction.
+- otherwise the attempt is claimed by ETag (one claimer wins), held until its second if the
+  message surfaced early, performed, and recorded together with the job's counters, the
+  history row and the next step in one transaction.
 Retries are new delayed messages, not the host's poison mechanism. Storage faults raise, so
 the host redelivers the message.
 """
@@ -96,9 +97,15 @@ class Executor:
             # Surfaced too early (a delay beyond the queue's 7-day limit): hide it again.
             await self._queue.send(message_for(run), due=run.due, now=now)
             return
-        if wait > 0:
-            await asyncio.sleep(wait)  # hold an early message until its exact second
-        await self._attempt(job, run)
+        # Claim first, then hold an early message until its exact second: the claim's round
+        # trip to storage is then not part of the lateness.
+        claimed = await self._claim(job, run, start=max(now, run.due))
+        if claimed is None:
+            return
+        hold = (run.due - self._clock.now()).total_seconds()
+        if hold > 0:
+            await asyncio.sleep(hold)
+        await self._attempt(job, claimed)
 
     def _still_wanted(self, job: StoredJob, run: Run) -> bool:
         """On-demand runs always run; scheduled ones only for the job as it is now, enabled."""
@@ -114,22 +121,27 @@ class Executor:
         except Conflict:
             pass
 
-    async def _attempt(self, job: StoredJob, run: Run) -> None:
-        action = self._action_of(job, run)
-        timeout = self._timeout_of(action)
-        started = self._clock.now()
+    async def _claim(self, job: StoredJob, run: Run, *, start: datetime) -> Run | None:
+        """Take the attempt (an ETag-checked update), leased for the action's timeout and a
+        margin from when it will start; None if another executor took it first."""
+        timeout = self._timeout_of(self._action_of(job, run))
         try:
-            run = await self._store.update_run(
+            return await self._store.update_run(
                 replace(
                     run,
                     status=RunStatus.RUNNING,
-                    claimed_until=started + timeout + _CLAIM_MARGIN,
-                    started_at=started,
+                    claimed_until=start + timeout + _CLAIM_MARGIN,
+                    started_at=start,
                 )
             )
         except Conflict:
             log.info("Skipped: another executor claimed %s", run.row_key)
-            return
+            return None
+
+    async def _attempt(self, job: StoredJob, run: Run) -> None:
+        """Perform a claimed attempt and record it."""
+        action = self._action_of(job, run)
+        started = self._clock.now()
         context = ActionContext(
             collection=CollectionRef.from_key(run.collection).name,
             job=run.job,
