@@ -124,8 +124,9 @@ def _part(changeset: str, index: int, base: str, table: str, operation: Operatio
         if operation.kind is Kind.REPLACE:
             headers.append(f"If-Match: {operation.etag or '*'}")
     if operation.kind is not Kind.DELETE:
-        headers.append("Content-Type: application/json")
-        body = json.dumps(_edm_properties(entity), ensure_ascii=False)
+        # ASCII-only JSON (non-ASCII as \u escapes), so its length in characters is in bytes.
+        body = json.dumps(_edm_properties(entity))
+        headers += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
     return (
         f"--{changeset}\r\nContent-Type: application/http\r\n"
         f"Content-Transfer-Encoding: binary\r\nContent-ID: {index}\r\n\r\n"
