@@ -6,9 +6,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from shared.clock import Clock
+from shared.actions.http import HttpActionRunner
+from shared.clock import Clock, FixedClock
 from shared.runtime import Runtime
-from tests.support.engine import make_runtime, make_settings
+from tests.support.engine import API_NOW, make_runtime, make_settings
 from tests.support.http_target import HttpTarget
 
 pytestmark = pytest.mark.integration
@@ -31,6 +32,22 @@ async def runtimes(
     yield build
     for runtime in made:
         await runtime.close()
+
+
+@pytest.fixture
+async def runtime(runtimes: Callable[..., Awaitable[Runtime]]) -> Runtime:
+    """One app instance whose clock stands still at API_NOW (the API tests)."""
+    return await runtimes(clock=FixedClock(API_NOW))
+
+
+@pytest.fixture
+async def runner() -> AsyncIterator[HttpActionRunner]:
+    """The HTTP action runner, its connections closed after the test."""
+    made = HttpActionRunner()
+    try:
+        yield made
+    finally:
+        await made.aclose()
 
 
 @pytest.fixture

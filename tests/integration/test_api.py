@@ -3,27 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 
-from shared.clock import FixedClock
 from shared.runtime import Runtime
 from shared.timefmt import to_iso
-from tests.support.engine import api_client
+from tests.support.engine import API_NOW, api_client
 
 pytestmark = pytest.mark.integration
 
-NOW = datetime(2030, 5, 6, 8, 0, 0, tzinfo=UTC)  # a Monday
+NOW = API_NOW
 BASE = "/api/jobCollections/ops"
-
-
-@pytest.fixture
-async def runtime(runtimes) -> Runtime:
-    built: Runtime = await runtimes(clock=FixedClock(NOW))
-    return built
 
 
 @pytest.fixture

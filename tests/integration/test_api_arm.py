@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -12,21 +11,15 @@ import pytest
 from shared.clock import FixedClock
 from shared.names import CollectionRef
 from shared.runtime import Runtime
-from tests.support.engine import api_client
+from tests.support.engine import API_NOW, api_client
 
 pytestmark = pytest.mark.integration
 
-NOW = datetime(2030, 5, 6, 8, 0, 0, tzinfo=UTC)
+NOW = API_NOW
 SUB = "11111111-2222-3333-4444-555555555555"
 RG = f"/api/subscriptions/{SUB}/resourceGroups/ops-rg/providers/Microsoft.Scheduler"
 COLL = f"{RG}/jobCollections/prod"
 V = {"api-version": "2016-03-01"}
-
-
-@pytest.fixture
-async def runtime(runtimes) -> Runtime:
-    built: Runtime = await runtimes(clock=FixedClock(NOW))
-    return built
 
 
 @pytest.fixture

@@ -31,21 +31,19 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any, cast
 
 import httpx
 import pytest
 from azure.data.tables.aio import TableServiceClient
 
-from shared.clock import FixedClock
 from shared.names import DEFAULT_RESOURCE_GROUP, DEFAULT_SUBSCRIPTION
 from shared.runtime import Runtime
-from tests.support.engine import api_client
+from tests.support.engine import API_NOW, api_client
 
 pytestmark = pytest.mark.integration
 
-NOW = datetime(2030, 5, 6, 8, 0, 0, tzinfo=UTC)
+NOW = API_NOW
 SHORT = "/api/jobCollections"
 ARM_COLLECTIONS = (
     f"/api/subscriptions/{DEFAULT_SUBSCRIPTION}/resourceGroups/{DEFAULT_RESOURCE_GROUP}"
@@ -73,12 +71,6 @@ def queue_job() -> dict[str, Any]:
             }
         }
     }
-
-
-@pytest.fixture
-async def runtime(runtimes) -> Runtime:
-    built: Runtime = await runtimes(clock=FixedClock(NOW))
-    return built
 
 
 @pytest.fixture

@@ -26,7 +26,6 @@ from __future__ import annotations
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any, cast
 from urllib.parse import unquote
 
@@ -50,11 +49,11 @@ from shared.api.schemas import COLLECTION_EXAMPLE, JOB_EXAMPLE
 from shared.clock import FixedClock
 from shared.names import DEFAULT_RESOURCE_GROUP, DEFAULT_SUBSCRIPTION
 from shared.runtime import Runtime
-from tests.support.engine import make_runtime, make_settings
+from tests.support.engine import API_NOW, make_runtime, make_settings
 
 pytestmark = pytest.mark.integration
 
-NOW = datetime(2030, 5, 6, 8, 0, 0, tzinfo=UTC)
+NOW = API_NOW
 SAS_TOKEN = "SECRET-SAS-123"
 PASSWORD = "SECRET-PW-456"
 SECRETS = (SAS_TOKEN, PASSWORD)

@@ -34,15 +34,6 @@ def target() -> Iterator[Server]:
         yield server
 
 
-@pytest.fixture
-async def runner() -> Any:
-    made = HttpActionRunner()
-    try:
-        yield made
-    finally:
-        await made.aclose()
-
-
 def http(uri: str, **request: Any) -> JobAction:
     kind = "Https" if uri.startswith("https") else "Http"
     return JobAction.model_validate({"type": kind, "request": {"uri": uri, **request}})

@@ -369,15 +369,6 @@ def tls_target(pki: Pki, tmp_path: Path) -> Iterator[Server]:
         yield server
 
 
-@pytest.fixture
-async def runner() -> Any:
-    made = HttpActionRunner()
-    try:
-        yield made
-    finally:
-        await made.aclose()
-
-
 def context(settings: dict[str, str] | None = None) -> ActionContext:
     return ActionContext(
         collection="coll-1",

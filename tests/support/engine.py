@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 
@@ -14,6 +14,9 @@ from shared.clock import Clock
 from shared.run_queue import ExecutionMessage
 from shared.runtime import Runtime
 from shared.settings import Settings
+
+# The API tests' fixed "now": a Monday morning, years ahead of any real clock.
+API_NOW = datetime(2030, 5, 6, 8, 0, 0, tzinfo=UTC)
 
 
 def make_settings(connection: str, name: str, **overrides: object) -> Settings:
