@@ -282,7 +282,7 @@ class JobStore:
     async def put_collection(self, collection: Collection) -> None:
         """Save the collection, creating its table first (a deleted collection's table stays,
         empty, so the name can be taken again at once)."""
-        await self._create_table(self.table_for(collection.ref.key).table_name)
+        await self._ensure_table(collection.ref.key)
         await self.collections.upsert_entity(
             {
                 "PartitionKey": collection.ref.namespace,
