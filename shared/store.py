@@ -263,8 +263,9 @@ class JobStore:
         self._tables_made.add(name)
 
     async def _ensure_table(self, collection: str) -> TableClient:
-        """The collection's table, created if missing (once per process): new rows of a
-        collection are written through here, so a table deleted by hand comes back."""
+        """The collection's table, created the first time this process writes new rows to it
+        (a create that finds it is one request): a table deleted by hand comes back at the
+        next start."""
         table = self.table_for(collection)
         if table.table_name not in self._tables_made:
             await self._create_table(table.table_name)
