@@ -10,9 +10,19 @@ two storage calls:
 3. send the message, hidden until the occurrence's second;
 4. delete the index row.
 
-Step 0 for every row: if the job no longer points at it, the row is stale, unless step 2 ran
-and step 3 may not have, in which case the run is there and its message is sent again
-(the executor claims runs by ETag, so a second message never runs an occurrence twice).
+Step 0 for every row the job does not point at:
+- the job points at a later occurrence (or none): the row is stale, unless step 2 ran and step
+  3 may not have; then the run is there, Scheduled, and its message is sent again (the executor
+  claims runs by ETag, so a second message never runs an occurrence twice). A run created
+  moments ago is a racing dispatcher's, still sending: its row is left to it.
+- the job points at an earlier occurrence: the row may be the next occurrence's, written by a
+  racing dispatcher (or the API) that has not committed yet; it is left alone, and read again
+  by the next pass.
+
+Each pass also looks at the watch rows that are due: a run nobody took within a minute of its
+due time (its message lost), or whose holder's lease ended (its holder died), gets its message
+again, so a dead instance's work resumes within its lease and one pass; a job whose schedule
+ended gets its final state settled if the run that should have settled it died first.
 
 A pass takes its rows in slices of 100 and batches each step of a slice (jobs read 14 to a
 query, due rows written and deleted 100 to a collection transaction, up to 50 dispatches per
@@ -26,9 +36,10 @@ import asyncio
 import logging
 import uuid
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from shared.clock import Clock
+from shared.closing import close_if_done
 from shared.errors import Conflict
 from shared.model.collection import CollectionState
 from shared.model.job import JobState
@@ -38,12 +49,13 @@ from shared.run_queue import ExecutionMessage, ExecutionQueue
 from shared.settings import Settings
 from shared.store import (
     DISPATCHES_PER_TRANSACTION,
+    SCHEDULED_GRACE,
     DueEntry,
     JobStore,
     Run,
     RunStatus,
     StoredJob,
-    run_row_key,
+    Watch,
 )
 
 log = logging.getLogger(__name__)
@@ -57,6 +69,8 @@ _CONCURRENCY = 32
 # A pass works through its rows in slices of this many, this many slices at a time.
 _SLICE = 100
 _SLICES_IN_FLIGHT = 4
+# A run this young found behind a due row belongs to a dispatcher still sending its messages.
+_RACING_DISPATCH = timedelta(seconds=30)
 
 
 @dataclass
@@ -66,6 +80,7 @@ class DispatchReport:
     stale: int = 0
     recovered: int = 0
     conflicts: int = 0
+    resumed: int = 0
 
 
 @dataclass(frozen=True)
@@ -107,19 +122,54 @@ class Dispatcher:
         """One timer pass: dispatch every occurrence due before now + lookahead."""
         now = self._clock.now()
         horizon = now + self._settings.lookahead
-        entries = await self._store.due_entries(horizon, now=now)
-        report = await self._dispatch(entries, horizon)
+        scan = await self._store.scan(horizon, now=now)
+        report = await self._dispatch(scan.entries, horizon)
+        await self._resume(scan.watches, report)
         log.info(
             "Dispatch pass: %d due rows, %d dispatched, %d missed, %d stale, %d recovered, "
-            "%d lost races",
-            len(entries),
+            "%d lost races, %d resumed",
+            len(scan.entries),
             report.dispatched,
             report.missed,
             report.stale,
             report.recovered,
             report.conflicts,
+            report.resumed,
         )
         return report
+
+    async def _resume(self, watches: list[Watch], report: DispatchReport) -> None:
+        """Look at the runs (and ended jobs) whose watch is due."""
+        limit = asyncio.Semaphore(_CONCURRENCY)
+
+        async def look(watch: Watch) -> None:
+            async with limit:
+                if watch.run_key is None:
+                    if await close_if_done(self._store, watch.collection, watch.job):
+                        await self._store.delete_watch(watch)
+                    return
+                run = await self._store.get_run(watch.collection, watch.run_key)
+                if run is None or run.watch_at != watch.deadline:
+                    await self._store.delete_watch(watch)  # the run moved on: a leftover
+                    return
+                now = self._clock.now()
+                try:
+                    run = await self._store.move_run(
+                        run, replace(run, watch_at=now + SCHEDULED_GRACE), now
+                    )
+                except Conflict:
+                    return  # an executor moved it on meanwhile
+                await self._queue.send(message_for(run), due=run.due, now=now)
+                report.resumed += 1
+                log.warning(
+                    "Resumed: collection=%s run=%s step=%s (%s)",
+                    run.collection,
+                    run.row_key,
+                    run.step,
+                    "its lease ended" if run.status is RunStatus.RUNNING else "nobody took it",
+                )
+
+        await asyncio.gather(*(look(watch) for watch in watches))
 
     async def dispatch_job(self, job: StoredJob) -> DispatchReport:
         """Dispatch a job just created or changed whose next occurrence falls before the next
@@ -174,6 +224,8 @@ class Dispatcher:
         stale: list[DueEntry] = []
         for entry in entries:
             job = jobs.get((entry.collection, entry.job))
+            if job is not None and job.next_fire is not None and job.next_fire < entry.due:
+                continue  # perhaps the next occurrence of a racing dispatch: not ours to drop
             if job is None or job.next_fire != entry.due:
                 await self._recover_or_drop(entry, job, report)
             elif job.state is not JobState.ENABLED or not await self._collection_enabled(
@@ -252,7 +304,7 @@ class Dispatcher:
             async with limit:
                 try:
                     await self._store.commit_dispatches(
-                        chunk[0].job.collection, [(p.job, p.run) for p in chunk]
+                        chunk[0].job.collection, [(p.job, p.run) for p in chunk], self._clock.now()
                     )
                     committed.extend(chunk)
                     return
@@ -262,7 +314,7 @@ class Dispatcher:
                         return
                 for plan in chunk:
                     try:
-                        await self._store.commit_dispatch(plan.job, plan.run)
+                        await self._store.commit_dispatch(plan.job, plan.run, self._clock.now())
                         committed.append(plan)
                     except Conflict:
                         report.conflicts += 1
@@ -293,7 +345,7 @@ class Dispatcher:
             manual=True,
             token="manual-" + uuid.uuid4().hex[:8],
         )
-        run = await self._store.create_run(run)
+        run = await self._store.create_run(run, now)
         await self._queue.send(message_for(run), due=now, now=now)
         log.info("Run now: collection=%s job=%s nominal=%s", job.collection, job.name, run.nominal)
         return run
@@ -301,16 +353,24 @@ class Dispatcher:
     async def _recover_or_drop(
         self, entry: DueEntry, job: StoredJob | None, report: DispatchReport
     ) -> None:
-        """A row the job no longer points at: finish a dispatch that stopped before its message,
-        or drop the row."""
+        """A row the job has moved past: finish a dispatch that stopped before its message, or
+        drop the row. The run is looked for among the job's runs, not under the row's time: a
+        coalesced occurrence's run bears its later nominal time."""
         if job is not None:
-            key = run_row_key(entry.job, job.generation, entry.due)
-            run = await self._store.get_run(entry.collection, key)
-            if run is not None and run.status is RunStatus.SCHEDULED and run.step == (0, 0):
-                await self._queue.send(message_for(run), due=run.due, now=self._clock.now())
+            now = self._clock.now()
+            for run in await self._store.runs_of(entry.collection, entry.job):
+                if (
+                    run.manual
+                    or run.generation != job.generation
+                    or run.status is not RunStatus.SCHEDULED
+                    or run.step != (0, 0)
+                    or run.nominal < entry.due
+                ):
+                    continue
+                if run.created is not None and now - run.created < _RACING_DISPATCH:
+                    return  # a racing dispatcher made it and is sending: its row to delete
+                await self._queue.send(message_for(run), due=run.due, now=now)
                 report.recovered += 1
-                await self._store.delete_due(entry)
-                return
         await self._store.delete_due(entry)
         report.stale += 1
 

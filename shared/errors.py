@@ -8,6 +8,8 @@ SchedulerError
 
 from __future__ import annotations
 
+from azure.core.exceptions import AzureError, HttpResponseError
+
 
 class SchedulerError(Exception):
     pass
@@ -26,3 +28,14 @@ class InvalidRequest(SchedulerError):
         super().__init__(f"{field}: {reason}")
         self.field = field
         self.reason = reason
+
+
+def is_transient(error: BaseException) -> bool:
+    """A storage fault that may pass: a lost or reset connection, a timeout, throttling or a
+    server error (never a refusal such as an ETag mismatch, which callers see as Conflict)."""
+    status = getattr(error, "status", None)
+    if isinstance(error, HttpResponseError):
+        status = error.status_code
+    if isinstance(status, int):
+        return status >= 500 or status in (408, 429)
+    return isinstance(error, AzureError | OSError | TimeoutError)

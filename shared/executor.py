@@ -4,10 +4,15 @@ Queues deliver at least once, so the message only points at the run; the run row
 - a message for an earlier step than the run's is stale (its retry was already planned): if
   that retry's message may have been lost in a crash, it is sent again;
 - a run held by another executor whose lease is live is looked at again when the lease ends
-  (its holder may have died, or failed to record the attempt);
+  (its holder may have died, or failed to record the attempt); the run's watch row makes the
+  timer look at it then too, whether or not any message comes back;
+- a run of a job that was disabled or replaced is cancelled, and its history says so; a run of
+  a deleted job is dropped; every other dispatched run is carried to its end;
 - otherwise the attempt is claimed by ETag (one claimer wins), held until its second if the
-  message surfaced early, performed, and recorded together with the job's counters, the
-  history row and the next step in one transaction.
+  message surfaced early, performed, and recorded (the run's next step, its watch, the history
+  row and the counter tally) in one transaction that does not touch the job row, retried until
+  it lands or the lease is about to end. The job's final state is settled when its last
+  outstanding run ends (shared/closing.py).
 Retries are new delayed messages, not the host's poison mechanism. Storage faults raise, so
 the host redelivers the message.
 """
@@ -25,31 +30,44 @@ from datetime import datetime, timedelta
 from shared.actions.base import ActionContext, ActionOutcome
 from shared.actions.registry import Runners
 from shared.clock import Clock
+from shared.closing import close_if_done
 from shared.dispatcher import message_for
-from shared.errors import Conflict
+from shared.errors import Conflict, is_transient
 from shared.model.actions import JobErrorAction
 from shared.model.job import ActionName, HistoryStatus, JobHistoryProperties, JobState
 from shared.names import CollectionRef
 from shared.run_queue import EARLY_ARRIVAL_SECONDS, ExecutionMessage, ExecutionQueue
 from shared.settings import Settings
-from shared.store import HistoryRecord, JobStore, Run, RunStatus, StoredJob
+from shared.store import (
+    SCHEDULED_GRACE,
+    HistoryRecord,
+    JobStore,
+    Run,
+    RunStatus,
+    StoredJob,
+    Tally,
+    TallyRow,
+)
 from shared.timefmt import compact
 
 log = logging.getLogger(__name__)
 
-# Time a claim outlives the action's own timeout before another executor may take over.
-_CLAIM_MARGIN = timedelta(seconds=60)
-_MAX_RECORD_TRIES = 20
+# A recording that keeps failing on storage faults gives up this long before the lease ends,
+# so a taker-over never races it.
+_RECORD_MARGIN = timedelta(seconds=2)
+_RECORD_BACKOFF = (0.1, 2.0)
+# How long after a job's last run ended the timer checks its final state was settled.
+FINAL_CHECK_GRACE = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
 class AttemptPlan:
-    """What one finished attempt changes."""
+    """What one finished attempt changes: the run's next step (None: it ended), its history
+    row, its tally, and the final state it decides if it ended the job's last occurrence."""
 
-    job: StoredJob
-    run: Run
-    run_done: bool
+    next_run: Run | None
     history: HistoryRecord
+    tally: TallyRow | None
 
 
 class Executor:
@@ -83,14 +101,13 @@ class Executor:
             return
         now = self._clock.now()
         if run.status is RunStatus.RUNNING and run.claimed_until and run.claimed_until > now:
-            # Held by another executor, or by one that failed to record its attempt and will
-            # never come back: look again when the lease ends, so the run cannot be lost.
+            # Held by another executor, or by one that died: look again when the lease ends.
             log.info("Deferred: run %s is held until %s", run.row_key, run.claimed_until)
             await self._queue.send(message_for(run), due=run.claimed_until, now=now)
             return
         job = await self._store.get_job(run.collection, run.job)
-        if job is None or not self._still_wanted(job, run):
-            await self._drop(run, job)
+        if job is None or not _wanted(job, run):
+            await self._cancel(run, job)
             return
         wait = (run.due - now).total_seconds()
         if wait > EARLY_ARRIVAL_SECONDS + 1.5:
@@ -105,42 +122,53 @@ class Executor:
         hold = (run.due - self._clock.now()).total_seconds()
         if hold > 0:
             await asyncio.sleep(hold)
-        await self._attempt(job, claimed)
+        await self._attempt(job, run, claimed)
 
-    def _still_wanted(self, job: StoredJob, run: Run) -> bool:
-        """On-demand runs always run; scheduled ones only for the job as it is now, enabled."""
-        if run.manual:
-            return True
-        return job.generation == run.generation and job.state is JobState.ENABLED
-
-    async def _drop(self, run: Run, job: StoredJob | None) -> None:
-        reason = "job deleted" if job is None else f"job is {job.state.value} or was replaced"
-        log.info("Dropped: collection=%s run=%s (%s)", run.collection, run.row_key, reason)
+    async def _cancel(self, run: Run, job: StoredJob | None) -> None:
+        """End a run its job no longer wants; a disabled or replaced job's history says so."""
+        history = None
+        if job is None:
+            reason = "job deleted"
+        else:
+            reason = (
+                "the job was replaced"
+                if job.generation != run.generation
+                else "the job was disabled"
+            )
+            now = self._clock.now()
+            history = _history(
+                run,
+                HistoryStatus.CANCELLED,
+                f"Cancelled: {reason} before this attempt ran.",
+                now,
+                now,
+            )
+        log.info("Cancelled: collection=%s run=%s (%s)", run.collection, run.row_key, reason)
         try:
-            await self._store.delete_run(run)
+            await self._store.commit_attempt(
+                run, None, history=history, tally=None, check_final_at=None, now=self._clock.now()
+            )
         except Conflict:
             pass
 
     async def _claim(self, job: StoredJob, run: Run, *, start: datetime) -> Run | None:
-        """Take the attempt (an ETag-checked update), leased for the action's timeout and a
-        margin from when it will start; None if another executor took it first."""
+        """Take the attempt (an ETag-checked update that also moves the run's watch to the
+        lease's end), leased for the action's timeout and a margin from when it will start;
+        None if another executor took it first."""
         timeout = self._timeout_of(self._action_of(job, run))
+        until = start + timeout + self._settings.lease_margin
+        claimed = replace(
+            run, status=RunStatus.RUNNING, claimed_until=until, started_at=start, watch_at=until
+        )
         try:
-            return await self._store.update_run(
-                replace(
-                    run,
-                    status=RunStatus.RUNNING,
-                    claimed_until=start + timeout + _CLAIM_MARGIN,
-                    started_at=start,
-                )
-            )
+            return await self._store.move_run(run, claimed, self._clock.now())
         except Conflict:
             log.info("Skipped: another executor claimed %s", run.row_key)
             return None
 
-    async def _attempt(self, job: StoredJob, run: Run) -> None:
+    async def _attempt(self, job: StoredJob, run: Run, claimed: Run) -> None:
         """Perform a claimed attempt and record it."""
-        action = self._action_of(job, run)
+        action = self._action_of(job, claimed)
         started = self._clock.now()
         context = ActionContext(
             collection=CollectionRef.from_key(run.collection).name,
@@ -156,8 +184,12 @@ class Executor:
         )
         outcome = await self._runners.runner_for(action.type).run(action, context)
         finished = self._clock.now()
-        plan = await self._record(job, run, action, outcome, started, finished)
-        if plan is None:
+        plan = plan_next_step(job, claimed, action, outcome, started, finished)
+        # Settle the final state when the schedule has ended and this run is over: it may be
+        # the last one outstanding (the watch makes the timer check, should we die first).
+        closing = plan.next_run is None and not run.manual and job.next_fire is None
+        check_final_at = finished + FINAL_CHECK_GRACE if closing else None
+        if not await self._record(claimed, plan, check_final_at, finished):
             return
         lateness = (started - run.due).total_seconds()
         log.info(
@@ -171,37 +203,66 @@ class Executor:
             "Succeeded" if outcome.succeeded else "Failed",
             lateness,
         )
-        if not plan.run_done:
-            await self._queue.send(message_for(plan.run), due=plan.run.due, now=finished)
-        if self._store.history_prune_due(plan.job.history_writes):
-            await self._store.prune_history(run.collection, run.job, finished)
+        if plan.next_run is not None:
+            await self._queue.send(message_for(plan.next_run), due=plan.next_run.due, now=finished)
+        if closing:
+            await close_if_done(self._store, run.collection, run.job)
+        if self._store.housekeeping_due(claimed.tally_key):
+            await self._housekeeping(run.collection, run.job, finished)
 
     async def _record(
-        self,
-        job: StoredJob,
-        run: Run,
-        action: JobErrorAction,
-        outcome: ActionOutcome,
-        started: datetime,
-        finished: datetime,
-    ) -> AttemptPlan | None:
-        """Commit the attempt; on a race with the dispatcher or the API, re-read the job and
-        plan again (the run is ours until its lease ends)."""
-        for _ in range(_MAX_RECORD_TRIES):
-            plan = plan_next_step(job, run, action, outcome, started, finished)
+        self, claimed: Run, plan: AttemptPlan, check_final_at: datetime | None, now: datetime
+    ) -> bool:
+        """Commit the attempt, retrying storage faults until it lands or the lease is about to
+        end (the transaction is ETag-guarded, so a retry never records twice). False if the run
+        was taken over meanwhile."""
+        deadline = (claimed.claimed_until or now) - _RECORD_MARGIN
+        delay = _RECORD_BACKOFF[0]
+        while True:
             try:
-                await self._store.commit_attempt(
-                    plan.job, plan.run, run_done=plan.run_done, history=plan.history
+                try:
+                    await self._store.commit_attempt(
+                        claimed,
+                        plan.next_run,
+                        history=plan.history,
+                        tally=plan.tally,
+                        check_final_at=check_final_at,
+                        now=now,
+                    )
+                    return True
+                except Conflict:
+                    # Our own earlier try may have landed with its answer lost.
+                    if await self._store.has_history(plan.history):
+                        return True
+                    log.warning("Lost run %s while recording its attempt", claimed.row_key)
+                    return False
+            except Exception as error:
+                if (
+                    not is_transient(error)
+                    or self._clock.now() + timedelta(seconds=delay) > deadline
+                ):
+                    raise
+                log.warning(
+                    "Recording the attempt of %s failed (%s); retrying",
+                    claimed.row_key,
+                    type(error).__name__,
                 )
-                return plan
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _RECORD_BACKOFF[1])
+
+    async def _housekeeping(self, collection: str, job_name: str, now: datetime) -> None:
+        """Prune the job's history and fold its tallies into its row (best effort: a race with
+        another writer leaves the tallies for next time)."""
+        await self._store.prune_history(collection, job_name, now)
+        job = await self._store.get_job(collection, job_name)
+        if job is None:
+            return
+        tallies = await self._store.tallies_of(collection, job_name)
+        if tallies:
+            try:
+                await self._store.fold(job, tallies)
             except Conflict:
-                fresh_job = await self._store.get_job(run.collection, run.job)
-                fresh_run = await self._store.get_run(run.collection, run.row_key)
-                if fresh_job is None or fresh_run is None or fresh_run.etag != run.etag:
-                    log.warning("Lost run %s while recording its attempt", run.row_key)
-                    return None
-                job = fresh_job
-        raise Conflict(f"could not record attempt of {run.row_key}")
+                pass
 
     def _action_of(self, job: StoredJob, run: Run) -> JobErrorAction:
         action = job.properties.action
@@ -214,6 +275,14 @@ class Executor:
         return timedelta(seconds=seconds) if seconds else self._settings.http_timeout
 
 
+def _wanted(job: StoredJob, run: Run) -> bool:
+    """On-demand runs always run; scheduled ones unless their job was replaced or disabled
+    (a job whose schedule ended still carries its runs in flight to their end)."""
+    if run.manual:
+        return True
+    return job.generation == run.generation and job.state is not JobState.DISABLED
+
+
 def plan_next_step(
     job: StoredJob,
     run: Run,
@@ -224,13 +293,10 @@ def plan_next_step(
 ) -> AttemptPlan:
     """Pure bookkeeping of one attempt: counters, history, retry, error action, final state."""
     main = run.phase is ActionName.MAIN_ACTION
-    updated = replace(job, history_writes=job.history_writes + 1)
+    executions = failures = faulted = 0
     if main:
-        updated.last_execution_time = started
-        if run.attempt == 0:
-            updated.execution_count += 1
-        if not outcome.succeeded:
-            updated.failure_count += 1
+        executions = 1 if run.attempt == 0 else 0
+        failures = 0 if outcome.succeeded else 1
     next_run: Run | None = None
     occurrence_failed = run.faulted
     if not outcome.succeeded:
@@ -238,15 +304,42 @@ def plan_next_step(
         if delay is not None:
             next_run = replace(run, attempt=run.attempt + 1, due=finished + delay)
         elif main:
-            updated.faulted_count += 1
+            faulted = 1
             occurrence_failed = True
             if job.properties.action.error_action is not None:
                 next_run = replace(
                     run, phase=ActionName.ERROR_ACTION, attempt=0, due=finished, faulted=True
                 )
-    if next_run is None and run.last and not run.manual and not job.state.is_final:
-        updated.state = JobState.FAULTED if occurrence_failed else JobState.COMPLETED
-    history = HistoryRecord(
+    closing = None
+    if next_run is None and run.last and not run.manual:
+        closing = JobState.FAULTED if occurrence_failed else JobState.COMPLETED
+    tally = None
+    if main or closing:
+        tally = TallyRow(
+            collection=run.collection,
+            job=run.job,
+            key=run.tally_key,
+            tally=Tally(executions, failures, faulted, started if main else None),
+            generation=run.generation,
+            closing=closing,
+        )
+    status = HistoryStatus.COMPLETED if outcome.succeeded else HistoryStatus.FAILED
+    history = _history(run, status, _history_message(run, outcome), started, finished)
+    if next_run is not None:
+        next_run = replace(
+            next_run,
+            status=RunStatus.SCHEDULED,
+            claimed_until=None,
+            started_at=None,
+            watch_at=next_run.due + SCHEDULED_GRACE,
+        )
+    return AttemptPlan(next_run, history, tally)
+
+
+def _history(
+    run: Run, status: HistoryStatus, message: str, started: datetime, finished: datetime
+) -> HistoryRecord:
+    return HistoryRecord(
         collection=run.collection,
         job=run.job,
         properties=JobHistoryProperties(
@@ -254,8 +347,8 @@ def plan_next_step(
             end_time=finished,
             expected_execution_time=run.nominal,
             action_name=run.phase,
-            status=HistoryStatus.COMPLETED if outcome.succeeded else HistoryStatus.FAILED,
-            message=_history_message(run, outcome),
+            status=status,
+            message=message,
             retry_count=run.attempt,
             repeat_count=run.repeat_count,
         ),
@@ -263,21 +356,19 @@ def plan_next_step(
         manual=run.manual,
         run_token=run.token,
     )
-    if next_run is None:
-        return AttemptPlan(updated, run, True, history)
-    next_run = replace(next_run, status=RunStatus.SCHEDULED, claimed_until=None, started_at=None)
-    return AttemptPlan(updated, next_run, False, history)
 
 
 def _history_message(run: Run, outcome: ActionOutcome) -> str:
     notes = []
     if run.manual:
         notes.append("Run on demand.")
-    if run.late_seconds and run.phase is ActionName.MAIN_ACTION and run.attempt == 0:
-        note = f"Late by {run.late_seconds:.1f} s"
+    if run.phase is ActionName.MAIN_ACTION and run.attempt == 0:
+        if run.late_seconds:
+            notes.append(f"Late by {run.late_seconds:.1f} s.")
         if run.missed:
-            note += f"; {run.missed} earlier missed occurrence(s) were counted, not run"
-        notes.append(note + ".")
+            notes.append(
+                f"{run.missed} earlier missed occurrence(s) were counted, not run (coalesced)."
+            )
     return " ".join([*notes, outcome.message])
 
 

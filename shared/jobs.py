@@ -164,6 +164,10 @@ class JobService:
         await self.get_collection(ref)
         return await self._store.list_jobs(ref.key, top=top, after=after, skip=skip, state=state)
 
+    async def with_status(self, jobs: list[StoredJob]) -> list[StoredJob]:
+        """The jobs as the API shows them: counters and next execution time complete."""
+        return await self._store.with_status(jobs)
+
     async def run_now(self, ref: CollectionRef, name: str) -> Run:
         job = await self.get_job(ref, name)
         return await self._dispatcher.run_now(job)

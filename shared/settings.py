@@ -20,6 +20,8 @@ class Settings:
     execution_queue: str = "scheduler-executions"
     lookahead: timedelta = timedelta(seconds=120)
     http_timeout: timedelta = timedelta(seconds=60)
+    # A claimed attempt's lease outlives the action's timeout by this much (to record it).
+    lease_margin: timedelta = timedelta(seconds=30)
     history_max_age: timedelta = timedelta(days=60)
     history_max_rows: int = 1000
     max_jobs_per_collection: int | None = None
@@ -53,6 +55,7 @@ class Settings:
             execution_queue=env.get("SCHEDULER_EXECUTION_QUEUE", "scheduler-executions"),
             lookahead=timedelta(seconds=int(env.get("SCHEDULER_LOOKAHEAD_SECONDS", "120"))),
             http_timeout=timedelta(seconds=int(env.get("SCHEDULER_HTTP_TIMEOUT_SECONDS", "60"))),
+            lease_margin=timedelta(seconds=int(env.get("SCHEDULER_LEASE_MARGIN_SECONDS", "30"))),
             history_max_age=timedelta(days=int(env.get("SCHEDULER_HISTORY_MAX_DAYS", "60"))),
             history_max_rows=int(env.get("SCHEDULER_HISTORY_MAX_ROWS", "1000")),
             max_jobs_per_collection=_optional_int(env.get("SCHEDULER_MAX_JOBS_PER_COLLECTION")),

@@ -5,15 +5,23 @@ Layout:
 ``{prefix}C<digest of the collection key>``  one table per collection, PartitionKey = its key
     ``job|<job>``                           the job: definition, state, counters, next occurrence
     ``run|<job>|<generation>|<nominal>``    an occurrence in flight (deleted when it ends)
+    ``watch|<deadline>|<run key>``          when the timer must look at a run again, if it has
+                                            not moved on by then (its holder may have died)
+    ``watch|<deadline>|final|<job>``        when the timer must check that a job whose schedule
+                                            ended has been given its final state
+    ``tally|<job>|<occurrence>|<phase><attempt>``  one attempt's counter increments, until they
+                                            are folded into the job row
     ``hist|<job>|<inverted start ms>|<phase><attempt>``   one history row per attempt, newest first
     ``due|<due>|<job>``                     the job's next occurrence, for the timer
-  A collection's rows share one partition, so a job's counters, its run and its history change
-  together in one entity-group transaction: a crash never leaves them half-written. A table per
-  collection keeps each collection's reads and writes independent of what the others store.
+  A collection's rows share one partition, so a run's next step, its watch, its history and its
+  tally change together in one entity-group transaction: a crash never leaves them half-written.
+  Attempts never write the job row, so concurrent runs of one job do not contend on it; a job's
+  counters are its row's plus its unfolded tallies. A table per collection keeps each
+  collection's reads and writes independent of what the others store.
 
 ``{prefix}Due``   PartitionKey = a minute (``yyyymmddHHMM``), RowKey = collection key
-  "This collection filed a due row in this minute." A due row is filed in the minute it is due,
-  or in the minute it was written if that is later. The timer reads the minutes up to now +
+  "This collection filed a due or watch row in this minute." A row is filed in the minute it is
+  due, or in the minute it was written if that is later. The timer reads the minutes up to now +
   lookahead, then each of those collections' due rows up to the same instant: its cost grows
   with the occurrences that are due, not with the jobs that are stored.
 
@@ -28,7 +36,7 @@ import asyncio
 import hashlib
 import json
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -60,7 +68,12 @@ from shared.timefmt import compact, epoch_ms, from_iso, to_iso
 
 ENTITY_VERSION = 1
 _INVERT_MS = 10**13
-DISPATCHES_PER_TRANSACTION = MAX_OPERATIONS // 2
+# A dispatch writes three rows: the job, its run and the run's watch.
+DISPATCHES_PER_TRANSACTION = MAX_OPERATIONS // 3
+# How long after its due time a run nobody has taken is looked at again by the timer (its
+# message may have been lost with the process that was to send it).
+SCHEDULED_GRACE = timedelta(seconds=60)
+_LISTED_CACHE = 10_000
 # Table Storage allows 15 comparisons in a $filter: the PartitionKey and 14 RowKeys.
 _MAX_COMPARISONS = 15
 _NAMES_PER_QUERY = _MAX_COMPARISONS - 1
@@ -73,6 +86,38 @@ _INDEX_SETTLES_AFTER = timedelta(minutes=5)
 class RunStatus(StrEnum):
     SCHEDULED = "Scheduled"
     RUNNING = "Running"
+
+
+@dataclass(frozen=True)
+class Tally:
+    """Counter increments: of one attempt, or the sum of a job's unfolded attempts."""
+
+    executions: int = 0
+    failures: int = 0
+    faulted: int = 0
+    last_execution_time: datetime | None = None
+
+    def __add__(self, other: Tally) -> Tally:
+        times = [t for t in (self.last_execution_time, other.last_execution_time) if t]
+        return Tally(
+            self.executions + other.executions,
+            self.failures + other.failures,
+            self.faulted + other.faulted,
+            max(times) if times else None,
+        )
+
+
+@dataclass(frozen=True)
+class TallyRow:
+    """One attempt's tally as stored; `closing` is the final state its job takes if this attempt
+    ended the job's last scheduled occurrence (of job version `generation`)."""
+
+    collection: str
+    job: str
+    key: str
+    tally: Tally
+    generation: int
+    closing: JobState | None = None
 
 
 @dataclass
@@ -92,9 +137,15 @@ class StoredJob:
     faulted_count: int = 0
     missed_count: int = 0
     last_execution_time: datetime | None = None
-    history_writes: int = 0
     scheduled_from: datetime | None = None
+    # The final state decided by the last scheduled occurrence (folded from its tally).
+    closing: JobState | None = None
+    closing_generation: int = 0
     etag: str | None = None
+    # Read alongside the row for the API, never stored: unfolded tallies, and the earliest
+    # occurrence already dispatched but not started.
+    pending: Tally = field(default_factory=Tally)
+    dispatched: datetime | None = None
 
     @property
     def anchor(self) -> datetime:
@@ -102,14 +153,45 @@ class StoredJob:
         return self.properties.start_time or self.scheduled_from or self.created_at
 
     @property
+    def counters(self) -> Tally:
+        """The counters folded into the row (without pending tallies)."""
+        return Tally(
+            self.execution_count,
+            self.failure_count,
+            self.faulted_count,
+            self.last_execution_time,
+        )
+
+    def folded(self, tallies: Iterable[TallyRow]) -> StoredJob:
+        """The job with these tallies added to its row's counters (and their closing state)."""
+        total = self.counters
+        closing, closing_generation = self.closing, self.closing_generation
+        for row in tallies:
+            total += row.tally
+            if row.closing is not None:
+                closing, closing_generation = row.closing, row.generation
+        return replace(
+            self,
+            execution_count=total.executions,
+            failure_count=total.failures,
+            faulted_count=total.faulted,
+            last_execution_time=total.last_execution_time,
+            closing=closing,
+            closing_generation=closing_generation,
+            pending=Tally(),
+        )
+
+    @property
     def status(self) -> JobStatus:
+        total = self.counters + self.pending
+        upcoming = [t for t in (self.dispatched, self.next_fire) if t is not None]
         return JobStatus(
-            execution_count=self.execution_count,
-            failure_count=self.failure_count,
-            faulted_count=self.faulted_count,
+            execution_count=total.executions,
+            failure_count=total.failures,
+            faulted_count=total.faulted,
             missed_count=self.missed_count,
-            last_execution_time=self.last_execution_time,
-            next_execution_time=self.next_fire,
+            last_execution_time=total.last_execution_time,
+            next_execution_time=min(upcoming) if upcoming else None,
         )
 
 
@@ -134,6 +216,9 @@ class Run:
     claimed_until: datetime | None = None
     started_at: datetime | None = None
     token: str = ""
+    # When the timer looks at the run again if it has not moved on (its watch row's time).
+    watch_at: datetime | None = None
+    created: datetime | None = None
     etag: str | None = None
 
     @property
@@ -144,6 +229,33 @@ class Run:
     def step(self) -> tuple[int, int]:
         """Orders the attempts of an occurrence: main action first, then the error action."""
         return (0 if self.phase is ActionName.MAIN_ACTION else 1, self.attempt)
+
+    @property
+    def tally_key(self) -> str:
+        """Unique per attempt of an occurrence: the tally and history rows of one attempt."""
+        phase = "m" if self.phase is ActionName.MAIN_ACTION else "e"
+        return f"tally|{self.job}|{compact(self.nominal)}{self.token}|{phase}{self.attempt:03d}"
+
+
+@dataclass(frozen=True)
+class Watch:
+    """A time at which the timer looks at a run (or a job's final state) again."""
+
+    collection: str
+    deadline: datetime
+    subject: str  # a run's row key, or "final|<job>"
+
+    @property
+    def row_key(self) -> str:
+        return f"watch|{compact(self.deadline)}|{self.subject}"
+
+    @property
+    def run_key(self) -> str | None:
+        return self.subject if self.subject.startswith("run|") else None
+
+    @property
+    def job(self) -> str:
+        return self.subject.split("|")[1]
 
 
 @dataclass
@@ -183,6 +295,14 @@ class DueEntry:
     job: str
 
 
+@dataclass
+class DueScan:
+    """What a timer pass finds: due rows up to its horizon, watches up to now."""
+
+    entries: list[DueEntry] = field(default_factory=list)
+    watches: list[Watch] = field(default_factory=list)
+
+
 def run_row_key(job: str, generation: int, nominal: datetime, token: str = "") -> str:
     """Runs are keyed by job, job version and nominal time: one run per scheduled occurrence."""
     suffix = f"|{token}" if token else ""
@@ -199,6 +319,12 @@ def _due_key(entry: DueEntry) -> str:
 
 def _minute(instant: datetime) -> str:
     return instant.strftime("%Y%m%d%H%M")
+
+
+def _filed(at: datetime, now: datetime) -> str:
+    """The minute a due or watch row is filed in: its own, or the current one if later (so a
+    writer never files into a minute the timer may already have settled)."""
+    return _minute(max(at, now))
 
 
 def _opt_iso(value: datetime | None) -> str | None:
@@ -224,6 +350,7 @@ class JobStore:
         self.collections: TableClient = service.get_table_client(settings.collections_table)
         self._collection_tables: dict[str, TableClient] = {}
         self._tables_made: set[str] = set()
+        self._listed: set[tuple[str, str]] = set()
         self._ready = False
         self._ready_lock = asyncio.Lock()
 
@@ -418,13 +545,16 @@ class JobStore:
         return replace(job, etag=etag)
 
     async def delete_job(self, collection: str, name: str) -> bool:
-        """Delete the job, its runs in flight and its history. False when there was no job."""
+        """Delete the job, its runs in flight (and their watches), tallies and history. False
+        when there was no job."""
         job = await self.get_job(collection, name)
         if job is None:
             return False
-        keys = [key async for key in self._row_keys(collection, f"run|{name}|")] + [
-            key async for key in self._row_keys(collection, f"hist|{name}|")
-        ]
+        runs = await self.runs_of(collection, name)
+        keys = [run.row_key for run in runs]
+        keys += [_watch_of(run).row_key for run in runs if run.watch_at is not None]
+        keys += [key async for key in self._row_keys(collection, f"tally|{name}|")]
+        keys += [key async for key in self._row_keys(collection, f"hist|{name}|")]
         await self._delete_rows(collection, keys)
         try:
             await self.table_for(collection).delete_entity(collection, _job_key(name))
@@ -434,7 +564,7 @@ class JobStore:
             await self.delete_due(DueEntry(job.next_fire, collection, name))
         return True
 
-    # -- due index ---------------------------------------------------------------------------
+    # -- due index and watches ---------------------------------------------------------------
 
     async def put_due(self, entry: DueEntry, now: datetime) -> None:
         await self.put_due_many([entry], now)
@@ -443,16 +573,31 @@ class JobStore:
         """Index occurrences: list each collection under the minute its rows are filed in, then
         write the rows (so a due row never exists unlisted), 100 to a transaction."""
         rows: dict[str, dict[str, dict[str, Any]]] = {}
-        minutes: dict[str, set[str]] = {}
         for entry in entries:
-            filed = _minute(max(entry.due, now))
-            minutes.setdefault(filed, set()).add(entry.collection)
             rows.setdefault(entry.collection, {})[_due_key(entry)] = {
                 "PartitionKey": entry.collection,
                 "RowKey": _due_key(entry),
                 "due": to_iso(entry.due),
-                "filed": filed,
+                "filed": _filed(entry.due, now),
             }
+        await self._list(
+            (row["filed"], collection)
+            for collection, by_key in rows.items()
+            for row in by_key.values()
+        )
+        for collection, by_key in rows.items():
+            table = await self._ensure_table(collection)
+            for chunk in _chunks(list(by_key.values()), MAX_OPERATIONS):
+                await submit(table, [Operation(Kind.UPSERT, e) for e in chunk])
+
+    async def _list(self, filed: Iterable[tuple[str, str]]) -> None:
+        """List collections under the minutes they file rows in. A listing is only forgotten
+        once its minute is settled, and no row is ever filed in a settled minute, so what this
+        process listed once stays listed: it is written once per process."""
+        wanted = set(filed) - self._listed
+        minutes: dict[str, set[str]] = {}
+        for minute, collection in wanted:
+            minutes.setdefault(minute, set()).add(collection)
         for minute, collections in minutes.items():
             for names in _chunks(sorted(collections), MAX_OPERATIONS):
                 index = [
@@ -460,10 +605,9 @@ class JobStore:
                     for name in names
                 ]
                 await submit(self.due_index, index)
-        for collection, by_key in rows.items():
-            table = await self._ensure_table(collection)
-            for chunk in _chunks(list(by_key.values()), MAX_OPERATIONS):
-                await submit(table, [Operation(Kind.UPSERT, e) for e in chunk])
+        if len(self._listed) > _LISTED_CACHE:
+            self._listed.clear()
+        self._listed |= wanted
 
     async def delete_due(self, entry: DueEntry) -> None:
         try:
@@ -479,8 +623,13 @@ class JobStore:
             await self._delete_rows(collection, sorted(rows))
 
     async def due_entries(self, until: datetime, *, now: datetime | None = None) -> list[DueEntry]:
-        """Every due row at or before `until`, oldest first: the minutes of the index up to
-        `until`, then each listed collection's rows up to `until` (two key-range reads).
+        """Every due row at or before `until`, oldest first (see `scan`)."""
+        return (await self.scan(until, now=now)).entries
+
+    async def scan(self, until: datetime, *, now: datetime | None = None) -> DueScan:
+        """Every due row at or before `until` and every watch row at or before `now`, oldest
+        first: the minutes of the index up to `until`, then each listed collection's rows (two
+        key-range reads for due rows, one more for watches when `now` is given).
 
         With `now`, the index forgets the collections it lists under settled minutes (ended
         five minutes before `now`) that have no row filed there any more."""
@@ -490,18 +639,20 @@ class JobStore:
         ):
             listed.setdefault(entity["RowKey"], []).append(entity["PartitionKey"])
         limit = asyncio.Semaphore(_READ_CONCURRENCY)
-        found: list[DueEntry] = []
+        found = DueScan()
         forgotten: dict[str, list[str]] = {}
         settled = _minute(now - _INDEX_SETTLES_AFTER) if now is not None else ""
 
         async def read(collection: str, minutes: list[str]) -> None:
             async with limit:
-                rows = await self._due_rows(collection, until)
-            filed = {row["filed"] for row in rows}
-            found.extend(
+                rows = await self._range(collection, "due|", until)
+                watches = await self._range(collection, "watch|", now) if now else []
+            filed = {row["filed"] for row in rows} | {row["filed"] for row in watches}
+            found.entries.extend(
                 DueEntry(from_iso(row["due"]), collection, row["RowKey"].rsplit("|", 1)[1])
                 for row in rows
             )
+            found.watches.extend(_watch_from_entity(row) for row in watches)
             for minute in minutes:
                 if minute < settled and minute not in filed:
                     forgotten.setdefault(minute, []).append(collection)
@@ -509,12 +660,14 @@ class JobStore:
         await asyncio.gather(*(read(c, minutes) for c, minutes in listed.items()))
         for minute, collections in forgotten.items():
             await self._delete_rows(minute, collections, self.due_index)
-        found.sort(key=lambda e: e.due)
+        found.entries.sort(key=lambda e: e.due)
+        found.watches.sort(key=lambda w: w.deadline)
         return found
 
-    async def _due_rows(self, collection: str, until: datetime) -> list[TableEntity]:
-        query = "PartitionKey eq @pk and RowKey ge 'due|' and RowKey lt @high"
-        params = {"pk": collection, "high": f"due|{compact(until)}}}"}
+    async def _range(self, collection: str, prefix: str, until: datetime) -> list[TableEntity]:
+        """The collection's due or watch rows (`prefix`) whose time is at or before `until`."""
+        query = "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high"
+        params = {"pk": collection, "low": prefix, "high": f"{prefix}{compact(until)}}}"}
         try:
             rows = [
                 row
@@ -522,7 +675,14 @@ class JobStore:
             ]
         except ResourceNotFoundError:
             return []  # the collection's table is gone: nothing of it is due
-        return [row for row in rows if from_iso(row["due"]) <= until]
+        field = "due" if prefix == "due|" else "deadline"
+        return [row for row in rows if from_iso(row[field]) <= until]
+
+    async def delete_watch(self, watch: Watch) -> None:
+        try:
+            await self.table_for(watch.collection).delete_entity(watch.collection, watch.row_key)
+        except ResourceNotFoundError:
+            pass
 
     # -- runs --------------------------------------------------------------------------------
 
@@ -533,31 +693,66 @@ class JobStore:
             return None
         return _run_from_entity(entity)
 
-    async def commit_dispatch(self, job: StoredJob, run: Run) -> StoredJob:
-        """Advance the job and create its run, atomically; Conflict if the job changed meanwhile."""
-        operations = [
-            Operation(Kind.REPLACE, _job_entity(job), job.etag),
-            Operation(Kind.INSERT, _run_entity(run)),
+    async def runs_of(self, collection: str, job: str) -> list[Run]:
+        """The job's runs in flight (every version, on-demand ones included)."""
+        query = f"PartitionKey eq @pk and {_key_range(f'run|{job}|')}"
+        return [
+            _run_from_entity(entity)
+            async for entity in self.table_for(collection).query_entities(
+                query, parameters={"pk": collection}
+            )
         ]
-        etags = await self._transact(job.collection, operations)
+
+    async def commit_dispatch(self, job: StoredJob, run: Run, now: datetime) -> StoredJob:
+        """Advance the job and create its run (and the run's watch), atomically; Conflict if
+        the job changed meanwhile."""
+        await self._list([(_filed(_watched(run), now), run.collection)])
+        etags = await self._transact(job.collection, _dispatch_operations(job, run, now))
         return replace(job, etag=etags[0])
 
-    async def commit_dispatches(self, collection: str, pairs: list[tuple[StoredJob, Run]]) -> None:
-        """`commit_dispatch` for up to 50 jobs of one collection in one transaction: all or
+    async def commit_dispatches(
+        self, collection: str, pairs: list[tuple[StoredJob, Run]], now: datetime
+    ) -> None:
+        """`commit_dispatch` for up to 33 jobs of one collection in one transaction: all or
         nothing, so the caller falls back to one by one when any of them lost a race."""
+        await self._list((_filed(_watched(run), now), collection) for _, run in pairs)
         operations: list[Operation] = []
         for job, run in pairs:
-            operations.append(Operation(Kind.REPLACE, _job_entity(job), job.etag))
-            operations.append(Operation(Kind.INSERT, _run_entity(run)))
+            operations += _dispatch_operations(job, run, now)
         await self._transact(collection, operations)
 
-    async def create_run(self, run: Run) -> Run:
-        meta = await self.table_for(run.collection).create_entity(_run_entity(run))
-        return replace(run, etag=meta["etag"])
+    async def create_run(self, run: Run, now: datetime) -> Run:
+        """An on-demand run and its watch."""
+        run = replace(run, watch_at=_watched(run))
+        await self._list([(_filed(run.watch_at or now, now), run.collection)])
+        operations = [
+            Operation(Kind.INSERT, _run_entity(run)),
+            Operation(Kind.INSERT, _watch_entity(_watch_of(run), now)),
+        ]
+        etags = await self._transact(run.collection, operations)
+        return replace(run, etag=etags[0])
 
-    async def update_run(self, run: Run) -> Run:
-        etag = await self._replace_unchanged(_run_entity(run), run.etag)
-        return replace(run, etag=etag)
+    async def move_run(self, read: Run, updated: Run, now: datetime) -> Run:
+        """Save a run's new state (claimed, or due to be looked at again) and move its watch
+        from `read.watch_at` to `updated.watch_at`, if nobody changed the run since it was
+        `read`; Conflict otherwise."""
+        operations = [Operation(Kind.REPLACE, _run_entity(updated), read.etag)]
+        operations += await self._watch_moves(read, updated, now)
+        etags = await self._transact(read.collection, operations)
+        return replace(updated, etag=etags[0])
+
+    async def _watch_moves(self, read: Run, updated: Run | None, now: datetime) -> list[Operation]:
+        """Delete the watch row of the run as read (its ETag, checked in the same transaction,
+        guarantees the row is there), and file the one of the updated run, if any."""
+        operations = []
+        if read.watch_at is not None:
+            old = Watch(read.collection, read.watch_at, read.row_key)
+            keys = {"PartitionKey": read.collection, "RowKey": old.row_key}
+            operations.append(Operation(Kind.DELETE, keys))
+        if updated is not None and updated.watch_at is not None:
+            await self._list([(_filed(updated.watch_at, now), updated.collection)])
+            operations.append(Operation(Kind.UPSERT, _watch_entity(_watch_of(updated), now)))
+        return operations
 
     async def _replace_unchanged(self, entity: dict[str, Any], etag: str | None) -> str:
         """Replace a row only if its etag still matches; Conflict if someone changed it."""
@@ -586,20 +781,88 @@ class JobStore:
             raise Conflict(f"run {run.row_key} changed") from error
 
     async def commit_attempt(
-        self, job: StoredJob, run: Run, *, run_done: bool, history: HistoryRecord | None
-    ) -> StoredJob:
-        """Record an attempt atomically: the job's counters, the run's next step (or its end),
-        and the history row. Conflict if the job or the run changed since they were read."""
-        operations = [Operation(Kind.REPLACE, _job_entity(job), job.etag)]
-        if run_done:
-            keys = {"PartitionKey": run.collection, "RowKey": run.row_key}
-            operations.append(Operation(Kind.DELETE, keys, run.etag))
+        self,
+        read: Run,
+        updated: Run | None,
+        *,
+        history: HistoryRecord | None,
+        tally: TallyRow | None,
+        check_final_at: datetime | None,
+        now: datetime,
+    ) -> None:
+        """Record an attempt atomically: the run's next step (`updated`) or its end (None) with
+        its watch, the history row and the tally, and optionally a watch that makes the timer
+        check the job's final state. Conflict if the run changed since it was `read` (claimed).
+        The job row is not written."""
+        keys = {"PartitionKey": read.collection, "RowKey": read.row_key}
+        if updated is None:
+            operations = [Operation(Kind.DELETE, keys, read.etag)]
         else:
-            operations.append(Operation(Kind.REPLACE, _run_entity(run), run.etag))
+            operations = [Operation(Kind.REPLACE, _run_entity(updated), read.etag)]
+        operations += await self._watch_moves(read, updated, now)
+        if check_final_at is not None:
+            final = Watch(read.collection, check_final_at, f"final|{read.job}")
+            await self._list([(_filed(check_final_at, now), read.collection)])
+            operations.append(Operation(Kind.UPSERT, _watch_entity(final, now)))
         if history is not None:
             operations.append(Operation(Kind.UPSERT, _history_entity(history)))
+        if tally is not None:
+            operations.append(Operation(Kind.UPSERT, _tally_entity(tally)))
+        await self._transact(read.collection, operations)
+
+    async def has_history(self, record: HistoryRecord) -> bool:
+        """Whether this attempt's history row is stored (its recording landed)."""
+        try:
+            await self.table_for(record.collection).get_entity(record.collection, record.row_key)
+        except ResourceNotFoundError:
+            return False
+        return True
+
+    # -- tallies -----------------------------------------------------------------------------
+
+    async def tallies_of(self, collection: str, job: str) -> list[TallyRow]:
+        query = f"PartitionKey eq @pk and {_key_range(f'tally|{job}|')}"
+        return [
+            _tally_from_entity(entity)
+            async for entity in self.table_for(collection).query_entities(
+                query, parameters={"pk": collection}
+            )
+        ]
+
+    async def fold(self, job: StoredJob, tallies: list[TallyRow]) -> StoredJob:
+        """Write the job row (as given, e.g. in its final state) with these tallies folded in
+        and delete them, atomically; Conflict if the job changed since it was read."""
+        folded = job.folded(tallies[: MAX_OPERATIONS - 1])
+        operations = [Operation(Kind.REPLACE, _job_entity(folded), job.etag)]
+        operations += [
+            Operation(Kind.DELETE, {"PartitionKey": row.collection, "RowKey": row.key})
+            for row in tallies[: MAX_OPERATIONS - 1]
+        ]
         etags = await self._transact(job.collection, operations)
-        return replace(job, etag=etags[0])
+        return replace(folded, etag=etags[0])
+
+    async def with_status(self, jobs: list[StoredJob]) -> list[StoredJob]:
+        """The jobs with what their status needs besides their rows: unfolded tallies, and the
+        earliest occurrence dispatched but not started (it is still the next execution)."""
+
+        async def one(job: StoredJob) -> StoredJob:
+            tallies, runs = await asyncio.gather(
+                self.tallies_of(job.collection, job.name), self.runs_of(job.collection, job.name)
+            )
+            pending = Tally()
+            for row in tallies:
+                pending += row.tally
+            waiting = [
+                run.nominal
+                for run in runs
+                if not run.manual
+                and run.generation == job.generation
+                and run.step == (0, 0)
+                and run.status is RunStatus.SCHEDULED
+            ]
+            return replace(job, pending=pending, dispatched=min(waiting) if waiting else None)
+
+        return list(await asyncio.gather(*(one(job) for job in jobs)))
 
     # -- history -----------------------------------------------------------------------------
 
@@ -660,10 +923,13 @@ class JobStore:
         await self._delete_rows(collection, old)
         return len(old)
 
-    def history_prune_due(self, writes: int) -> bool:
-        """Prune every few writes: often enough to hold the limit, rarely enough to stay cheap."""
-        every = max(1, min(50, self._settings.history_max_rows // 20))
-        return writes % every == 0
+    def housekeeping_due(self, attempt_key: str) -> bool:
+        """Whether this attempt prunes its job's history and folds its tallies: about one
+        attempt in every few, chosen by its key, often enough to hold the history limit and
+        keep tallies few, rarely enough to stay cheap."""
+        every = max(1, min(20, self._settings.history_max_rows // 20))
+        digest = hashlib.sha256(attempt_key.encode()).digest()
+        return int.from_bytes(digest[:4], "big") % every == 0
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -695,6 +961,25 @@ class JobStore:
             if error.status in (404, 409, 412):
                 raise Conflict(f"transaction on {partition} lost a race: {error}") from error
             raise
+
+
+def _watched(run: Run) -> datetime:
+    """When the timer looks at a new run if no executor has taken it: its due time plus the
+    grace an executor needs to pick its message up."""
+    return run.watch_at or run.due + SCHEDULED_GRACE
+
+
+def _watch_of(run: Run) -> Watch:
+    return Watch(run.collection, _watched(run), run.row_key)
+
+
+def _dispatch_operations(job: StoredJob, run: Run, now: datetime) -> list[Operation]:
+    run = replace(run, watch_at=_watched(run), created=run.created or now)
+    return [
+        Operation(Kind.REPLACE, _job_entity(job), job.etag),
+        Operation(Kind.INSERT, _run_entity(run)),
+        Operation(Kind.INSERT, _watch_entity(_watch_of(run), now)),
+    ]
 
 
 def _collection_cursor(collection: Collection) -> str:
@@ -747,8 +1032,9 @@ def _job_entity(job: StoredJob) -> dict[str, Any]:
         "faulted_count": job.faulted_count,
         "missed_count": job.missed_count,
         "last_execution_time": _opt_iso(job.last_execution_time),
-        "history_writes": job.history_writes,
         "scheduled_from": _opt_iso(job.scheduled_from),
+        "closing": job.closing.value if job.closing else None,
+        "closing_generation": job.closing_generation,
     }
 
 
@@ -767,8 +1053,9 @@ def _job_from_entity(entity: TableEntity) -> StoredJob:
         faulted_count=int(entity["faulted_count"]),
         missed_count=int(entity["missed_count"]),
         last_execution_time=_opt_dt(entity.get("last_execution_time")),
-        history_writes=int(entity["history_writes"]),
         scheduled_from=_opt_dt(entity.get("scheduled_from")),
+        closing=JobState(entity["closing"]) if entity.get("closing") else None,
+        closing_generation=int(entity.get("closing_generation") or 0),
         etag=entity.metadata["etag"],
     )
 
@@ -794,6 +1081,8 @@ def _run_entity(run: Run) -> dict[str, Any]:
         "missed": run.missed,
         "claimed_until": _opt_iso(run.claimed_until),
         "started_at": _opt_iso(run.started_at),
+        "watch_at": _opt_iso(run.watch_at),
+        "created": _opt_iso(run.created),
     }
 
 
@@ -816,7 +1105,54 @@ def _run_from_entity(entity: TableEntity) -> Run:
         missed=int(entity["missed"]),
         claimed_until=_opt_dt(entity.get("claimed_until")),
         started_at=_opt_dt(entity.get("started_at")),
+        watch_at=_opt_dt(entity.get("watch_at")),
+        created=_opt_dt(entity.get("created")),
         etag=entity.metadata["etag"],
+    )
+
+
+def _watch_entity(watch: Watch, now: datetime) -> dict[str, Any]:
+    return {
+        "PartitionKey": watch.collection,
+        "RowKey": watch.row_key,
+        "deadline": to_iso(watch.deadline),
+        "filed": _filed(watch.deadline, now),
+    }
+
+
+def _watch_from_entity(entity: TableEntity) -> Watch:
+    subject = entity["RowKey"].split("|", 2)[2]
+    return Watch(entity["PartitionKey"], from_iso(entity["deadline"]), subject)
+
+
+def _tally_entity(row: TallyRow) -> dict[str, Any]:
+    tally = row.tally
+    return {
+        "PartitionKey": row.collection,
+        "RowKey": row.key,
+        "job": row.job,
+        "executions": tally.executions,
+        "failures": tally.failures,
+        "faulted": tally.faulted,
+        "last_execution_time": _opt_iso(tally.last_execution_time),
+        "generation": row.generation,
+        "closing": row.closing.value if row.closing else None,
+    }
+
+
+def _tally_from_entity(entity: TableEntity) -> TallyRow:
+    return TallyRow(
+        collection=entity["PartitionKey"],
+        job=entity["job"],
+        key=entity["RowKey"],
+        tally=Tally(
+            int(entity["executions"]),
+            int(entity["failures"]),
+            int(entity["faulted"]),
+            _opt_dt(entity.get("last_execution_time")),
+        ),
+        generation=int(entity["generation"]),
+        closing=JobState(entity["closing"]) if entity.get("closing") else None,
     )
 
 
@@ -870,5 +1206,8 @@ __all__ = [
     "Run",
     "RunStatus",
     "StoredJob",
+    "Tally",
+    "TallyRow",
+    "Watch",
     "run_row_key",
 ]

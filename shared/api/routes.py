@@ -432,6 +432,7 @@ def _add_collection_routes(
     ) -> Any:
         state = parse_filter(filter, "state", JobState)
         jobs, token = await rt.jobs.list_jobs(ref, top, skiptoken, skip, state)
+        jobs = await rt.jobs.with_status(jobs)
         return {"value": [job_json(j) for j in jobs], "nextLink": _next_link(request, token)}
 
     @router.put(
@@ -454,6 +455,7 @@ def _add_collection_routes(
             stored, created = await rt.jobs.put_job(ref, jobName, body)
         except ValidationError as error:
             return bad_request_from_validation(error, _body_prefix(body))
+        [stored] = await rt.jobs.with_status([stored])
         return JSONResponse(job_json(stored), status_code=201 if created else 200)
 
     @router.patch(
@@ -472,9 +474,11 @@ def _add_collection_routes(
     ) -> Any:
         body = await _json_body(request, required=True)
         try:
-            return job_json(await rt.jobs.patch_job(ref, jobName, body))
+            patched = await rt.jobs.patch_job(ref, jobName, body)
         except ValidationError as error:
             return bad_request_from_validation(error, "")
+        [patched] = await rt.jobs.with_status([patched])
+        return job_json(patched)
 
     @router.get(
         job,
@@ -484,7 +488,8 @@ def _add_collection_routes(
         tags=tags,
     )
     async def get_job(jobName: JobName, rt: RuntimeDep, ref: CollectionRef = Ref) -> Any:
-        return job_json(await rt.jobs.get_job(ref, jobName))
+        [found] = await rt.jobs.with_status([await rt.jobs.get_job(ref, jobName)])
+        return job_json(found)
 
     @router.delete(job, response_class=Response, operation_id=f"Jobs_Delete{suffix}", tags=tags)
     async def delete_job(

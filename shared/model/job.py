@@ -99,6 +99,7 @@ class HistoryStatus(CaseInsensitiveEnum):
     COMPLETED = "Completed"
     FAILED = "Failed"
     POSTPONED = "Postponed"
+    CANCELLED = "Cancelled"  # ours: a run its job's disable or replacement cancelled
 
 
 class JobHistoryProperties(ApiModel):
