@@ -130,11 +130,8 @@ class Executor:
         if job is None:
             reason = "job deleted"
         else:
-            reason = (
-                "the job was replaced"
-                if job.generation != run.generation
-                else "the job was disabled"
-            )
+            disabled = job.state is JobState.DISABLED
+            reason = "the job was disabled" if disabled else "the job was replaced"
             now = self._clock.now()
             history = _history(
                 run,
