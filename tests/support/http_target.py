@@ -28,6 +28,7 @@ class HttpTarget:
     hang: bool = False
     requests: list[Received] = field(default_factory=list)
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _runner: web.AppRunner | None = None
     port: int = 0
 
@@ -48,6 +49,7 @@ class HttpTarget:
         return self
 
     async def stop(self) -> None:
+        self._stopping.set()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -67,7 +69,7 @@ class HttpTarget:
             )
             self._changed.notify_all()
         if self.hang:
-            await asyncio.sleep(3600)
+            await self._stopping.wait()  # never answers; let go when the server stops
         status = self.statuses[min(index, len(self.statuses) - 1)]
         return web.Response(status=status, text=f"answer {index} with {status}")
 
