@@ -13,7 +13,7 @@ import signal
 from pathlib import Path
 
 from devhost.azurite import Azurite, start_azurite
-from devhost.host import DevHost
+from devhost.host import FUNCTION_KEY_SETTING, DevHost
 
 logger = logging.getLogger("devhost")
 
@@ -33,9 +33,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help=f"start Azurite on ports {AZURITE_PORTS} with data in <project>/.azurite",
     )
-    parser.add_argument("--key", help="require this function key (default: the API is open)")
+    parser.add_argument(
+        "--key",
+        type=_function_key,
+        help="require this function key (default: DEVHOST_FUNCTION_KEY; unset: the API is open)",
+    )
     parser.add_argument("--verbose", action="store_true", help="debug logging")
     return parser.parse_args(argv)
+
+
+def _function_key(value: str) -> str:
+    """`--key ""` is refused (exit 2) rather than claiming a protection it would not give."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError(
+            "an empty key would leave the API open while saying it is protected; give the key "
+            f"clients must send, or leave --key out (the API is then open unless "
+            f"{FUNCTION_KEY_SETTING} is set)"
+        )
+    return value
 
 
 async def serve(host: DevHost) -> None:

@@ -27,7 +27,12 @@ from devhost.host_config import HostConfig, load_host_config
 from devhost.http_server import HttpFrontend, HttpServer
 from devhost.invoker import Outcome
 from devhost.queues import QueueListener, invoke_with_input
-from devhost.settings import EnvironmentPatch, connection_string, load_local_settings
+from devhost.settings import (
+    EnvironmentPatch,
+    connection_string,
+    load_local_settings,
+    request_body_limit,
+)
 from devhost.timers import TimerRunner
 
 logger = logging.getLogger(__name__)
@@ -38,11 +43,23 @@ LOOPBACK_NAMES = ("127.0.0.1", "localhost", "0.0.0.0", "::", "::1", "")
 FUNCTION_KEY_SETTING = "DEVHOST_FUNCTION_KEY"
 
 
+def check_function_key(key: str, source: str) -> str:
+    """The key, or ValueError when it is blank: a blank key would say the API is protected
+    while any request without a key (or with `?code=`) passes."""
+    if not key.strip():
+        raise ValueError(
+            f"{source} is blank: give the key clients must send, or leave it unset to run the "
+            "API open"
+        )
+    return key
+
+
 class DevHost:
     """A local Functions host for one app; `await start()`, then `await stop()` (or `async with`).
 
     `settings_overrides` win over the environment and local.settings.json (tests use them for
-    per-test queue names). With `key` set, non-anonymous HTTP functions require that key.
+    per-test queue names). With `key` set, non-anonymous HTTP functions require that key;
+    without it, the app setting DEVHOST_FUNCTION_KEY decides (empty or unset: the API is open).
     """
 
     def __init__(
@@ -61,7 +78,7 @@ class DevHost:
         self.settings_overrides = dict(settings_overrides or {})
         self.host = host
         self.port = port
-        self.key = key
+        self.key = None if key is None else check_function_key(key, "the function key")
         self.stop_timeout = stop_timeout
         self.config = HostConfig()
         self.specs: list[FunctionSpec] = []
@@ -111,6 +128,12 @@ class DevHost:
             self._added_to_path = True
         app = load_app(self.app_path)
         settings = dict(os.environ)
+        # Settings that can be wrong are checked before anything is created.
+        max_body = request_body_limit(settings)
+        if self.key is None and settings.get(FUNCTION_KEY_SETTING):
+            # Like a function key in Azure. Empty counts as unset (the example settings file
+            # ships it empty): the API is open, and the start-up log says so.
+            self.key = check_function_key(settings[FUNCTION_KEY_SETTING], FUNCTION_KEY_SETTING)
         self.specs = discover(app, settings, self.project_dir)
         by_type = {
             t: [s for s in self.specs if s.trigger_type == t]
@@ -127,15 +150,13 @@ class DevHost:
             await listener.create_queue()
         self._timers = {spec.name: TimerRunner(spec) for spec in by_type[TIMER_TRIGGER]}
 
-        if self.key is None:
-            # Like a function key in Azure; unset means the API is open (said at start-up).
-            self.key = settings.get(FUNCTION_KEY_SETTING) or None
         frontend = HttpFrontend(
             by_type[HTTP_TRIGGER],
             route_prefix=self.config.route_prefix,
             key=self.key,
             manual_invoke=self.invoke,
             manual_names={s.name for s in self.specs if s.trigger_type != HTTP_TRIGGER},
+            max_body=max_body,
         )
         self._http = HttpServer(frontend, host=self.host, port=self.port)
         self._http_port = await self._http.start()

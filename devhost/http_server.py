@@ -2,9 +2,14 @@
 
 A request becomes a `func.HttpRequest` (full URL, headers, query, route values, body bytes)
 and the function's `func.HttpResponse` (or str) becomes the HTTP response. Repeated request
-headers and query keys are joined with "," as the host does. Unknown routes (and a method the
-route does not allow) give 404. `POST /admin/functions/<name>` with `{"input": "..."}` runs a
-timer or queue function by hand (202), like the host's admin API.
+headers and query keys are joined with "," as the host does. `POST /admin/functions/<name>`
+with `{"input": "..."}` runs a timer or queue function by hand (202), like the host's admin API.
+
+Order, so that a request nobody may make costs nothing: the route is matched, then the key
+checked, both before any body byte is read; then the body is read up to the host's limit
+(`FUNCTIONS_REQUEST_BODY_SIZE_LIMIT`) and refused with 413 as soon as it passes it. The host's
+own refusals (404 unknown route or method, 401, 413, 400 on the admin API) carry the API's
+ARM-style JSON error body.
 
 Function keys: with `key=None` (the default, like `func start`) nothing is checked. With a key,
 functions whose authLevel is not anonymous, and the admin API, need it as the `x-functions-key`
@@ -35,8 +40,11 @@ import azure.functions as func
 import uvicorn
 
 from devhost.functions import FunctionSpec
+from devhost.http_errors import Response, error_response, not_found, shown, too_large, unauthorised
 from devhost.invoker import Outcome, invoke
+from devhost.request_body import BodyTooLarge, read_body
 from devhost.routes import RouteTable
+from devhost.settings import DEFAULT_REQUEST_BODY_LIMIT, REQUEST_BODY_LIMIT_SETTING
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +52,6 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ManualInvoke = Callable[[str, str], Coroutine[Any, Any, Outcome]]
-Response = tuple[int, list[tuple[str, str]], bytes]
 
 ADMIN_PREFIX = "/admin/functions/"
 
@@ -60,6 +67,7 @@ class HttpFrontend:
         key: str | None,
         manual_invoke: ManualInvoke,
         manual_names: set[str],
+        max_body: int = DEFAULT_REQUEST_BODY_LIMIT,
     ) -> None:
         self._routes: RouteTable[FunctionSpec] = RouteTable()
         for spec in specs:
@@ -68,12 +76,13 @@ class HttpFrontend:
         self._key = key
         self._manual_invoke = manual_invoke
         self._manual_names = manual_names
+        self._max_body = max_body
         self._background: set[asyncio.Task[Outcome]] = set()
 
     async def __call__(self, scope: Message, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        status, headers, content = await self._handle(scope, await _read_body(receive))
+        status, headers, content = await self._handle(scope, receive)
         headers.append(("content-length", str(len(content))))
         await send(
             {
@@ -84,19 +93,23 @@ class HttpFrontend:
         )
         await send({"type": "http.response.body", "body": content})
 
-    async def _handle(self, scope: Message, body: bytes) -> Response:
+    async def _handle(self, scope: Message, receive: Receive) -> Response:
         method, path = scope["method"], scope["path"]
         headers = _joined((k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"])
         query = scope["query_string"].decode("latin-1")
         params = _joined(parse_qsl(query, keep_blank_values=True))
         if method == "POST" and path.startswith(ADMIN_PREFIX):
-            return self._admin(path, headers, params, body)
+            return await self._admin(path, headers, params, receive)
         found = self._routes.match(method, path)
         if found is None:
-            return 404, [], b""
+            return not_found(method, path)
         spec, route_params = found
         if not self._authorised(str(spec.trigger.get("authLevel")), headers, params):
-            return 401, [], b""
+            return unauthorised()
+        try:
+            body = await read_body(receive, headers, self._max_body)
+        except BodyTooLarge:
+            return too_large(self._max_body, REQUEST_BODY_LIMIT_SETTING)
         request = func.HttpRequest(
             method,
             _url(scope, headers, query),
@@ -115,18 +128,26 @@ class HttpFrontend:
         given = headers.get("x-functions-key") or params.get("code") or ""
         return hmac.compare_digest(given.encode(), self._key.encode())
 
-    def _admin(
-        self, path: str, headers: Mapping[str, str], params: Mapping[str, str], body: bytes
+    async def _admin(
+        self, path: str, headers: Mapping[str, str], params: Mapping[str, str], receive: Receive
     ) -> Response:
         if not self._authorised("admin", headers, params):
-            return 401, [], b""
+            return unauthorised()
         name = path.removeprefix(ADMIN_PREFIX).strip("/")
         if name not in self._manual_names:
-            return 404, [], b""
+            return error_response(
+                404, "ResourceNotFound", f"no timer or queue function named {shown(name)!r}", "name"
+            )
+        try:
+            body = await read_body(receive, headers, self._max_body)
+        except BodyTooLarge:
+            return too_large(self._max_body, REQUEST_BODY_LIMIT_SETTING)
         try:
             text = str((json.loads(body or b"{}") or {}).get("input") or "")
         except (ValueError, AttributeError):
-            return 400, [], b'expected a JSON body like {"input": ""}'
+            return error_response(
+                400, "BadRequest", 'body: expected a JSON object like {"input": ""}', "body"
+            )
         task = asyncio.create_task(self._manual_invoke(name, text))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
@@ -160,15 +181,6 @@ def to_response(outcome: Outcome) -> Response:
         return value.status_code, headers, value.get_body() or b""
     logger.error("An HTTP function returned %s; expected HttpResponse or str", type(value))
     return 500, [], b""
-
-
-async def _read_body(receive: Receive) -> bytes:
-    chunks = []
-    while True:
-        message = await receive()
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body"):
-            return b"".join(chunks)
 
 
 def _joined(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:

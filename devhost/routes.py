@@ -2,7 +2,10 @@
 
 Supported: literal segments, `{name}`, optional `{name?}`, catch-all `{*name}`, and the
 constraints int, bool, alpha and guid (other constraints are accepted but not checked).
-Matching is case-insensitive and tolerates a leading or trailing `/`, as the host does.
+Matching is case-insensitive and tolerates a leading or trailing `/`, as the host does. Route
+values are matched on the decoded path, as ASP.NET Core routing does: a parameter takes any
+character but `/` and a catch-all takes every character, control characters (`%0A`) included,
+so such a path reaches the function that owns the catch-all instead of a 404 of the host.
 """
 
 from __future__ import annotations
@@ -54,7 +57,8 @@ def compile_template(prefix: str, template: str) -> re.Pattern[str]:
             pattern += re.escape(segment[position : match.start()]) + _parameter_regex(match)
             position = match.end()
         pattern += re.escape(segment[position:])
-    return re.compile(f"^{pattern}/?$", re.IGNORECASE)
+    # \Z, not $: `$` would also match before a trailing newline (`/api/hello%0A`).
+    return re.compile(f"^{pattern}/?\\Z", re.IGNORECASE | re.DOTALL)
 
 
 def _parameter_regex(match: re.Match[str]) -> str:

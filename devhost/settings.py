@@ -96,3 +96,24 @@ def is_disabled(function_name: str, settings: Mapping[str, str]) -> bool:
     """The host's switch to turn one function off: `AzureWebJobs.<name>.Disabled` = true/1."""
     value = settings.get(f"AzureWebJobs.{function_name}.Disabled", "")
     return value.strip().lower() in ("true", "1")
+
+
+REQUEST_BODY_LIMIT_SETTING = "FUNCTIONS_REQUEST_BODY_SIZE_LIMIT"
+DEFAULT_REQUEST_BODY_LIMIT = 104_857_600  # 100 MB, the Functions host's documented default
+
+
+def request_body_limit(settings: Mapping[str, str]) -> int:
+    """The largest request body in bytes, from the host's own setting (empty: the default).
+
+    A value that is not a positive whole number stops the start-up: a typo must not turn the
+    limit off or make every upload fail.
+    """
+    text = settings.get(REQUEST_BODY_LIMIT_SETTING, "").strip()
+    if not text:
+        return DEFAULT_REQUEST_BODY_LIMIT
+    if not (text.isascii() and text.isdigit()) or int(text) == 0:
+        raise ValueError(
+            f"app setting {REQUEST_BODY_LIMIT_SETTING} must be a positive number of bytes, "
+            f"not {text[:40]!r}"
+        )
+    return int(text)

@@ -11,6 +11,9 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
+
+from devhost.__main__ import main, parse_args
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -57,3 +60,19 @@ async def test_the_cli_serves_until_sigterm(tmp_path, storage_connection, unique
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+@pytest.mark.parametrize("key", ["", "   "])
+def test_an_empty_key_is_refused_at_start_up(key, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["--key", key])
+
+    assert stopped.value.code == 2
+    error = capsys.readouterr().err
+    assert "argument --key" in error
+    assert "empty key would leave the API open" in error
+
+
+def test_a_key_is_taken_as_given():
+    assert parse_args(["--key", "k3y"]).key == "k3y"
+    assert parse_args([]).key is None

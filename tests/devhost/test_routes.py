@@ -66,3 +66,22 @@ def test_an_empty_prefix_serves_from_the_root():
     routes.add("", "{*route}", None, "all")
 
     assert routes.match("GET", "/jobs") == ("all", {"route": "jobs"})
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/api/jobs/a\nb", {"route": "jobs/a\nb"}),
+        ("/api/jobs/a\r\n\x00b/c", {"route": "jobs/a\r\n\x00b/c"}),
+        ("/api/jobs\n", {"route": "jobs\n"}),
+    ],
+)
+def test_a_catch_all_takes_control_characters_as_aspnet_routing_does(path, expected):
+    assert table(("{*route}", None)).match("GET", path) == ("{*route}", expected)
+
+
+def test_a_trailing_newline_is_part_of_the_path_not_an_end_of_line():
+    routes = table(("hello", None), ("items/{id}", None))
+
+    assert routes.match("GET", "/api/hello\n") is None
+    assert routes.match("GET", "/api/items/7\n") == ("items/{id}", {"id": "7\n"})

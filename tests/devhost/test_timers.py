@@ -70,9 +70,13 @@ async def test_the_admin_api_runs_a_timer_function_now(tmp_path):
         response = await client.post("/admin/functions/tick", json={"input": ""})
         await wait_until(lambda: len(RECORDER.of("tick")) == 1, timeout=5)
         missing = await client.post("/admin/functions/nope", json={"input": ""})
+        not_json = await client.post("/admin/functions/tick", content=b"{not json")
 
     assert response.status_code == 202
     assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "ResourceNotFound"
+    assert not_json.status_code == 400
+    assert not_json.json()["error"]["target"] == "body"
 
 
 async def test_run_on_startup_fires_once_before_the_schedule(tmp_path):

@@ -166,8 +166,38 @@ async def test_retries_then_error_action_then_faulted_through_the_host(app_host,
 async def test_a_configured_function_key_guards_the_api_like_azure(app_host):
     host = await app_host(DEVHOST_FUNCTION_KEY="k3y")
     async with httpx.AsyncClient(base_url=host.api_url) as api:
-        assert (await api.get("/jobCollections")).status_code == 401
-        assert (await api.get("/jobCollections", params={"code": "nope"})).status_code == 401
+        for refused in (
+            await api.get("/jobCollections"),
+            await api.get("/jobCollections", params={"code": "nope"}),
+        ):
+            assert refused.status_code == 401
+            assert refused.json()["error"]["code"] == "Unauthorized"
         keyed = await api.get("/jobCollections", headers={"x-functions-key": "k3y"})
         assert keyed.status_code == 200 and keyed.json() == {"value": []}
         assert (await api.get("/jobCollections", params={"code": "k3y"})).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "code", "target"),
+    [
+        # Routed to the app through its catch-all, as in Azure; the app names the field.
+        ("/api/jobCollections/a%0Ab", 400, "BadRequest", "jobCollectionName"),
+        ("/api/jobCollections/demo/jobs/j%0A1", 400, "BadRequest", "jobName"),
+        ("/api/no%0Athing", 404, "ResourceNotFound", None),
+        # Outside the catch-all: the local host's own 404, in the same shape.
+        ("/api%0A", 404, "ResourceNotFound", "path"),
+        ("/%0A", 404, "ResourceNotFound", "path"),
+    ],
+)
+async def test_a_path_with_control_characters_gets_the_api_json_error(
+    app_host, path, status, code, target
+):
+    host = await app_host()
+    async with httpx.AsyncClient(base_url=host.base_url) as client:
+        response = await client.get(path)
+
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/json"
+    error = response.json()["error"]
+    assert error["code"] == code
+    assert error.get("target") == target
