@@ -333,6 +333,8 @@ def _cron_walls(matches: croniter, wall: datetime) -> Iterator[datetime]:
             match: datetime = matches.get_next(datetime)
         except CroniterBadDateError:  # no match within a calendar cycle: there is none
             return
+        except (OverflowError, ValueError):  # past year 9999 ("year 10000 is out of range")
+            return
         yield match
 
 

@@ -251,6 +251,22 @@ async def test_occurrences_without_start_time_keep_the_anchor_across_a_dst_gap(
     assert preview.json()["value"] == expected
 
 
+async def test_start_time_without_offset_is_a_wall_time_in_the_time_zone(api):
+    """As Azure Logic Apps reads it; shown as the instant it is. With an offset: an instant."""
+    wall = job_body(
+        startTime="2030-06-03T09:00:00", recurrence={"frequency": "Day", "timeZone": "Asia/Tokyo"}
+    )
+    created = await api.put(f"{BASE}/jobs/tokyo", json=wall)
+    assert created.status_code == 201, created.text
+    assert created.json()["properties"]["startTime"] == "2030-06-03T00:00:00Z"
+    assert created.json()["properties"]["status"]["nextExecutionTime"] == "2030-06-03T00:00:00Z"
+    instant = job_body(
+        startTime="2030-06-03T09:00:00Z", recurrence={"frequency": "Day", "timeZone": "Asia/Tokyo"}
+    )
+    replaced = await api.put(f"{BASE}/jobs/tokyo", json=instant)
+    assert replaced.json()["properties"]["startTime"] == "2030-06-03T09:00:00Z"
+
+
 async def test_run_now_history_and_delete(api, runtime, target):
     from tests.support.engine import work_queue
 
