@@ -219,21 +219,22 @@ class _Calendar:
         """The start of the anchor's period, and how many grid periods a search may visit.
 
         The bound is one full cycle of what the periods can differ in, plus the period the
-        search starts in (it may be partly past): a search that finds nothing in it never will.
+        search starts in (it may be partly past) and one more, where a wall time that a DST gap
+        pushed past the best one may lie: a search that finds nothing in it never will.
         """
         midnight = datetime.combine(anchor.date(), time())
         if self._frequency is Frequency.HOUR:
             reachable = gcd(self._interval, 24)  # grid hours of day: anchor's hour + k*gcd
             if self._hour_filter and all((h - anchor.hour) % reachable for h in self._hour_filter):
                 return anchor, 0  # e.g. every 2 hours from 01:00 but hours [4]: never
-            return anchor.replace(minute=0, second=0), 24 // reachable + 1
+            return anchor.replace(minute=0, second=0), 24 // reachable + 2
         if self._frequency is Frequency.DAY:
-            return midnight, 2  # every day has every time of day (a gap only shifts it)
+            return midnight, 3  # every day has every time of day (a gap only shifts it)
         if self._frequency is Frequency.WEEK:
             monday = midnight - timedelta(days=anchor.weekday())
-            return monday, 2  # every week has every weekday
+            return monday, 3  # every week has every weekday
         # Months differ in length and first weekday, which repeat every 4800 months.
-        return midnight.replace(day=1), _CYCLE_MONTHS // gcd(self._interval, _CYCLE_MONTHS) + 1
+        return midnight.replace(day=1), _CYCLE_MONTHS // gcd(self._interval, _CYCLE_MONTHS) + 2
 
     def walls_from(self, wall: datetime) -> Iterator[datetime]:
         """The wall times from `wall` on, ascending; lazy, because a search stops early."""
