@@ -22,6 +22,7 @@ from shared.model.collection import (
     Limits,
     effective_limits,
 )
+from shared.model.common import CALENDAR_RANGE
 from shared.model.job import HistoryStatus, JobProperties, JobState, parse_job_definition
 from shared.names import CollectionRef, check_name
 from shared.recurrence import Timeline
@@ -178,11 +179,7 @@ class JobService:
         try:
             saved_at = saved_at.astimezone(UTC)
         except OverflowError:  # e.g. 0001-01-01T00:00:00+14:00 is in year 0 in UTC
-            raise InvalidRequest(
-                "query.after",
-                "must be within the calendar: 0001-01-01T00:00:00Z or later"
-                " and 9999-12-31T23:59:59Z or earlier",
-            ) from None
+            raise InvalidRequest("query.after", f"must lie within {CALENDAR_RANGE}") from None
         timeline = Timeline(job.properties.start_time, job.properties.recurrence, saved_at)
         return timeline.preview(count)
 
