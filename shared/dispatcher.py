@@ -262,7 +262,8 @@ class Dispatcher:
 
     def _plan(self, job: StoredJob, entry: DueEntry) -> _Plan:
         now = self._clock.now()
-        timeline = Timeline(job.anchor, job.properties.recurrence)
+        saved_at = job.scheduled_from or job.created_at
+        timeline = Timeline(job.properties.start_time, job.properties.recurrence, saved_at)
         nominal, missed = _coalesce(job, timeline, now)
         occurrences = job.occurrences + 1 + missed
         following = timeline.next_after(nominal) if remaining_allows(job, occurrences) else None

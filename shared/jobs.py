@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.clock import Clock
@@ -22,6 +22,7 @@ from shared.model.collection import (
     Limits,
     effective_limits,
 )
+from shared.model.common import CALENDAR_RANGE
 from shared.model.job import HistoryStatus, JobProperties, JobState, parse_job_definition
 from shared.names import CollectionRef, check_name
 from shared.recurrence import Timeline
@@ -175,10 +176,16 @@ class JobService:
     async def preview(
         self, ref: CollectionRef, name: str, count: int, after: datetime | None
     ) -> list[datetime]:
-        """The next `count` occurrences the job would have if it were created at `after`."""
+        """The next `count` occurrences the job would have if it were saved at `after`: the same
+        Timeline the dispatcher chains, so what the preview shows is what runs."""
         job = await self.get_job(ref, name)
-        timeline = Timeline(job.properties.start_time, job.properties.recurrence)
-        return timeline.preview(after or self._clock.now(), count)
+        saved_at = after or self._clock.now()
+        try:
+            saved_at = saved_at.astimezone(UTC)
+        except OverflowError:  # e.g. 0001-01-01T00:00:00+14:00 is in year 0 in UTC
+            raise InvalidRequest("query.after", f"must lie within {CALENDAR_RANGE}") from None
+        timeline = Timeline(job.properties.start_time, job.properties.recurrence, saved_at)
+        return timeline.preview(count)
 
     async def history(
         self,
@@ -239,7 +246,7 @@ class JobService:
         """A replaced job starts its schedule afresh (count too) but keeps its counters."""
         next_fire = None
         if properties.state is JobState.ENABLED:
-            next_fire = Timeline(properties.start_time, properties.recurrence).first(now)
+            next_fire = Timeline(properties.start_time, properties.recurrence, now).first()
             if next_fire is None:
                 raise InvalidRequest(
                     "properties.recurrence", "the schedule has no occurrence: it would never run"
@@ -310,7 +317,7 @@ def _shortest_spacing(properties: JobProperties, now: datetime) -> timedelta | N
     fire every minute, so the frequency alone does not tell)."""
     if properties.recurrence is None:
         return None
-    times = Timeline(properties.start_time, properties.recurrence).preview(now, _SPACING_SAMPLE)
+    times = Timeline(properties.start_time, properties.recurrence, now).preview(_SPACING_SAMPLE)
     gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
     return min(gaps) if gaps else None
 

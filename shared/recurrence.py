@@ -3,10 +3,10 @@
 The contract (Azure Scheduler semantics, scheduler-landscape.md 1.4/1.5, plus our extensions):
 
 - Instants in and out are aware UTC, truncated to the second; a naive input is UTC.
-- startTime none -> the first run is immediate (at creation); later runs follow the interval
-  grid or the schedule anchored at the creation time. Without startTime, `next_after` anchors
-  on `previous` (which lies on that grid); a defaulted wall time shifted by a DST gap would then
-  stay shifted, so a caller that kept the creation instant may pass it as start_time there.
+- startTime none -> the first run is immediate (when the job is saved); later runs follow the
+  interval grid or the schedule anchored at that instant (`saved_at`), which a Timeline always
+  gets, so no caller can anchor on a previous occurrence (a wall time shifted by a DST gap
+  would then stay shifted for ever). The dispatcher and the preview both chain `next_after`.
 - startTime in the past -> without recurrence, run once immediately; otherwise the first grid
   point / scheduled time at or after the creation time ("instances in the past are discarded",
   no catch-up). Now or future -> the first run is at startTime (no recurrence or no schedule)
@@ -28,9 +28,15 @@ The contract (Azure Scheduler semantics, scheduler-landscape.md 1.4/1.5, plus ou
 - cron (5 fields, or 6 with seconds first) is evaluated on naive wall time and converted by the
   same rule: croniter's own time-zone handling fires at the jump instant (03:00, not 03:30) and
   fires twice in a repeated hour. startTime means "no sooner than"; a cron job does not run
-  immediately at creation (cron users expect only matching times).
-- Occurrences are strictly increasing. A search gives up (None) after about 8 years of periods,
-  which only happens for impossible schedules (monthDays [30] every 12 months from February).
+  immediately at creation (cron users expect only matching times). Day fields: 6 fields are
+  NCRONTAB (a day matches day-of-month AND day-of-week, as the Functions timer reads them),
+  5 fields Vixie cron (both restricted -> either matches; a field starting with `*` does not
+  restrict), so `0 0 0 13 * 5` is Friday the 13th and `0 0 13 * 5` every 13th and Friday.
+- Occurrences are strictly increasing. A search gives up (None) only after one whole cycle of
+  the Gregorian calendar (400 years) without a match, which proves the schedule impossible
+  (monthDays [30] every 12 months from February); a sparse one (the fifth Sunday of February,
+  every 12 months) is found however far it is. The calendar's ends (years 1 and 9999) end
+  every schedule: past them a search gives None, never an error.
 """
 
 from __future__ import annotations
@@ -47,19 +53,35 @@ from croniter import CroniterBadDateError, croniter
 from shared.model.recurrence import Frequency, Recurrence, RecurrenceSchedule
 
 _SECOND = timedelta(seconds=1)
-_SEARCH_DAYS = 8 * 366  # how far a search looks before deciding the schedule never runs
+# The Gregorian calendar repeats every 400 years: 4800 months, 146097 days (20871 whole weeks).
+# A search that finds nothing in one such cycle never will: that bound proves a schedule
+# impossible, and searches stop at their first match, so ordinary ones never go that far.
+_CYCLE_YEARS = 400
+_CYCLE_MONTHS = 12 * _CYCLE_YEARS
+_CYCLE_DAYS = 146097
 
 
 class Timeline:
-    """The occurrences of one job: startTime + recurrence, compiled once."""
+    """The occurrences of one saved version of a job: startTime + recurrence, compiled once.
 
-    def __init__(self, start_time: datetime | None, recurrence: Recurrence | None) -> None:
+    Every occurrence is counted from one fixed anchor: startTime, or for a job without one the
+    instant the job was saved. `next_after` never re-anchors on the occurrence it is given, so
+    the dispatcher and the preview, which both chain it, compute the same times: a wall time
+    shifted forward by a DST gap is shifted on that day only.
+    """
+
+    def __init__(
+        self, start_time: datetime | None, recurrence: Recurrence | None, saved_at: datetime
+    ) -> None:
+        """`saved_at`: when this version was created or replaced (the preview's `after`)."""
+        self._saved = _utc(saved_at)
         self._start = _utc(start_time) if start_time is not None else None
+        self._anchor = self._start or self._saved
         self._recurrence = recurrence
         self._zone: tzinfo = UTC
         self._end: datetime | None = None
         self._schedule: RecurrenceSchedule | None = None
-        self._calendar: _Calendar | None = None  # compiled for startTime; None = per call
+        self._calendar: _Calendar | None = None  # compiled on first use (it can overflow)
         self._cron: croniter | None = None  # stateful: a Timeline is not shared across threads
         if recurrence is None:
             return
@@ -73,75 +95,74 @@ class Timeline:
             self._schedule = recurrence.schedule
         if recurrence.cron is not None:
             self._cron = _compile_cron(recurrence.cron)
-        elif self._start is not None and not self._elapsed:
-            self._calendar = self._calendar_at(self._start)
 
-    def first(self, created_at: datetime) -> datetime | None:
-        """The job's first occurrence when it is created (or re-created/updated) at created_at."""
+    def first(self) -> datetime | None:
+        """The first occurrence of the job saved at `saved_at`; None if it never runs."""
         try:
-            return self._first(created_at)
+            return self._first()
         except OverflowError:
             return None  # the calendar ends (year 1 or 9999) before the schedule does
 
     def next_after(self, previous: datetime) -> datetime | None:
         """The first occurrence later than `previous`; honours endTime, NOT count (caller's job)."""
         try:
-            return self._next_after(previous)
+            return self._next_after(_utc(previous))
         except OverflowError:
             return None
 
-    def _first(self, created_at: datetime) -> datetime | None:
-        created = _utc(created_at)
-        start = self._start
-        recurrence = self._recurrence
-        if recurrence is None:
-            return start if start is not None and start >= created else created
-        if recurrence.cron is not None:
-            return self._until_end(self._cron_after(max(created, start or created) - _SECOND))
-        if start is None:
-            return self._until_end(created)
-        if start >= created and self._schedule is None:
-            return self._until_end(start)
-        return self._until_end(self._after(start, max(created, start) - _SECOND))
-
-    def _next_after(self, previous: datetime) -> datetime | None:
-        if self._recurrence is None:
-            return None
-        after = _utc(previous)
-        if self._start is not None:
-            after = max(after, self._start - _SECOND)
-        if self._recurrence.cron is not None:
-            return self._until_end(self._cron_after(after))
-        return self._until_end(self._after(self._start or after, after))
-
-    def preview(self, after: datetime, limit: int) -> list[datetime]:
-        """The first `limit` occurrences of a job created at `after`; honours count and endTime."""
+    def preview(self, limit: int) -> list[datetime]:
+        """The first `limit` occurrences, exactly as the dispatcher runs them (count, endTime)."""
         count = self._recurrence.count if self._recurrence is not None else None
         wanted = min(limit, count) if count is not None else limit
         occurrences: list[datetime] = []
-        moment = self.first(after)
+        moment = self.first() if wanted > 0 else None
         while moment is not None and len(occurrences) < wanted:
             occurrences.append(moment)
             moment = self.next_after(moment)
         return occurrences
+
+    def _first(self) -> datetime | None:
+        saved, start, recurrence = self._saved, self._start, self._recurrence
+        if recurrence is None:
+            return start if start is not None and start >= saved else saved
+        if recurrence.cron is not None:
+            return self._until_end(self._cron_after(max(saved, self._anchor) - _SECOND))
+        if start is None:
+            return self._until_end(saved)  # a job without startTime runs once when saved
+        if start >= saved and self._schedule is None:
+            return self._until_end(start)
+        return self._until_end(self._after(max(saved, start) - _SECOND))
+
+    def _next_after(self, previous: datetime) -> datetime | None:
+        if self._recurrence is None:
+            return None
+        after = max(previous, self._anchor - _SECOND)
+        if self._recurrence.cron is not None:
+            return self._until_end(self._cron_after(after))
+        return self._until_end(self._after(after))
 
     def _until_end(self, moment: datetime | None) -> datetime | None:
         if moment is None or (self._end is not None and moment > self._end):
             return None
         return moment
 
-    def _after(self, anchor: datetime, after: datetime) -> datetime | None:
-        """The first occurrence later than `after` of the frequency grid anchored at `anchor`."""
-        assert self._recurrence is not None
+    def _after(self, after: datetime) -> datetime | None:
+        """The first occurrence later than `after` of the frequency grid of the anchor."""
+        assert self._recurrence is not None and self._recurrence.frequency is not None
+        anchor = self._anchor
         if self._elapsed:
             minute = self._recurrence.frequency is Frequency.MINUTE
             step = timedelta(minutes=1 if minute else 60) * (self._recurrence.interval or 1)
             return anchor + step * max(0, (after - anchor) // step + 1)
-        pattern = self._calendar if anchor == self._start else None
-        pattern = pattern or self._calendar_at(anchor)
-        return _earliest_after(
-            pattern.walls_from(_scan_start(after, self._zone)), after, self._zone
-        )
+        if self._calendar is None:
+            self._calendar = _Calendar(
+                _wall(anchor, self._zone),
+                self._recurrence.frequency,
+                self._recurrence.interval or 1,
+                self._schedule,
+            )
+        walls = self._calendar.walls_from(_scan_start(after, self._zone))
+        return _earliest_after(walls, after, self._zone)
 
     @property
     def _elapsed(self) -> bool:
@@ -149,15 +170,6 @@ class Timeline:
         assert self._recurrence is not None
         frequency = self._recurrence.frequency
         return self._schedule is None and frequency in (Frequency.MINUTE, Frequency.HOUR)
-
-    def _calendar_at(self, anchor: datetime) -> _Calendar:
-        assert self._recurrence is not None and self._recurrence.frequency is not None
-        return _Calendar(
-            _wall(anchor, self._zone),
-            self._recurrence.frequency,
-            self._recurrence.interval or 1,
-            self._schedule,
-        )
 
     def _cron_after(self, after: datetime) -> datetime | None:
         assert self._cron is not None
@@ -204,19 +216,25 @@ class _Calendar:
         self._origin, self._periods = self._origin_and_periods(anchor)
 
     def _origin_and_periods(self, anchor: datetime) -> tuple[datetime, int]:
-        """The start of the anchor's period, and how many grid periods a search may visit."""
+        """The start of the anchor's period, and how many grid periods a search may visit.
+
+        The bound is one full cycle of what the periods can differ in, plus the period the
+        search starts in (it may be partly past) and one more, where a wall time that a DST gap
+        pushed past the best one may lie: a search that finds nothing in it never will.
+        """
         midnight = datetime.combine(anchor.date(), time())
         if self._frequency is Frequency.HOUR:
             reachable = gcd(self._interval, 24)  # grid hours of day: anchor's hour + k*gcd
             if self._hour_filter and all((h - anchor.hour) % reachable for h in self._hour_filter):
                 return anchor, 0  # e.g. every 2 hours from 01:00 but hours [4]: never
-            return anchor.replace(minute=0, second=0), _SEARCH_DAYS * 24 // self._interval + 1
+            return anchor.replace(minute=0, second=0), 24 // reachable + 2
         if self._frequency is Frequency.DAY:
-            return midnight, _SEARCH_DAYS // self._interval + 1
+            return midnight, 3  # every day has every time of day (a gap only shifts it)
         if self._frequency is Frequency.WEEK:
             monday = midnight - timedelta(days=anchor.weekday())
-            return monday, _SEARCH_DAYS // (7 * self._interval) + 1
-        return midnight.replace(day=1), _SEARCH_DAYS // (28 * self._interval) + 1
+            return monday, 3  # every week has every weekday
+        # Months differ in length and first weekday, which repeat every 4800 months.
+        return midnight.replace(day=1), _CYCLE_MONTHS // gcd(self._interval, _CYCLE_MONTHS) + 2
 
     def walls_from(self, wall: datetime) -> Iterator[datetime]:
         """The wall times from `wall` on, ascending; lazy, because a search stops early."""
@@ -283,25 +301,40 @@ class _Calendar:
 
 
 def _compile_cron(expression: str) -> croniter:
-    """Parse once (the costly part); 6 fields = seconds first, like NCRONTAB."""
+    """Parse once (the costly part), with the day rule of the form the user wrote.
+
+    6 fields (seconds first) are NCRONTAB, as the Functions timer evaluates them: a day runs
+    when it matches day-of-month AND day-of-week. 5 fields are Vixie cron: when both day fields
+    are restricted (neither starts with `*`), a day matching EITHER runs; otherwise only the
+    restricted one counts. croniter's own default (`day_or`) follows neither exactly.
+    """
+    fields = expression.split()
+    ncrontab = len(fields) == 6
+    day_of_month, day_of_week = fields[-3], fields[-1]
+    either = not ncrontab and not _unrestricted(day_of_month) and not _unrestricted(day_of_week)
     return croniter(
         expression,
         datetime(2000, 1, 1),
-        second_at_beginning=len(expression.split()) == 6,
-        max_years_between_matches=_SEARCH_DAYS // 366,
+        second_at_beginning=ncrontab,
+        day_or=either,
+        max_years_between_matches=_CYCLE_YEARS,  # a whole calendar cycle: none then, none ever
     )
 
 
+def _unrestricted(field: str) -> bool:
+    """Vixie cron's test: a day field starting with `*` (`*`, `*/2`) does not restrict."""
+    return field.startswith(("*", "?"))
+
+
 def _cron_walls(matches: croniter, wall: datetime) -> Iterator[datetime]:
-    """The wall times matching the expression from `wall` on, for at most the search span."""
+    """The wall times matching the expression from `wall` on, until none is left."""
     matches.set_current(wall - _SECOND, force=True)  # croniter yields times strictly after it
-    limit = wall + timedelta(days=_SEARCH_DAYS)
     while True:
         try:
             match: datetime = matches.get_next(datetime)
-        except CroniterBadDateError:  # no match within the search span
+        except CroniterBadDateError:  # no match within a calendar cycle: there is none
             return
-        if match > limit:
+        except (OverflowError, ValueError):  # past year 9999 ("year 10000 is out of range")
             return
         yield match
 

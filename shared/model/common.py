@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Strict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Strict, ValidationError
 from pydantic.alias_generators import to_camel
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 
 class CaseInsensitiveEnum(StrEnum):
@@ -43,6 +44,32 @@ class ApiModel(BaseModel):
     def to_json_dict(self) -> dict[str, Any]:
         """The model as the API returns it: camelCase keys, enum values, no nulls."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+CALENDAR_RANGE = "0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z"
+
+
+def utc_instant(value: datetime, field: str) -> datetime:
+    """An aware date-time as UTC at second precision; ValueError if UTC cannot hold it.
+
+    `0001-01-01T00:00:00+14:00` is in year 0 in UTC: Python raises OverflowError, which
+    pydantic would not turn into a 400.
+    """
+    try:
+        return value.astimezone(UTC).replace(microsecond=0)
+    except OverflowError:
+        raise ValueError(
+            f"{field} must lie within {CALENDAR_RANGE}, got {value.isoformat()}"
+        ) from None
+
+
+def field_error(field: str, value: object, reason: str) -> ValidationError:
+    """A validation error located at `field` (its JSON name), for a rule that a model validator
+    checks across fields, so the 400 still names the offending field."""
+    error = PydanticCustomError("value_error", "Value error, {reason}", {"reason": reason})
+    return ValidationError.from_exception_data(
+        "value_error", [InitErrorDetails(type=error, loc=(field,), input=value)]
+    )
 
 
 def _iso_text(value: object) -> object:

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from shared.model.actions import DEFAULT_LIMITS, NO_LIMITS, JobAction, RequestLimits
-from shared.model.common import ApiModel, CaseInsensitiveEnum, IsoDateTime
+from shared.model.common import (
+    CALENDAR_RANGE,
+    ApiModel,
+    CaseInsensitiveEnum,
+    IsoDateTime,
+    field_error,
+    utc_instant,
+)
 from shared.model.recurrence import Recurrence
 
 
@@ -43,15 +51,32 @@ class JobProperties(ApiModel):
     state: JobState = JobState.ENABLED
     status: dict[str, Any] | None = Field(default=None, exclude=True)
 
-    @field_validator("start_time", mode="after")
-    @classmethod
-    def _utc(cls, value: datetime | None) -> datetime | None:
-        """A date-time without an offset is UTC (Azure Scheduler's rule)."""
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return value.astimezone(UTC).replace(microsecond=0)
+    @model_validator(mode="after")
+    def _start_instant(self) -> JobProperties:
+        """Store startTime as an instant (UTC). One with `Z` or an offset is an instant already;
+        one without is a wall time in the recurrence's timeZone, as Azure Logic Apps reads it
+        (UTC without a timeZone, Azure Scheduler's rule). Runs after every field is valid,
+        because the zone comes from `recurrence`; errors still name `startTime`."""
+        if self.start_time is None:
+            return self
+        zone_name = self.recurrence.time_zone if self.recurrence is not None else None
+        zone = ZoneInfo(zone_name) if zone_name else UTC
+        given = self.start_time
+        if given.tzinfo is None:  # a wall time skipped by DST is shifted forward (fold=0)
+            given = given.replace(tzinfo=zone, fold=0)
+        try:
+            instant = utc_instant(given, "startTime")
+            instant.astimezone(zone)  # the schedule reads its wall clock: it must exist too
+        except (ValueError, OverflowError):
+            raise field_error(
+                "startTime",
+                self.start_time,
+                f"startTime must lie within {CALENDAR_RANGE}"
+                + (f", and so must its wall time in {zone_name}" if zone_name else "")
+                + f"; got {self.start_time.isoformat()}",
+            ) from None
+        self.start_time = instant
+        return self
 
     @field_validator("state", mode="after")
     @classmethod

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import croniter
 from pydantic import AliasChoices, Field, ValidationInfo, field_validator, model_validator
 
-from shared.model.common import ApiModel, CaseInsensitiveEnum, Integer, IsoDateTime
+from shared.model.common import ApiModel, CaseInsensitiveEnum, Integer, IsoDateTime, utc_instant
 
 
 class Frequency(CaseInsensitiveEnum):
@@ -190,6 +190,7 @@ class Recurrence(ApiModel):
             return None
         if value.tzinfo is None:  # "A Date-Time that does not specify a UTC offset is assumed UTC"
             value = value.replace(tzinfo=UTC)
+        utc_instant(value, "endTime")  # shown as given, but it must be an instant UTC can hold
         now = info.context.get("now") if isinstance(info.context, Mapping) else None
         if now is not None and value <= now:
             raise ValueError(
@@ -231,9 +232,10 @@ class Recurrence(ApiModel):
             return None
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: too long, a folder
+            shown = value if len(value) <= 64 else value[:64] + "..."
             raise ValueError(
-                f"timeZone must be an IANA time zone name such as Europe/Berlin, got {value!r}"
+                f"timeZone must be an IANA time zone name such as Europe/Berlin, got {shown!r}"
             ) from None
         return value
 

@@ -209,6 +209,64 @@ async def test_occurrences_preview_honours_time_zone_count_and_after(api):
     assert bad.status_code == 400 and bad.json()["error"]["target"] == "query.count"
 
 
+@pytest.mark.parametrize(
+    ("recurrence", "after", "expected"),
+    [
+        pytest.param(
+            {"frequency": "Day", "timeZone": "America/New_York"},
+            "2033-03-12T07:30:00Z",  # 02:30 EST; 13 March has no 02:30 (03:30 EDT instead)
+            ["2033-03-12T07:30:00Z", "2033-03-13T07:30:00Z", "2033-03-14T06:30:00Z"],
+            id="day-new-york",
+        ),
+        pytest.param(
+            {"frequency": "Week", "timeZone": "America/New_York"},
+            "2033-03-06T07:30:00Z",
+            ["2033-03-06T07:30:00Z", "2033-03-13T07:30:00Z", "2033-03-20T06:30:00Z"],
+            id="week-new-york",
+        ),
+        pytest.param(
+            {"frequency": "Month", "timeZone": "Europe/Berlin"},
+            "2033-02-27T01:30:00Z",  # 02:30 CET on the 27th; 27 March has no 02:30
+            ["2033-02-27T01:30:00Z", "2033-03-27T01:30:00Z", "2033-04-27T00:30:00Z"],
+            id="month-berlin",
+        ),
+        pytest.param(
+            {"frequency": "Day", "timeZone": "Australia/Lord_Howe"},
+            "2033-09-30T15:45:00Z",  # 02:15 at +10:30; 2 October skips 02:00-02:30
+            ["2033-09-30T15:45:00Z", "2033-10-01T15:45:00Z", "2033-10-02T15:15:00Z"],
+            id="day-lord-howe",
+        ),
+    ],
+)
+async def test_occurrences_without_start_time_keep_the_anchor_across_a_dst_gap(
+    api, recurrence, after, expected
+):
+    """A job without startTime is anchored on the instant it is saved (the preview's `after`),
+    as the dispatcher anchors it: a wall time shifted by a gap is shifted on that day only."""
+    assert (await api.put(f"{BASE}/jobs/anchored", json=job_body(recurrence=recurrence))).is_success
+    preview = await api.get(
+        f"{BASE}/jobs/anchored/occurrences", params={"count": 3, "after": after}
+    )
+    assert preview.status_code == 200, preview.text
+    assert preview.json()["value"] == expected
+
+
+async def test_start_time_without_offset_is_a_wall_time_in_the_time_zone(api):
+    """As Azure Logic Apps reads it; shown as the instant it is. With an offset: an instant."""
+    wall = job_body(
+        startTime="2030-06-03T09:00:00", recurrence={"frequency": "Day", "timeZone": "Asia/Tokyo"}
+    )
+    created = await api.put(f"{BASE}/jobs/tokyo", json=wall)
+    assert created.status_code == 201, created.text
+    assert created.json()["properties"]["startTime"] == "2030-06-03T00:00:00Z"
+    assert created.json()["properties"]["status"]["nextExecutionTime"] == "2030-06-03T00:00:00Z"
+    instant = job_body(
+        startTime="2030-06-03T09:00:00Z", recurrence={"frequency": "Day", "timeZone": "Asia/Tokyo"}
+    )
+    replaced = await api.put(f"{BASE}/jobs/tokyo", json=instant)
+    assert replaced.json()["properties"]["startTime"] == "2030-06-03T09:00:00Z"
+
+
 async def test_run_now_history_and_delete(api, runtime, target):
     from tests.support.engine import work_queue
 

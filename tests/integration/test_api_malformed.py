@@ -786,3 +786,61 @@ async def test_occurrences_after_the_edge_of_the_calendar_are_not_a_500(api, rec
     assert (await api.put(NEW_JOB, json=job_body(recurrence=recurrence))).status_code == 201
     response = await api.get(f"{NEW_JOB}/occurrences", params={"after": after, "count": 5})
     assert response.status_code < 500, response.text
+
+
+EXTREME_TIMES = [
+    pytest.param(
+        {"startTime": "0001-01-01T00:00:00+14:00"}, "properties.startTime", id="start-in-year-0"
+    ),
+    pytest.param(
+        {"startTime": "9999-12-31T23:00:00-14:00"},
+        "properties.startTime",
+        id="start-in-year-10000",
+    ),
+    pytest.param(
+        {
+            "startTime": "0001-01-01T00:00:00Z",
+            "recurrence": {"frequency": "Day", "timeZone": "Pacific/Kiritimati"},
+        },
+        "properties.startTime",
+        id="start-off-the-calendar-in-the-zone",
+    ),
+    pytest.param(
+        {"recurrence": {"frequency": "Day", "timeZone": "A" * 300}},
+        "properties.recurrence.timeZone",
+        id="time-zone-of-300-characters",
+    ),
+    pytest.param(
+        {"recurrence": {"frequency": "Day", "timeZone": "America"}},
+        "properties.recurrence.timeZone",
+        id="time-zone-that-is-a-folder",
+    ),
+    pytest.param(
+        {"recurrence": {"frequency": "Day", "endTime": "9999-12-31T23:00:00-14:00"}},
+        "properties.recurrence.endTime",
+        id="end-in-year-10000",
+    ),
+]
+
+
+@pytest.mark.parametrize(("properties", "target"), EXTREME_TIMES)
+async def test_times_off_the_calendar_are_400s_naming_the_field(api, runtime, properties, target):
+    """Each was a 500 (OverflowError, OSError) before."""
+    body = job_body(**properties)
+    await refused(api, runtime, "PUT", NEW_JOB, 400, code="BadRequest", target=target, json=body)
+
+
+async def test_occurrences_after_that_utc_cannot_hold_is_a_400_naming_after(api, runtime):
+    url = f"{JOB}/occurrences?after=0001-01-01T00:00:00%2B14:00"
+    await refused(api, runtime, "GET", url, 400, code="BadRequest", target="query.after")
+
+
+@pytest.mark.parametrize(
+    "cron", ["* * * * *", "0 0 0 29 2 1", "59 59 23 31 12 *"], ids=["minutely", "sparse", "last"]
+)
+async def test_cron_jobs_at_the_end_of_the_calendar_are_not_a_500(api, cron):
+    body = job_body(startTime="9999-12-31T23:58:00Z", recurrence={"cron": cron})
+    response = await api.put(NEW_JOB, json=body)
+    assert response.status_code in (201, 400), response.text
+    preview = await api.get(f"{JOB}/occurrences", params={"after": "9999-12-31T23:59:59Z"})
+    assert preview.status_code == 200, preview.text

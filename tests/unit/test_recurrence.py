@@ -40,7 +40,7 @@ def preview(
     **fields: Any,
 ) -> list[str]:
     recurrence = rec(frequency=frequency, schedule=schedule, **fields)
-    return iso(Timeline(start, recurrence).preview(created, limit))
+    return iso(Timeline(start, recurrence, created).preview(limit))
 
 
 # Reference 1.5, all 31 rows, with startTime = creation time = Mon 2026-03-02 08:25:10Z.
@@ -342,12 +342,12 @@ def test_row7_on_the_hour_with_frequency_week_runs_one_day_a_week() -> None:
 
 
 def test_row14_friday_night_continues_on_monday() -> None:
-    timeline = Timeline(START, rec(frequency="week", schedule=EXAMPLES[13][1]))
+    timeline = Timeline(START, rec(frequency="week", schedule=EXAMPLES[13][1]), START)
     assert timeline.next_after(utc(2026, 3, 6, 23, 45, 10)) == utc(2026, 3, 9, 0, 0, 10)
 
 
 def test_row15_working_hours_end_at_16_45() -> None:
-    timeline = Timeline(START, rec(frequency="week", schedule=EXAMPLES[14][1]))
+    timeline = Timeline(START, rec(frequency="week", schedule=EXAMPLES[14][1]), START)
     assert timeline.next_after(utc(2026, 3, 2, 16, 45, 10)) == utc(2026, 3, 3, 9, 0, 10)
     assert timeline.next_after(utc(2026, 3, 6, 16, 45, 10)) == utc(2026, 3, 9, 9, 0, 10)
 
@@ -361,11 +361,11 @@ def test_row30_every_15_minutes_on_the_last_friday_only() -> None:
 
 
 def test_no_start_no_recurrence_runs_once_at_creation() -> None:
-    timeline = Timeline(None, None)
     created = datetime(2026, 3, 2, 8, 25, 10, 999_999, tzinfo=UTC)
-    assert timeline.first(created) == START
+    timeline = Timeline(None, None, created)
+    assert timeline.first() == START
     assert timeline.next_after(START) is None
-    assert timeline.preview(created, 5) == [START]
+    assert timeline.preview(5) == [START]
 
 
 def test_no_start_recurrence_without_schedule_runs_now_then_on_the_creation_grid() -> None:
@@ -380,10 +380,11 @@ def test_no_start_with_schedule_runs_now_then_per_schedule() -> None:
     assert runs == ["2026-03-02T12:25:37", "2026-03-03T05:25:37", "2026-03-04T05:25:37"]
 
 
-def test_without_start_the_creation_instant_may_stand_in_as_start_for_next_after() -> None:
+def test_without_start_the_saved_instant_is_the_anchor_of_next_after() -> None:
     created = utc(2026, 3, 2, 12, 25, 37)
     recurrence = rec(frequency="week", interval=2, schedule={"weekDays": ["monday", "friday"]})
-    runs = Timeline(None, recurrence).preview(created, 5)
+    timeline = Timeline(None, recurrence, created)
+    runs = timeline.preview(5)
     assert iso(runs) == [
         "2026-03-02T12:25:37",
         "2026-03-06T12:25:37",
@@ -391,25 +392,24 @@ def test_without_start_the_creation_instant_may_stand_in_as_start_for_next_after
         "2026-03-20T12:25:37",
         "2026-03-30T12:25:37",
     ]
-    stand_in = Timeline(created, recurrence)
-    assert [stand_in.next_after(run) for run in runs[:-1]] == runs[1:]
+    assert [timeline.next_after(run) for run in runs[:-1]] == runs[1:]
 
 
 def test_start_in_past_without_recurrence_runs_once_at_creation() -> None:
-    timeline = Timeline(utc(2026, 1, 1), None)
-    assert timeline.preview(START, 3) == [START]
+    timeline = Timeline(utc(2026, 1, 1), None, START)
+    assert timeline.preview(3) == [START]
 
 
 def test_start_in_future_without_recurrence_runs_once_at_start() -> None:
     start = utc(2026, 3, 5, 10)
-    assert Timeline(start, None).preview(START, 3) == [start]
+    assert Timeline(start, None, START).preview(3) == [start]
 
 
 @pytest.mark.parametrize("start_day", [7, 5, 1])
 def test_worked_example_every_two_days_from_a_past_start(start_day: int) -> None:
     now = utc(2015, 4, 8, 13)
-    timeline = Timeline(utc(2015, 4, start_day, 14), rec(frequency="day", interval=2))
-    assert iso(timeline.preview(now, 4)) == [
+    timeline = Timeline(utc(2015, 4, start_day, 14), rec(frequency="day", interval=2), now)
+    assert iso(timeline.preview(4)) == [
         "2015-04-09T14:00:00",
         "2015-04-11T14:00:00",
         "2015-04-13T14:00:00",
@@ -440,7 +440,7 @@ def test_start_in_future_with_schedule_is_no_sooner_than_start() -> None:
 
 
 def test_next_after_an_occurrence_before_start_waits_for_start() -> None:
-    timeline = Timeline(utc(2026, 3, 5, 10), rec(frequency="hour"))
+    timeline = Timeline(utc(2026, 3, 5, 10), rec(frequency="hour"), START)
     assert timeline.next_after(START) == utc(2026, 3, 5, 10)
 
 
@@ -448,34 +448,35 @@ def test_next_after_an_occurrence_before_start_waits_for_start() -> None:
 
 
 def test_count_limits_the_preview() -> None:
-    assert len(Timeline(START, rec(frequency="day", count=3)).preview(START, 10)) == 3
+    assert len(Timeline(START, rec(frequency="day", count=3), START).preview(10)) == 3
 
 
 def test_count_is_not_applied_by_next_after() -> None:
-    timeline = Timeline(START, rec(frequency="day", count=1))
+    timeline = Timeline(START, rec(frequency="day", count=1), START)
     assert timeline.next_after(START) == START + timedelta(days=1)
 
 
 def test_end_time_first_ends_the_preview_and_an_occurrence_at_end_time_runs() -> None:
     end = START + timedelta(days=2)
-    timeline = Timeline(START, rec(frequency="day", count=10, endTime=end))
-    assert timeline.preview(START, 10) == [START, START + timedelta(days=1), end]
+    timeline = Timeline(START, rec(frequency="day", count=10, endTime=end), START)
+    assert timeline.preview(10) == [START, START + timedelta(days=1), end]
     assert timeline.next_after(end) is None
 
 
 def test_count_first_ends_before_end_time() -> None:
-    timeline = Timeline(START, rec(frequency="day", count=2, endTime=START + timedelta(days=9)))
-    assert timeline.preview(START, 10) == [START, START + timedelta(days=1)]
+    recurrence = rec(frequency="day", count=2, endTime=START + timedelta(days=9))
+    timeline = Timeline(START, recurrence, START)
+    assert timeline.preview(10) == [START, START + timedelta(days=1)]
 
 
 def test_first_after_end_time_is_none() -> None:
-    timeline = Timeline(utc(2026, 4, 1), rec(frequency="day", endTime=utc(2026, 3, 20)))
-    assert timeline.first(START) is None
-    assert timeline.preview(START, 3) == []
+    timeline = Timeline(utc(2026, 4, 1), rec(frequency="day", endTime=utc(2026, 3, 20)), START)
+    assert timeline.first() is None
+    assert timeline.preview(3) == []
 
 
 def test_preview_limit_zero_is_empty() -> None:
-    assert Timeline(START, rec(frequency="day")).preview(START, 0) == []
+    assert Timeline(START, rec(frequency="day"), START).preview(0) == []
 
 
 # Month ends and leap years.
@@ -545,20 +546,23 @@ def test_monthly_occurrence_without_number_is_every_such_weekday() -> None:
 
 def test_feb_29_every_12_months_waits_for_the_leap_year() -> None:
     start = utc(2025, 2, 10)
-    timeline = Timeline(start, rec(frequency="month", interval=12, schedule={"monthDays": [29]}))
-    assert iso(timeline.preview(start, 2)) == ["2028-02-29T00:00:00", "2032-02-29T00:00:00"]
+    recurrence = rec(frequency="month", interval=12, schedule={"monthDays": [29]})
+    assert iso(Timeline(start, recurrence, start).preview(2)) == [
+        "2028-02-29T00:00:00",
+        "2032-02-29T00:00:00",
+    ]
 
 
 def test_impossible_schedule_gives_up_with_none() -> None:
     start = utc(2025, 2, 10)
-    timeline = Timeline(start, rec(frequency="month", interval=12, schedule={"monthDays": [30]}))
-    assert timeline.first(start) is None
+    recurrence = rec(frequency="month", interval=12, schedule={"monthDays": [30]})
+    assert Timeline(start, recurrence, start).first() is None
 
 
 def test_impossible_hour_grid_gives_up_with_none() -> None:
     start = utc(2026, 3, 2, 1)  # every 2 hours from 01:00 never reaches an even hour
-    timeline = Timeline(start, rec(frequency="hour", interval=2, schedule={"hours": [4]}))
-    assert timeline.first(start) is None
+    timeline = Timeline(start, rec(frequency="hour", interval=2, schedule={"hours": [4]}), start)
+    assert timeline.first() is None
 
 
 # Interval > 1 for each frequency.
@@ -631,7 +635,7 @@ def test_month_interval() -> None:
 
 def test_next_after_is_direct_for_long_lived_jobs() -> None:
     start = utc(2000, 1, 1, 6)
-    timeline = Timeline(start, rec(frequency="day", interval=3))
+    timeline = Timeline(start, rec(frequency="day", interval=3), start)
     following = timeline.next_after(START)
     assert following is not None
     assert START < following <= START + timedelta(days=3)
@@ -644,9 +648,9 @@ def test_next_after_is_direct_for_long_lived_jobs() -> None:
 def test_start_with_offset_is_read_on_the_time_zone_wall_clock() -> None:
     start = datetime.fromisoformat("2026-03-02T08:25:10-05:00")  # 14:25:10 in Berlin
     timeline = Timeline(
-        start, rec(frequency="day", schedule={"hours": [9]}, timeZone="Europe/Berlin")
+        start, rec(frequency="day", schedule={"hours": [9]}, timeZone="Europe/Berlin"), start
     )
-    assert iso(timeline.preview(start, 2)) == ["2026-03-03T08:25:10", "2026-03-04T08:25:10"]
+    assert iso(timeline.preview(2)) == ["2026-03-03T08:25:10", "2026-03-04T08:25:10"]
 
 
 def test_berlin_spring_forward_gap_runs_once_shifted_by_the_gap() -> None:
@@ -678,11 +682,11 @@ def test_next_after_a_moment_inside_the_shift_still_finds_the_shifted_run() -> N
     daily = Timeline(
         utc(2026, 3, 1),
         rec(frequency="day", schedule={"hours": [2], "minutes": [30]}, timeZone=zone),
+        utc(2026, 3, 1),
     )
     assert daily.next_after(moment) == utc(2026, 3, 29, 1, 30)
-    assert Timeline(None, rec(cron="30 2 * * *", timeZone=zone)).next_after(moment) == utc(
-        2026, 3, 29, 1, 30
-    )
+    cron_daily = Timeline(None, rec(cron="30 2 * * *", timeZone=zone), utc(2026, 3, 1))
+    assert cron_daily.next_after(moment) == utc(2026, 3, 29, 1, 30)
 
 
 def test_new_york_daily_9am_stays_9am_local_across_both_changes() -> None:
@@ -774,9 +778,9 @@ def test_a_year_of_schedule_matches_a_brute_force_oracle(zone: str) -> None:
     """Lord Howe's 30-minute gap shifts 02:15 to 02:45, past the real 02:40: order by instant."""
     start = datetime(2026, 1, 1, tzinfo=ZoneInfo(zone))
     schedule = {"minutes": [15, 40]}
-    timeline = Timeline(start, rec(frequency="day", schedule=schedule, timeZone=zone))
+    timeline = Timeline(start, rec(frequency="day", schedule=schedule, timeZone=zone), start)
     expected = wall_clock_oracle(zone, datetime(2026, 1, 1), 365, [15, 40])
-    assert iso(timeline.preview(start, len(expected))) == expected
+    assert iso(timeline.preview(len(expected))) == expected
 
 
 # cron (5 fields, or 6 with seconds first).
@@ -784,7 +788,7 @@ def test_a_year_of_schedule_matches_a_brute_force_oracle(zone: str) -> None:
 
 def cron(expression: str, limit: int, created: datetime = START, **fields: Any) -> list[str]:
     start = fields.pop("start", None)
-    return iso(Timeline(start, rec(cron=expression, **fields)).preview(created, limit))
+    return iso(Timeline(start, rec(cron=expression, **fields), created).preview(limit))
 
 
 def test_cron_five_fields_in_utc_and_no_immediate_run() -> None:
@@ -870,3 +874,129 @@ def test_cron_across_dst_changes_matches_the_brute_force_oracle(
     created = first_day.replace(tzinfo=ZoneInfo(zone))
     expected = wall_clock_oracle(zone, first_day, 40, [15, 40])
     assert cron("15,40 * * * *", len(expected), created=created, timeZone=zone) == expected
+
+
+# cron day fields: NCRONTAB (6 fields) AND, Vixie (5 fields) OR when both are restricted.
+
+
+def test_ncrontab_six_fields_need_both_day_fields_friday_the_13th() -> None:
+    assert cron("0 0 0 13 * 5", 3, created=utc(2026, 1, 1)) == [
+        "2026-02-13T00:00:00",
+        "2026-03-13T00:00:00",
+        "2026-11-13T00:00:00",
+    ]
+
+
+def test_vixie_five_fields_with_both_day_fields_restricted_run_on_either() -> None:
+    assert cron("0 0 13 * 5", 4, created=utc(2026, 1, 1)) == [
+        "2026-01-02T00:00:00",  # a Friday
+        "2026-01-09T00:00:00",
+        "2026-01-13T00:00:00",  # a Tuesday, the 13th
+        "2026-01-16T00:00:00",
+    ]
+
+
+def test_vixie_day_field_starting_with_a_star_does_not_restrict() -> None:
+    """`*/2` starts with `*`: Vixie cron ANDs it with the weekday (odd days that are Fridays)."""
+    assert cron("0 0 */2 * 5", 3, created=utc(2026, 1, 1)) == [
+        "2026-01-09T00:00:00",
+        "2026-01-23T00:00:00",
+        "2026-02-13T00:00:00",
+    ]
+
+
+def test_ncrontab_with_a_star_day_of_month_runs_on_the_weekday() -> None:
+    assert cron("0 0 0 * * 5", 2, created=utc(2026, 1, 1)) == [
+        "2026-01-02T00:00:00",
+        "2026-01-09T00:00:00",
+    ]
+
+
+# Sparse schedules: searched as far as the calendar requires.
+
+
+FIFTH_SUNDAY = {"monthlyOccurrences": [{"day": "sunday", "occurrence": 5}]}
+
+
+def test_fifth_sunday_of_february_every_12_months_is_found_decades_apart() -> None:
+    start = utc(2032, 2, 1, 10)
+    assert preview(FIFTH_SUNDAY, "month", 3, start=start, created=start, interval=12) == [
+        "2032-02-29T10:00:00",
+        "2060-02-29T10:00:00",
+        "2088-02-29T10:00:00",
+    ]
+    later = utc(2033, 2, 1, 10)
+    assert preview(FIFTH_SUNDAY, "month", 1, start=later, created=later, interval=12) == [
+        "2060-02-29T10:00:00"
+    ]
+
+
+def test_month_schedules_are_possible_or_proved_impossible() -> None:
+    start = utc(2026, 2, 1)  # every 18 months from February: only Februaries and Augusts
+    recurrence = rec(frequency="month", interval=18, schedule={"monthDays": [30, 31]})
+    assert Timeline(start, recurrence, start).first() is not None  # August has both
+    april = utc(2026, 4, 1)
+    never = rec(frequency="month", interval=12, schedule={"monthDays": [31]})
+    assert Timeline(april, never, april).first() is None
+
+
+def test_ncrontab_february_29_on_a_monday_is_found_40_years_on() -> None:
+    assert cron("0 0 0 29 2 1", 2, created=utc(2073, 1, 1)) == [
+        "2112-02-29T00:00:00",
+        "2140-02-29T00:00:00",
+    ]
+
+
+def test_a_long_preview_visits_a_few_months_per_occurrence_not_a_calendar_cycle(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The search is lazy: the 400-year bound (4800 months) costs nothing to schedules that
+    match. Each step looks at the month it starts in, the months up to the match and one past
+    it (a DST gap can reorder wall times), so a handful of months per occurrence."""
+    import calendar
+
+    months_visited = 0
+    real = calendar.monthrange
+
+    def counting(year: int, month: int) -> tuple[int, int]:
+        nonlocal months_visited
+        months_visited += 1
+        return real(year, month)
+
+    monkeypatch.setattr(calendar, "monthrange", counting)  # what the engine calls per month
+    start = utc(2026, 1, 31, 6)  # the 31st: skips the shorter months
+    runs = preview(None, "month", 1000, start=start, created=start)
+    assert len(runs) == 1000
+    assert months_visited <= 5 * 1000
+
+
+# A job without startTime is anchored on the instant it was saved, never on its last run.
+
+
+@pytest.mark.parametrize(
+    ("frequency", "zone", "saved", "expected"),
+    [
+        (
+            "day",
+            "America/New_York",
+            utc(2033, 3, 12, 7, 30),
+            ["2033-03-12T07:30:00", "2033-03-13T07:30:00", "2033-03-14T06:30:00"],
+        ),
+        (
+            "month",
+            "Europe/Berlin",
+            utc(2033, 2, 27, 1, 30),
+            ["2033-02-27T01:30:00", "2033-03-27T01:30:00", "2033-04-27T00:30:00"],
+        ),
+        (
+            "day",
+            "Australia/Lord_Howe",
+            utc(2033, 9, 30, 15, 45),
+            ["2033-09-30T15:45:00", "2033-10-01T15:45:00", "2033-10-02T15:15:00"],
+        ),
+    ],
+)
+def test_without_start_a_dst_shift_is_not_carried_on(
+    frequency: str, zone: str, saved: datetime, expected: list[str]
+) -> None:
+    assert preview(None, frequency, 3, start=None, created=saved, timeZone=zone) == expected

@@ -258,12 +258,28 @@ def test_end_time_now_is_not_in_the_future() -> None:
     assert loc == ("endTime",)
 
 
+@pytest.mark.parametrize("end", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:00:00-14:00"])
+def test_end_time_that_utc_cannot_hold(end: str) -> None:
+    loc, message = error({"frequency": "Day", "endTime": end})
+    assert loc == ("endTime",)
+    assert "0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z" in message
+
+
 def test_count_below_one() -> None:
     loc, _ = error({"frequency": "Day", "count": 0})
     assert loc == ("count",)
 
 
-@pytest.mark.parametrize("zone", ["Mars/Olympus_Mons", "../../etc/passwd", ""])
+@pytest.mark.parametrize(
+    "zone",
+    [
+        "Mars/Olympus_Mons",
+        "../../etc/passwd",
+        "",
+        "A" * 300,  # the file name is too long: OSError, was a 500
+        "America",  # a folder of the zone database: IsADirectoryError, was a 500
+    ],
+)
 def test_bad_time_zone(zone: str) -> None:
     loc, message = error({"frequency": "Day", "timeZone": zone})
     assert loc == ("timeZone",)
