@@ -118,6 +118,7 @@ class JobService:
         stored = await self._store.get_job(ref.key, name)
         body = carry_secrets(body, stored.properties if stored is not None else None)
         properties = parse_job_definition(body, now, self._settings.request_limits)
+        self._settings.outbound.check_job(properties)
         for _ in range(_MAX_WRITE_TRIES):
             existing = await self._store.get_job(ref.key, name)
             if existing is not None and existing.state.is_final:

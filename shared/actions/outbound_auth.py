@@ -46,6 +46,7 @@ from shared.model.auth import (
     HttpAuthentication,
     ManagedServiceIdentityAuthentication,
 )
+from shared.outbound_policy import OutboundPolicy
 
 AUTHORITY_SETTING = "SCHEDULER_AAD_AUTHORITY"
 DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
@@ -243,6 +244,7 @@ class OutboundAuthenticator:
             secret = auth.secret.get_secret_value()
             return Credentials({"Authorization": f"Bearer {token}"}, sensitive=(token, secret))
         if isinstance(auth, ManagedServiceIdentityAuthentication):
+            _check_identity_allowed(auth, settings)
             token = await self._msi_token(auth, settings, client, timeout)
             return Credentials({"Authorization": f"Bearer {token}"}, sensitive=(token,))
         return Credentials()
@@ -316,6 +318,18 @@ class OutboundAuthenticator:
             return _access_token(what, data), lifetime
 
         return await self.tokens.get(key, fetch)
+
+
+def _check_identity_allowed(
+    auth: ManagedServiceIdentityAuthentication, settings: Mapping[str, str]
+) -> None:
+    """The write-time rule again: the allow-list may have been narrowed since."""
+    try:
+        refusal = OutboundPolicy.from_settings(settings).identity_refusal(auth)
+    except ValueError as error:
+        raise CredentialError(f"ManagedServiceIdentity: {error}") from None
+    if refusal is not None:
+        raise CredentialError(refusal[1])
 
 
 def _request_failed(what: str, error: httpx.HTTPError | httpx.InvalidURL) -> CredentialError:

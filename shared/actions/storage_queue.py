@@ -16,6 +16,7 @@ from azure.storage.queue.aio import QueueClient
 
 from shared.actions.base import ActionContext, ActionOutcome
 from shared.model.actions import JobErrorAction, StorageQueueMessage
+from shared.outbound_policy import OutboundPolicy
 
 
 class StorageQueueActionRunner:
@@ -41,6 +42,12 @@ class _SettingError(Exception):
 
 async def _send(target: StorageQueueMessage, context: ActionContext) -> ActionOutcome:
     seconds = context.default_timeout.total_seconds()
+    try:
+        refusal = OutboundPolicy.from_settings(context.settings).queue_refusal(target)
+    except ValueError as error:
+        return _failed(str(error))
+    if refusal is not None:
+        return _failed(refusal[1])  # the write-time rule again: settings may have changed
     try:
         client = _client(target, context, seconds)
     except _SettingError as exc:

@@ -665,8 +665,14 @@ async def test_the_target_is_checked_before_a_token_is_requested(
 MSI = {"type": "ManagedServiceIdentity", "audience": AUDIENCE}
 
 
+ALLOW_MSI = {
+    "SCHEDULER_IDENTITY_AUDIENCES": AUDIENCE,
+    "SCHEDULER_IDENTITY_CLIENT_IDS": "user-assigned-1",
+}
+
+
 def msi_settings(identity: Server, header: str = IDENTITY_HEADER) -> dict[str, str]:
-    return {"IDENTITY_ENDPOINT": identity.url("/msi"), "IDENTITY_HEADER": header}
+    return {"IDENTITY_ENDPOINT": identity.url("/msi"), "IDENTITY_HEADER": header, **ALLOW_MSI}
 
 
 async def test_msi_token_from_the_identity_endpoint(
@@ -733,7 +739,7 @@ async def test_an_answer_without_a_token_is_a_failed_attempt(
 
 
 async def test_msi_without_a_managed_identity(target: Server, runner: HttpActionRunner) -> None:
-    outcome = await runner.run(action(target.url("/bearer"), MSI), context())
+    outcome = await runner.run(action(target.url("/bearer"), MSI), context(ALLOW_MSI))
     assert not outcome.succeeded
     assert outcome.message == (
         "Http Action - ManagedServiceIdentity: no managed identity is configured for this app "
@@ -839,3 +845,21 @@ async def test_the_api_never_returns_secrets(runtimes: Any, target: Server, pki:
         )
         assert removed.status_code == 200, removed.text
         assert "authentication" not in removed.json()["properties"]["action"]["request"]
+
+
+async def test_msi_audience_not_allowed_is_refused_at_run_time_without_a_token(
+    target: Server, authority: Server, runner: HttpActionRunner
+) -> None:
+    """Stored while allowed, run after the allow-list was narrowed: no token is fetched."""
+    settings = {**msi_settings(authority), "SCHEDULER_IDENTITY_AUDIENCES": "api://other"}
+    outcome = await runner.run(action(target.url("/bearer"), MSI), context(settings))
+    assert not outcome.succeeded
+    assert outcome.message == (
+        f"Http Action - ManagedServiceIdentity audience '{AUDIENCE}' is not one this app allows "
+        "jobs to request (setting SCHEDULER_IDENTITY_AUDIENCES)"
+    )
+    assert authority.seen == [] and target.seen == []
+    user_assigned = action(target.url("/bearer"), {**MSI, "clientId": "someone-else"})
+    outcome = await runner.run(user_assigned, context(msi_settings(authority)))
+    assert "clientId 'someone-else' is not one this app allows" in outcome.message
+    assert authority.seen == []
