@@ -138,3 +138,24 @@ async def test_a_job_cannot_write_into_the_apps_execution_queue(
     assert "is one the app itself consumes" in outcome.message
     async with QueueClient.from_connection_string(storage_connection, execution_queue) as client:
         assert (await client.peek_messages()) == []
+
+
+async def test_a_job_stored_under_wider_settings_can_still_be_disabled(
+    runtimes: Callable[..., Awaitable[Runtime]],
+) -> None:
+    policy = OutboundPolicy.from_settings({"SCHEDULER_IDENTITY_AUDIENCES": MSI["audience"]})
+    wide = await runtimes(outbound=policy)
+    async with api_client(wide) as api:
+        assert (await api.put(BASE, json={})).status_code == 201
+        assert (await api.put(f"{BASE}/jobs/j", json=http_job(MSI))).status_code == 201
+    narrow = await runtimes()
+    async with api_client(narrow) as api:
+        state = {"properties": {"state": "Disabled"}}
+        answer = await api.patch(f"{BASE}/jobs/j", json=state)
+        assert answer.status_code == 200, answer.text
+        assert (await api.post(f"{BASE}/disable")).status_code == 200
+        moved = {"properties": {"action": {"request": {"uri": "https://example.org/"}}}}
+        answer = await api.patch(f"{BASE}/jobs/j", json=moved)
+        assert answer.json()["error"]["target"] == (
+            "properties.action.request.authentication.audience"
+        )
