@@ -24,7 +24,7 @@ from shared.model.auth import (
     public_authentication_json,
 )
 from shared.model.common import ApiModel, CaseInsensitiveEnum, Integer
-from shared.model.target import callable_http_url, origin_of
+from shared.model.target import callable_http_url, scheme_of
 
 # Azure Scheduler limits (scheduler-limits-defaults-errors.md).
 
@@ -130,7 +130,9 @@ class HttpRequest(_ActionModel):
         limit = _limits(info).uri_length
         if len(uri) > limit:
             raise ValueError(f"uri is longer than {limit} characters")
-        callable_http_url(uri)
+        stored = isinstance(info.context, dict) and info.context.get("stored") is True
+        if not stored:  # a job written before these checks must still load (and then fail)
+            callable_http_url(uri)
         return uri
 
     @field_validator("method", mode="before")
@@ -182,7 +184,7 @@ class HttpRequest(_ActionModel):
     def _certificate_needs_https(self) -> HttpRequest:
         # Refused rather than sent without the certificate: plain HTTP has no TLS to present it in.
         if isinstance(self.authentication, ClientCertificateAuthentication) and (
-            origin_of(self.uri).scheme != "https"
+            scheme_of(self.uri) != "https"
         ):
             raise ValueError("authentication: ClientCertificate needs an https:// uri")
         return self
@@ -357,7 +359,7 @@ class JobErrorAction(_ActionModel):
             raise ValueError(f"request is required when type is {self.type.value}")
         if self.queue_message is not None:
             raise ValueError(f"queueMessage is not allowed when type is {self.type.value}")
-        if self.type is ActionType.HTTPS and origin_of(self.request.uri).scheme != "https":
+        if self.type is ActionType.HTTPS and scheme_of(self.request.uri) != "https":
             raise ValueError("request.uri must be an https:// URL when type is Https")
         return self
 

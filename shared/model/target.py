@@ -47,10 +47,19 @@ def callable_http_url(uri: str) -> httpx.URL:
 
 
 def origin_of(uri: str) -> Origin:
-    """The origin a request to `uri` goes to (default ports filled in)."""
-    url = httpx.URL(uri)
+    """The origin a request to `uri` goes to (default ports filled in); `ValueError` if httpx
+    cannot parse it."""
+    try:
+        url = httpx.URL(uri)
+    except httpx.InvalidURL as error:
+        raise ValueError(str(error)) from None
     port = url.port or (443 if url.scheme == "https" else 80)
     return Origin(url.scheme, url.raw_host.decode("ascii").lower(), port)
+
+
+def scheme_of(uri: str) -> str:
+    """The scheme, lower-cased, as every URL parser reads it."""
+    return uri.partition(":")[0].lower()
 
 
 def _check_host(host: str) -> None:
@@ -75,4 +84,4 @@ def _check_host(host: str) -> None:
             ) from None
 
 
-__all__ = ["Origin", "callable_http_url", "origin_of"]
+__all__ = ["Origin", "callable_http_url", "origin_of", "scheme_of"]

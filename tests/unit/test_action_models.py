@@ -476,3 +476,17 @@ def test_integer_fields_refuse_booleans_strings_and_floats(bad: object) -> None:
     assert refusal(JobAction, http_action(timeoutSeconds=bad)).startswith(
         "request.timeoutSeconds: "
     )
+
+
+def test_a_stored_uri_from_before_the_stricter_checks_still_loads() -> None:
+    from shared.model.job import load_stored_definition
+
+    stored = {"action": http_action(uri="http://user:pw@127.1/")}
+    assert load_stored_definition(stored).action.request.uri == "http://user:pw@127.1/"  # type: ignore[union-attr]
+
+
+def test_a_stored_https_action_with_an_old_style_host_still_loads() -> None:
+    from shared.model.job import load_stored_definition
+
+    stored = {"action": {"type": "Https", "request": {"uri": "https://0177.0.0.1/"}}}
+    assert load_stored_definition(stored).action.type is ActionType.HTTPS
