@@ -26,6 +26,7 @@ from shared.model.common import CALENDAR_RANGE
 from shared.model.job import HistoryStatus, JobProperties, JobState, parse_job_definition
 from shared.names import CollectionRef, check_name
 from shared.recurrence import Timeline
+from shared.secret_carry import carry_secrets
 from shared.settings import Settings
 from shared.store import Collection, DueEntry, HistoryRecord, JobStore, Run, StoredJob
 
@@ -115,7 +116,13 @@ class JobService:
         self._check_size(body)
         collection = await self.get_collection(ref)
         now = self._clock.now()
+        stored = await self._store.get_job(ref.key, name)
+        body = carry_secrets(body, stored.properties if stored is not None else None)
         properties = parse_job_definition(body, now, self._settings.request_limits)
+        if stored is None or properties.action != stored.properties.action:
+            # An unchanged action is re-checked when it runs: disabling a job stored under
+            # wider settings must not fail.
+            self._settings.outbound.check_job(properties)
         for _ in range(_MAX_WRITE_TRIES):
             existing = await self._store.get_job(ref.key, name)
             if existing is not None and existing.state.is_final:
@@ -297,8 +304,11 @@ def _final(job: StoredJob) -> Conflict:
 
 
 def _stored_definition(job: StoredJob) -> dict[str, Any]:
-    """The definition as stored, secrets included, so a PATCH that omits them keeps them."""
-    return job.properties.model_dump(mode="json", by_alias=True, exclude_none=True)
+    """The definition as GET shows it, without secrets: put_job carries them over only while
+    the target stays the same (shared/secret_carry.py)."""
+    definition = job.properties.model_dump(mode="json", by_alias=True, exclude_none=True)
+    definition["action"] = job.properties.action.public_json()
+    return definition
 
 
 def _uses_authentication(properties: JobProperties) -> bool:

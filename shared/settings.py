@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from shared.model.actions import DEFAULT_LIMITS, RequestLimits
+from shared.outbound_policy import OutboundPolicy
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class Settings:
     min_recurrence: timedelta = timedelta(minutes=1)
     max_job_size: int = 16 * 1024
     request_limits: RequestLimits = DEFAULT_LIMITS
+    outbound: OutboundPolicy = OutboundPolicy()  # what jobs may use of the app's identity/storage
 
     @property
     def due_table(self) -> str:
@@ -49,6 +51,10 @@ class Settings:
             raise RuntimeError(
                 "SCHEDULER_TABLE_PREFIX must be 1-30 letters and digits, starting with a letter"
             )
+        try:
+            outbound = OutboundPolicy.from_settings(env)
+        except ValueError as error:
+            raise RuntimeError(str(error)) from None
         return cls(
             storage_connection=connection,
             table_prefix=prefix,
@@ -69,6 +75,7 @@ class Settings:
                 headers_length=int(env.get("SCHEDULER_MAX_REQUEST_HEADERS_LENGTH", "4096")),
                 body_length=int(env.get("SCHEDULER_MAX_REQUEST_BODY_LENGTH", "8192")),
             ),
+            outbound=outbound,
         )
 
 

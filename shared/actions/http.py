@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from shared import log_guard
 from shared.actions.base import ActionContext, ActionOutcome
 from shared.actions.network_guard import GuardError, PinnedTransport, pinned, vet_url
 from shared.actions.outbound_auth import (
@@ -49,6 +50,7 @@ class HttpActionRunner:
         self._busy: Counter[_ClientKey] = Counter()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._auth = OutboundAuthenticator()
+        log_guard.install()  # httpcore's debug records would print echoed headers
 
     async def run(self, action: JobErrorAction, context: ActionContext) -> ActionOutcome:
         request = action.request
@@ -89,7 +91,8 @@ class HttpActionRunner:
                     with pinned(target):
                         response = await client.send(outgoing, stream=True)
                     try:
-                        body = await _read_prefix(response, MAX_BODY_BYTES)
+                        # Read past the kept prefix so a secret across the cut is whole.
+                        body = await _read_prefix(response, MAX_BODY_BYTES + credentials.margin)
                     finally:
                         await response.aclose()
                 finally:
@@ -106,9 +109,10 @@ class HttpActionRunner:
             # OSError: httpcore lets some TLS errors through raw (ssl.SSLError from a read when the
             # server rejects the client certificate after a TLS 1.3 handshake).
             return _failed(credentials.scrub(f"Request to host '{host}' failed: {_describe(exc)}"))
+        text = credentials.scrub(body.decode("utf-8", errors="replace"), MAX_BODY_BYTES)
         return ActionOutcome(
             succeeded=response.is_success,
-            message=credentials.scrub(_response_message(host, response, body)),
+            message=credentials.scrub(_response_message(host, response, text)),
             status_code=response.status_code,
         )
 
@@ -178,13 +182,12 @@ async def _read_prefix(response: httpx.Response, limit: int) -> bytes:
     return data
 
 
-def _response_message(host: str, response: httpx.Response, body: bytes) -> str:
+def _response_message(host: str, response: httpx.Response, text: str) -> str:
     reason = response.reason_phrase or _standard_reason(response.status_code)
     headers = "; ".join(
         f"{name.decode('latin-1')}: {value.decode('latin-1')}"
         for name, value in response.headers.raw  # as sent, not lower-cased
     )
-    text = body.decode("utf-8", errors="replace")
     return (
         f"Http Action - Response from host '{host}': {response.status_code} '{reason}' "
         f"Response Headers: {headers} Body: {text}"

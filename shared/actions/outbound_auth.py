@@ -39,6 +39,7 @@ import certifi
 import httpx
 from cryptography.hazmat.primitives import serialization
 
+from shared.actions.scrub import margin, scrub
 from shared.model.auth import (
     ActiveDirectoryOAuthAuthentication,
     BasicAuthentication,
@@ -46,6 +47,7 @@ from shared.model.auth import (
     HttpAuthentication,
     ManagedServiceIdentityAuthentication,
 )
+from shared.outbound_policy import OutboundPolicy
 
 AUTHORITY_SETTING = "SCHEDULER_AAD_AUTHORITY"
 DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
@@ -57,7 +59,6 @@ IDENTITY_API_VERSION = "2019-08-01"
 REFRESH_MARGIN_SECONDS = 300.0
 MAX_CACHE_SECONDS = 24 * 3600.0  # whatever an endpoint claims
 _MAX_DETAIL = 200  # characters of an authority's error description kept in a message
-_SCRUB_MIN_LENGTH = 4  # shorter values would garble messages more than they could leak
 
 
 class CredentialError(Exception):
@@ -72,12 +73,15 @@ class Credentials:
     certificate: ClientCertificateAuthentication | None = None
     sensitive: tuple[str, ...] = ()
 
-    def scrub(self, text: str) -> str:
-        """`text` with every sensitive value (password, header value, token) replaced by ***."""
-        for value in self.sensitive:
-            if len(value) >= _SCRUB_MIN_LENGTH:
-                text = text.replace(value, "***")
-        return text
+    def scrub(self, text: str, limit: int | None = None) -> str:
+        """`text` with every form of every sensitive value (password, `user:password`, token)
+        replaced by ***, then cut to `limit` bytes."""
+        return scrub(text, self.sensitive, limit)
+
+    @property
+    def margin(self) -> int:
+        """Bytes to read beyond a kept prefix so that no secret is cut (see `scrub`)."""
+        return margin(self.sensitive)
 
 
 def basic_authorization(auth: BasicAuthentication) -> str:
@@ -235,7 +239,8 @@ class OutboundAuthenticator:
         if isinstance(auth, BasicAuthentication):
             header = basic_authorization(auth)
             password = auth.password.get_secret_value()
-            return Credentials({"Authorization": header}, sensitive=(header[6:], password))
+            pair = f"{auth.username}:{password}"  # its base64 form is the header's value
+            return Credentials({"Authorization": header}, sensitive=(pair, password))
         if isinstance(auth, ClientCertificateAuthentication):
             return Credentials(certificate=auth)
         if isinstance(auth, ActiveDirectoryOAuthAuthentication):
@@ -243,6 +248,7 @@ class OutboundAuthenticator:
             secret = auth.secret.get_secret_value()
             return Credentials({"Authorization": f"Bearer {token}"}, sensitive=(token, secret))
         if isinstance(auth, ManagedServiceIdentityAuthentication):
+            _check_identity_allowed(auth, settings)
             token = await self._msi_token(auth, settings, client, timeout)
             return Credentials({"Authorization": f"Bearer {token}"}, sensitive=(token,))
         return Credentials()
@@ -318,6 +324,18 @@ class OutboundAuthenticator:
         return await self.tokens.get(key, fetch)
 
 
+def _check_identity_allowed(
+    auth: ManagedServiceIdentityAuthentication, settings: Mapping[str, str]
+) -> None:
+    """The write-time rule again: the allow-list may have been narrowed since."""
+    try:
+        refusal = OutboundPolicy.from_settings(settings).identity_refusal(auth)
+    except ValueError as error:
+        raise CredentialError(f"ManagedServiceIdentity: {error}") from None
+    if refusal is not None:
+        raise CredentialError(refusal[1])
+
+
 def _request_failed(what: str, error: httpx.HTTPError | httpx.InvalidURL) -> CredentialError:
     if isinstance(error, httpx.TimeoutException):
         return CredentialError(f"Could not get a token from {what}: timed out")
@@ -333,22 +351,20 @@ def _token_answer(what: str, response: httpx.Response, secret: str) -> dict[str,
         data = None
     if not response.is_success:
         detail = f"HTTP {response.status_code}"
-        code, description = _error_of(data)
+        code, description = _error_of(data, secret)
         if code:
             detail += f" {code}"
         if description:
             detail += f": {description}"
-        if len(secret) >= _SCRUB_MIN_LENGTH:
-            detail = detail.replace(secret, "***")
         raise CredentialError(f"Could not get a token from {what}: {detail}")
     if not isinstance(data, dict):
         raise CredentialError(f"Could not get a token from {what}: the answer is not JSON")
     return data
 
 
-def _error_of(data: object) -> tuple[str, str]:
+def _error_of(data: object, secret: str) -> tuple[str, str]:
     """OAuth `{error, error_description}` or App Service `{error: {code, message}}` /
-    `{message}`: the code and the first line of the description, shortened."""
+    `{message}`: the code and the first line of the description, scrubbed, then shortened."""
     if not isinstance(data, dict):
         return "", ""
     error = data.get("error")
@@ -356,10 +372,10 @@ def _error_of(data: object) -> tuple[str, str]:
         code, description = error.get("code"), error.get("message")
     else:
         code, description = error, data.get("error_description") or data.get("message")
-    text = str(description).strip().splitlines()[0] if description else ""
+    text = scrub(str(description), [secret]).strip().splitlines()[0] if description else ""
     if len(text) > _MAX_DETAIL:
         text = text[: _MAX_DETAIL - 3] + "..."
-    return (str(code) if code else ""), text
+    return (scrub(str(code), [secret]) if code else ""), text
 
 
 def _access_token(what: str, data: Mapping[str, Any]) -> str:

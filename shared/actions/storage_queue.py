@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from urllib.parse import parse_qs
 
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
 from azure.storage.queue.aio import QueueClient
 
 from shared.actions.base import ActionContext, ActionOutcome
+from shared.actions.scrub import scrub
 from shared.model.actions import JobErrorAction, StorageQueueMessage
+from shared.outbound_policy import OutboundPolicy
 
 
 class StorageQueueActionRunner:
@@ -26,13 +29,27 @@ class StorageQueueActionRunner:
         if target is None:
             raise ValueError("StorageQueue action without a queueMessage")
         outcome = await _send(target, context)
-        if target.sas_token and target.sas_token in outcome.message:
-            # SDK errors may quote the request URL; the SAS token is a secret.
-            outcome = replace(outcome, message=outcome.message.replace(target.sas_token, "***"))
-        return outcome
+        # SDK errors may quote the request URL (the SAS token, its signature re-encoded) or,
+        # for a connection string, its key.
+        secrets = _secrets_of(target, context)
+        return replace(outcome, message=scrub(outcome.message, secrets)) if secrets else outcome
 
     async def aclose(self) -> None:
         """Nothing to close: each run opens and closes its own client."""
+
+
+def _secrets_of(target: StorageQueueMessage, context: ActionContext) -> list[str]:
+    secrets: list[str] = []
+    if target.sas_token:
+        secrets.append(target.sas_token)
+        secrets += parse_qs(target.sas_token).get("sig", [])
+    connection = context.settings.get(target.connection_setting or "", "")
+    for part in connection.split(";"):
+        name, _, value = part.partition("=")
+        if name.strip().lower() in ("accountkey", "sharedaccesssignature") and value:
+            secrets.append(value)
+            secrets += parse_qs(value).get("sig", [])
+    return secrets
 
 
 class _SettingError(Exception):
@@ -41,6 +58,12 @@ class _SettingError(Exception):
 
 async def _send(target: StorageQueueMessage, context: ActionContext) -> ActionOutcome:
     seconds = context.default_timeout.total_seconds()
+    try:
+        refusal = OutboundPolicy.from_settings(context.settings).queue_refusal(target)
+    except ValueError as error:
+        return _failed(str(error))
+    if refusal is not None:
+        return _failed(refusal[1])  # the write-time rule again: settings may have changed
     try:
         client = _client(target, context, seconds)
     except _SettingError as exc:

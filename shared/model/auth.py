@@ -55,7 +55,7 @@ WriteOnly = Annotated[
     PlainSerializer(lambda value: value.get_secret_value(), return_type=str, when_used="json"),
 ]
 
-_TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,254}$")  # a GUID or a domain: goes in a URL path
+_TENANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,254}")  # a GUID or a domain: goes in a URL path
 
 
 def _secret_text(
@@ -188,7 +188,7 @@ class ActiveDirectoryOAuthAuthentication(_Authentication):
     @field_validator("tenant")
     @classmethod
     def _tenant(cls, value: str) -> str:
-        if not _TENANT.match(value):
+        if not _TENANT.fullmatch(value):
             raise ValueError("tenant must be a tenant id (GUID) or domain name")
         return value
 

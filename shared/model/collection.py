@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from pydantic import Field, field_validator
 
-from shared.model.common import ApiModel, CaseInsensitiveEnum
+from shared.model.common import ApiModel, CaseInsensitiveEnum, Integer
 from shared.model.recurrence import Frequency
 
 
@@ -31,7 +31,7 @@ class Sku(ApiModel):
 
 class MaxRecurrence(ApiModel):
     frequency: Frequency
-    interval: int = Field(default=1, ge=1, le=1000)
+    interval: Integer = Field(default=1, ge=1, le=1000)
 
     @property
     def period(self) -> timedelta:
@@ -39,8 +39,8 @@ class MaxRecurrence(ApiModel):
 
 
 class CollectionQuota(ApiModel):
-    max_job_count: int | None = Field(default=None, ge=1, le=1_000_000)
-    max_job_occurrence: int | None = Field(default=None, ge=1)
+    max_job_count: Integer | None = Field(default=None, ge=1, le=1_000_000)
+    max_job_occurrence: Integer | None = Field(default=None, ge=1)
     max_recurrence: MaxRecurrence | None = None
 
 

@@ -111,8 +111,9 @@ def parse_job_definition(
 
 
 def load_stored_definition(data: object) -> JobProperties:
-    """Re-read a stored definition: no time rules, no size limits (settings may have changed)."""
-    return JobProperties.model_validate(data, context={"limits": NO_LIMITS})
+    """Re-read a stored definition: no time rules, no size limits (settings may have changed),
+    and URIs stored before the stricter checks stay readable (they fail when called)."""
+    return JobProperties.model_validate(data, context={"limits": NO_LIMITS, "stored": True})
 
 
 class ActionName(CaseInsensitiveEnum):

@@ -25,8 +25,12 @@ pytestmark = pytest.mark.integration
 EXPECTED = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
 BIG_BODY = ("x" * 1000 + "\n") * 100  # ~100 KB
 SETTING = "TargetQueueStorage"
-# The targets are on 127.0.0.1, which the network guard refuses unless allowed.
-ALLOW_LOOPBACK = {"SCHEDULER_ALLOWED_NETWORKS": "loopback"}
+# The targets are on 127.0.0.1, which the network guard refuses unless allowed; jobs may use the
+# queue connection SETTING only because it is listed.
+ALLOW_LOOPBACK = {
+    "SCHEDULER_ALLOWED_NETWORKS": "loopback",
+    "SCHEDULER_QUEUE_CONNECTIONS": SETTING,
+}
 
 
 def context(settings: dict[str, str] | None = None, **changes: Any) -> ActionContext:

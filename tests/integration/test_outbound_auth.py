@@ -10,6 +10,7 @@ import contextlib
 import datetime as dt
 import ipaddress
 import json
+import logging
 import ssl
 import threading
 import time
@@ -19,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, quote_plus, urlsplit
 
 import pytest
 from cryptography import x509
@@ -190,6 +191,7 @@ class Script:
     expires_in: Any = 3600
     token_delay: float = 0.0
     msi_answer: Callable[[], dict[str, Any]] | None = None
+    error_description: str = "AADSTS7000215: Invalid client secret provided.\r\nTrace ID: 1234"
 
 
 class Server(ThreadingHTTPServer):
@@ -261,6 +263,16 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(200 if auth in tokens else 401, b"bearer")
         elif parts.path == "/echo":
             self._reply(200, f"you sent {auth}".encode())
+        elif parts.path == "/echo-header":
+            self._reply(200, b"see the header", headers={"X-Echo": auth})
+        elif parts.path == "/echo-across-the-cut":
+            # The header starts 10 bytes before the 2048 bytes history keeps.
+            self._reply(200, b"x" * 2038 + auth.encode())
+        elif parts.path == "/echo-forms":
+            _, _, pair = base64.b64decode(auth.split()[-1]).decode().partition(":")
+            forms = [quote(pair), quote_plus(pair), json.dumps(pair), pair.upper(), pair.lower()]
+            forms.append(base64.b64encode(pair.encode()).decode())
+            self._reply(200, " | ".join(forms).encode())
         elif parts.path == "/cert":
             self._reply(200, f"hello {client_cn}".encode())
         elif parts.path.endswith("/oauth2/v2.0/token"):
@@ -279,11 +291,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif form.get("client_id") != CLIENT_ID or form.get("client_secret") != AAD_SECRET:
             self._json(
                 401,
-                {
-                    "error": "invalid_client",
-                    "error_description": "AADSTS7000215: Invalid client secret provided.\r\n"
-                    "Trace ID: 1234",
-                },
+                {"error": "invalid_client", "error_description": script.error_description},
             )
         elif form.get("scope") != f"{AUDIENCE}/.default":
             self._json(400, {"error": "invalid_scope"})
@@ -318,9 +326,17 @@ class _Handler(BaseHTTPRequestHandler):
     def _json(self, status: int, data: dict[str, Any]) -> None:
         self._reply(status, json.dumps(data).encode(), "application/json")
 
-    def _reply(self, status: int, body: bytes, content_type: str = "text/plain") -> None:
+    def _reply(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str = "text/plain",
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -430,6 +446,41 @@ async def test_credentials_echoed_by_the_target_are_scrubbed_from_history(
     assert outcome.succeeded
     assert outcome.message.endswith("Body: you sent Basic ***")
     assert_no_secret(outcome.message, target.script.basic.split()[1])
+
+
+async def test_an_echo_across_the_history_cut_leaves_no_part_of_the_secret(
+    target: Server, runner: HttpActionRunner
+) -> None:
+    outcome = await runner.run(action(target.url("/echo-across-the-cut"), BASIC), context())
+    encoded = target.script.basic.split()[1]
+    assert encoded[:8] not in outcome.message  # before: "Basic YWxpY2U6" survived the cut
+    assert outcome.message.endswith("x" * 2038 + "Basic ***")
+
+
+async def test_every_form_of_the_password_is_scrubbed(
+    target: Server, runner: HttpActionRunner
+) -> None:
+    password = 'Pa ss/"wörd"&+1'
+    basic = {**BASIC, "password": password}
+    outcome = await runner.run(action(target.url("/echo-forms"), basic), context())
+    assert outcome.succeeded
+    body = outcome.message.split("Body: ", 1)[1]
+    assert body == '*** | *** | "***" | *** | *** | ***', body
+
+
+async def test_no_log_record_carries_a_secret_with_debug_logging_on(
+    target: Server, runner: HttpActionRunner, caplog: pytest.LogCaptureFixture
+) -> None:
+    """As with devhost --verbose: every logger at DEBUG, a target echoing the header back."""
+    caplog.set_level(logging.DEBUG)
+    outcome = await runner.run(action(target.url("/echo-header"), BASIC), context())
+    assert outcome.succeeded
+    assert "X-Echo: Basic ***" in outcome.message
+    encoded = target.script.basic.split()[1]
+    assert any(record.name == "httpx" for record in caplog.records)  # capture works
+    for record in caplog.records:
+        text = record.getMessage()
+        assert encoded not in text and BASIC_PASSWORD not in text, (record.name, text)
 
 
 async def test_without_authentication_the_jobs_own_header_is_sent(
@@ -608,6 +659,16 @@ async def test_a_refused_secret_is_a_failed_attempt_without_the_secret(
     assert_no_secret(outcome.message, "wrong-secret-1")
 
 
+async def test_an_echoed_secret_is_scrubbed_before_the_description_is_cut(
+    target: Server, authority: Server, runner: HttpActionRunner
+) -> None:
+    authority.script.error_description = "y" * 190 + "wrong-secret-1 was refused"
+    job = action(target.url("/bearer"), {**AAD, "secret": "wrong-secret-1"})
+    outcome = await runner.run(job, context(aad_settings(authority)))
+    assert outcome.message.endswith("y" * 190 + "*** was...")  # not "y...ywrong-s..."
+    assert "wrong-s" not in outcome.message
+
+
 async def test_an_unreachable_authority_is_a_failed_attempt(
     target: Server, runner: HttpActionRunner
 ) -> None:
@@ -665,8 +726,14 @@ async def test_the_target_is_checked_before_a_token_is_requested(
 MSI = {"type": "ManagedServiceIdentity", "audience": AUDIENCE}
 
 
+ALLOW_MSI = {
+    "SCHEDULER_IDENTITY_AUDIENCES": AUDIENCE,
+    "SCHEDULER_IDENTITY_CLIENT_IDS": "user-assigned-1",
+}
+
+
 def msi_settings(identity: Server, header: str = IDENTITY_HEADER) -> dict[str, str]:
-    return {"IDENTITY_ENDPOINT": identity.url("/msi"), "IDENTITY_HEADER": header}
+    return {"IDENTITY_ENDPOINT": identity.url("/msi"), "IDENTITY_HEADER": header, **ALLOW_MSI}
 
 
 async def test_msi_token_from_the_identity_endpoint(
@@ -733,7 +800,7 @@ async def test_an_answer_without_a_token_is_a_failed_attempt(
 
 
 async def test_msi_without_a_managed_identity(target: Server, runner: HttpActionRunner) -> None:
-    outcome = await runner.run(action(target.url("/bearer"), MSI), context())
+    outcome = await runner.run(action(target.url("/bearer"), MSI), context(ALLOW_MSI))
     assert not outcome.succeeded
     assert outcome.message == (
         "Http Action - ManagedServiceIdentity: no managed identity is configured for this app "
@@ -839,3 +906,21 @@ async def test_the_api_never_returns_secrets(runtimes: Any, target: Server, pki:
         )
         assert removed.status_code == 200, removed.text
         assert "authentication" not in removed.json()["properties"]["action"]["request"]
+
+
+async def test_msi_audience_not_allowed_is_refused_at_run_time_without_a_token(
+    target: Server, authority: Server, runner: HttpActionRunner
+) -> None:
+    """Stored while allowed, run after the allow-list was narrowed: no token is fetched."""
+    settings = {**msi_settings(authority), "SCHEDULER_IDENTITY_AUDIENCES": "api://other"}
+    outcome = await runner.run(action(target.url("/bearer"), MSI), context(settings))
+    assert not outcome.succeeded
+    assert outcome.message == (
+        f"Http Action - ManagedServiceIdentity audience '{AUDIENCE}' is not one this app allows "
+        "jobs to request (setting SCHEDULER_IDENTITY_AUDIENCES)"
+    )
+    assert authority.seen == [] and target.seen == []
+    user_assigned = action(target.url("/bearer"), {**MSI, "clientId": "someone-else"})
+    outcome = await runner.run(user_assigned, context(msi_settings(authority)))
+    assert "clientId 'someone-else' is not one this app allows" in outcome.message
+    assert authority.seen == []

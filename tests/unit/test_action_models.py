@@ -396,3 +396,97 @@ def test_exponential_max_backoff_defaults_to_at_least_min_backoff() -> None:
 def test_negative_retries_done_is_a_programming_error() -> None:
     with pytest.raises(ValueError):
         RetryPolicy().delay_before_retry(-1)
+
+
+# --- validation means what is sent (issue 7) ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("headers", "field"),
+    [
+        ({"X-Name\n": "v"}, "header name"),
+        ({"X-Name": "value\n"}, "printable ASCII"),
+    ],
+)
+def test_a_trailing_newline_does_not_pass_header_checks(
+    headers: dict[str, str], field: str
+) -> None:
+    assert field in refusal(JobAction, http_action(headers=headers))
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"queueName": "jobs\n"}, "queueName"),
+        ({"storageAccount": "acct1\n"}, "storageAccount"),
+    ],
+)
+def test_a_trailing_newline_does_not_pass_queue_checks(change: dict[str, str], field: str) -> None:
+    assert refusal(StorageQueueMessage, {**QUEUE, **change}).startswith(f"{field}: ")
+
+
+def test_a_trailing_newline_does_not_pass_the_setting_name_check() -> None:
+    data = {"queueName": "jobs", "message": "m", "connectionSetting": "QueueStorage\n"}
+    assert refusal(StorageQueueMessage, data).startswith("connectionSetting: ")
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "http://0177.0.0.1/",  # octal IPv4: the guard and the sender read it differently
+        "http://0x7f.0.0.1/",
+        "http://127.1/",  # shorthand IPv4
+        "http://①②.com/",  # not IDNA: httpx cannot send it
+        "http://ex%41mple.com/",
+        "http://a..b/",
+        "http://-a.example.com/",
+        "http://example.com:99999/",
+        "http://example.com:0/",
+        "http://[::1/",
+        "http://user:secret@example.com/",  # credentials belong in `authentication`
+    ],
+)
+def test_uris_that_cannot_be_called_are_refused(uri: str) -> None:
+    assert refusal(JobAction, http_action(uri=uri)).startswith("request.uri: ")
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "http://example.com/run",
+        "https://bücher.de/x",  # IDNA: sent as xn--bcher-kva.de
+        "http://127.0.0.1:8080/x",
+        "http://[::1]:8080/x",
+        "http://my_host.example.com/",
+        "http://example.com./",
+    ],
+)
+def test_callable_uris_are_accepted(uri: str) -> None:
+    assert JobAction.model_validate(http_action(uri=uri)).request is not None
+
+
+@pytest.mark.parametrize("bad", [True, "3", 3.0])
+def test_integer_fields_refuse_booleans_strings_and_floats(bad: object) -> None:
+    assert refusal(RetryPolicy, {"retryType": "Fixed", "retryCount": bad}).startswith(
+        "retryCount: "
+    )
+    assert refusal(RetryPolicy, {"retryType": "Exponential", "maxDoublings": bad}).startswith(
+        "maxDoublings: "
+    )
+    assert refusal(JobAction, http_action(timeoutSeconds=bad)).startswith(
+        "request.timeoutSeconds: "
+    )
+
+
+def test_a_stored_uri_from_before_the_stricter_checks_still_loads() -> None:
+    from shared.model.job import load_stored_definition
+
+    stored = {"action": http_action(uri="http://user:pw@127.1/")}
+    assert load_stored_definition(stored).action.request.uri == "http://user:pw@127.1/"  # type: ignore[union-attr]
+
+
+def test_a_stored_https_action_with_an_old_style_host_still_loads() -> None:
+    from shared.model.job import load_stored_definition
+
+    stored = {"action": {"type": "Https", "request": {"uri": "https://0177.0.0.1/"}}}
+    assert load_stored_definition(stored).action.type is ActionType.HTTPS

@@ -477,3 +477,16 @@ def test_stored_client_certificate_reloads_with_its_facts(
     assert isinstance(reloaded_auth, ClientCertificateAuthentication)
     assert reloaded_auth.pfx.get_secret_value() == pfx
     assert reloaded_auth.certificate_expiration_date == EXPIRES
+
+
+def test_a_tenant_ending_in_a_newline_is_refused() -> None:
+    data = {
+        "type": "ActiveDirectoryOAuth",
+        "tenant": "contoso.onmicrosoft.com\n",
+        "audience": "https://x",
+        "clientId": "c",
+        "secret": "s3cr3t",
+    }
+    with pytest.raises(ValidationError) as info:
+        HttpRequest.model_validate({"uri": "https://example.com/", "authentication": data})
+    assert "tenant must be a tenant id" in str(info.value)
