@@ -76,6 +76,18 @@ async def test_concurrent_creates_without_a_limit_all_succeed(api, runtime):
     assert count is not None and count.jobs == CONCURRENT
 
 
+async def test_concurrent_deletes_of_a_job_count_it_out_once(api, runtime):
+    assert (await api.put(COLL, json={"properties": {"quota": {"maxJobCount": 3}}})).status_code
+    for name in "abc":
+        assert (await api.put(f"{COLL}/jobs/{name}", json=future_job())).status_code == 201
+    deletes = await asyncio.gather(*(api.delete(f"{COLL}/jobs/a") for _ in range(5)))
+    assert {r.status_code for r in deletes} <= {200, 404}
+    count = await runtime.store.job_count(REF.key)
+    assert count is not None and count.jobs == 2
+    assert (await api.put(f"{COLL}/jobs/d", json=future_job())).status_code == 201
+    assert (await api.put(f"{COLL}/jobs/e", json=future_job())).status_code == 409
+
+
 async def test_a_collection_created_again_does_not_bring_back_rows_left_by_an_old_one(api, runtime):
     assert (await api.put(COLL, json={})).status_code == 201
     assert (await api.put(f"{COLL}/jobs/old", json=future_job())).status_code == 201
