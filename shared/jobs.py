@@ -28,7 +28,16 @@ from shared.names import CollectionRef, check_name
 from shared.recurrence import Timeline
 from shared.secret_carry import carry_secrets
 from shared.settings import Settings
-from shared.store import Collection, DueEntry, HistoryRecord, JobStore, Run, StoredJob
+from shared.store import (
+    Collection,
+    CollectionGone,
+    DueEntry,
+    HistoryRecord,
+    JobLimitReached,
+    JobStore,
+    Run,
+    StoredJob,
+)
 
 _MAX_WRITE_TRIES = 10
 # Occurrences looked at to find a job's shortest spacing against a recurrence quota.
@@ -68,10 +77,10 @@ class JobService:
         return collection
 
     async def delete_collection(self, ref: CollectionRef) -> None:
+        """When this returns, nothing of the collection is stored any more and none of its jobs
+        can be created, dispatched or recorded again (see JobStore.delete_collection)."""
         await self.get_collection(ref)
-        for job_name in await self._store.collection_job_names(ref.key):
-            await self._store.delete_job(ref.key, job_name)
-        await self._store.delete_collection_row(ref)
+        await self._store.delete_collection(ref)
 
     async def list_collections(
         self, subscription: str, resource_group: str | None, top: int, after: str | None
@@ -100,7 +109,7 @@ class JobService:
             definition=definition,
             created_at=existing.created_at if existing else self._clock.now(),
         )
-        await self._store.put_collection(collection)
+        await self._store.put_collection(collection, new=existing is None)
         was_enabled = existing is None or existing.state is CollectionState.ENABLED
         if collection.state is CollectionState.ENABLED and not was_enabled:
             # Its jobs' index rows were dropped while it was off: put them back.
@@ -127,10 +136,12 @@ class JobService:
             existing = await self._store.get_job(ref.key, name)
             if existing is not None and existing.state.is_final:
                 raise _final(existing)
-            await self._check_limits(collection, properties, creating=existing is None)
+            limits = self._check_limits(collection, properties)
             job = self._new_version(ref.key, name, properties, existing, now)
             try:
-                job = await self._write(job, existing)
+                job = await self._write(job, existing, collection, limits)
+            except LimitExceeded:
+                raise
             except Conflict:
                 continue
             await self._dispatcher.dispatch_job(job)
@@ -218,21 +229,13 @@ class JobService:
                 f"the job is {size} characters; at most {self._settings.max_job_size} are allowed",
             )
 
-    async def _check_limits(
-        self, collection: Collection, properties: JobProperties, *, creating: bool
-    ) -> None:
+    def _check_limits(self, collection: Collection, properties: JobProperties) -> Limits:
+        """Check what the job itself may be; the job count is checked as the job is inserted."""
         limits = effective_limits(
             collection.definition.properties,
             self._settings.max_jobs_per_collection,
             self._settings.min_recurrence,
         )
-        if creating and limits.max_jobs is not None:
-            count = await self._store.count_jobs(collection.ref.key)
-            if count >= limits.max_jobs:
-                raise LimitExceeded(
-                    f"maxJobCount: job collection '{collection.ref.name}' already holds {count} "
-                    f"jobs, the most {limits.source} allows"
-                )
         if not limits.outbound_auth and _uses_authentication(properties):
             raise LimitExceeded(f"outbound authentication is not available on {limits.source}")
         spacing = _shortest_spacing(properties, self._clock.now())
@@ -241,6 +244,7 @@ class JobService:
                 f"maxRecurrence: the job recurs every {_duration(spacing)}, more often than "
                 f"{limits.source} allows (every {_duration(limits.min_recurrence)} at most)"
             )
+        return limits
 
     def _new_version(
         self,
@@ -276,18 +280,33 @@ class JobService:
             scheduled_from=now.replace(microsecond=0),
         )
 
-    async def _write(self, job: StoredJob, existing: StoredJob | None) -> StoredJob:
+    async def _write(
+        self, job: StoredJob, existing: StoredJob | None, collection: Collection, limits: Limits
+    ) -> StoredJob:
+        if existing is None:
+            return await self._create(job, collection, limits)
         if job.next_fire is not None:
             await self._store.put_due(
                 DueEntry(job.next_fire, job.collection, job.name), self._clock.now()
             )
-        if existing is None:
-            written = await self._store.create_job(job)
-        else:
-            written = await self._store.update_job(job)
-            if existing.next_fire is not None and existing.next_fire != job.next_fire:
-                await self._store.delete_due(DueEntry(existing.next_fire, job.collection, job.name))
+        written = await self._store.update_job(job)
+        if existing.next_fire is not None and existing.next_fire != job.next_fire:
+            await self._store.delete_due(DueEntry(existing.next_fire, job.collection, job.name))
         return written
+
+    async def _create(self, job: StoredJob, collection: Collection, limits: Limits) -> StoredJob:
+        """Insert the job, counted against the collection's counter in the same step."""
+        try:
+            return await self._store.create_job(
+                job, max_jobs=limits.max_jobs, now=self._clock.now()
+            )
+        except JobLimitReached as error:
+            raise LimitExceeded(
+                f"maxJobCount: job collection '{collection.ref.name}' already holds "
+                f"{error.count} jobs, the most {limits.source} allows"
+            ) from error
+        except CollectionGone as error:
+            raise NotFound(f"job collection '{collection.ref.name}' does not exist") from error
 
     async def _reindex(self, collection: str, name: str) -> None:
         """Put back the index row of a job whose collection was off; occurrences missed

@@ -13,11 +13,16 @@ Layout:
                                             are folded into the job row
     ``hist|<job>|<inverted start ms>|<phase><attempt>``   one history row per attempt, newest first
     ``due|<due>|<job>``                     the job's next occurrence, for the timer
+    ``meta|jobs``                           the job counter: how many jobs the collection holds
   A collection's rows share one partition, so a run's next step, its watch, its history and its
   tally change together in one entity-group transaction: a crash never leaves them half-written.
   Attempts never write the job row, so concurrent runs of one job do not contend on it; a job's
   counters are its row's plus its unfolded tallies. A table per collection keeps each
   collection's reads and writes independent of what the others store.
+  The job counter is the collection's count and its "alive" mark: a job is inserted or deleted
+  in one transaction with the counter's new value, conditional on the counter's ETag, so a quota
+  holds under any number of concurrent creates, and a collection whose counter was deleted takes
+  no new job.
 
 ``{prefix}Due``   PartitionKey = a minute (``yyyymmddHHMM``), RowKey = collection key
   "This collection filed a due or watch row in this minute." A row is filed in the minute it is
@@ -35,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import random
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -47,7 +53,7 @@ from azure.core.exceptions import (
     ResourceModifiedError,
     ResourceNotFoundError,
 )
-from azure.data.tables import TableEntity, UpdateMode
+from azure.data.tables import TableEntity, TableErrorCode, UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 
 from shared.errors import Conflict
@@ -81,6 +87,28 @@ _READ_CONCURRENCY = 8
 # A minute of the due index is settled (no writer files rows in it any more) this long after it
 # ended: writers file in the minute they write, and instances' clocks differ by far less.
 _INDEX_SETTLES_AFTER = timedelta(minutes=5)
+_COUNTER_KEY = "meta|jobs"
+# Every create and delete of a collection's jobs changes its counter row, so concurrent ones
+# take turns: a loser re-reads the counter after a random, growing pause. Enough tries for a
+# few hundred creates at once in one collection.
+_COUNTER_TRIES = 60
+_COUNTER_BACKOFF_SECONDS = 0.005
+_COUNTER_BACKOFF_CAP_SECONDS = 0.2
+# A collection's purge reads its partition again until a read finds no row (a dispatch racing
+# with it may still write one), at most this many times.
+_PURGE_PASSES = 5
+
+
+class CollectionGone(Exception):
+    """The collection's job counter is missing: the collection was deleted, or is being."""
+
+
+class JobLimitReached(Exception):
+    """The collection already holds as many jobs as it may."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(f"the collection holds {count} jobs")
+        self.count = count
 
 
 class RunStatus(StrEnum):
@@ -146,11 +174,6 @@ class StoredJob:
     # occurrence already dispatched but not started.
     pending: Tally = field(default_factory=Tally)
     dispatched: datetime | None = None
-
-    @property
-    def anchor(self) -> datetime:
-        """What a job without startTime counts its schedule from: when this version was saved."""
-        return self.properties.start_time or self.scheduled_from or self.created_at
 
     @property
     def counters(self) -> Tally:
@@ -289,6 +312,14 @@ class Collection:
 
 
 @dataclass(frozen=True)
+class JobCount:
+    """The collection's counter row: how many jobs it holds, and its ETag to change it by."""
+
+    jobs: int
+    etag: str
+
+
+@dataclass(frozen=True)
 class DueEntry:
     due: datetime
     collection: str
@@ -351,6 +382,9 @@ class JobStore:
         self._collection_tables: dict[str, TableClient] = {}
         self._tables_made: set[str] = set()
         self._listed: set[tuple[str, str]] = set()
+        self._counter_locks: dict[str, asyncio.Lock] = {}
+        # The counter as this process last wrote it: a create here need not read it first.
+        self._counts: dict[str, JobCount] = {}
         self._ready = False
         self._ready_lock = asyncio.Lock()
 
@@ -407,10 +441,20 @@ class JobStore:
             return None
         return _collection_from_entity(entity)
 
-    async def put_collection(self, collection: Collection) -> None:
+    async def put_collection(self, collection: Collection, *, new: bool) -> None:
         """Save the collection, creating its table first (a deleted collection's table stays,
-        empty, so the name can be taken again at once)."""
-        await self._ensure_table(collection.ref.key)
+        empty, so the name can be taken again at once).
+
+        A `new` collection first clears its partition of anything a deleted namesake left
+        (a delete that stopped midway, a create that raced with it), then starts its counter
+        at zero, before its row makes it visible. An existing one keeps its counter (and gets
+        one, counted, if it has none)."""
+        key = collection.ref.key
+        await self._ensure_table(key)
+        if new:
+            self._counts.pop(key, None)
+            await self._purge(key)
+            await self._insert_counter(key, 0)
         await self.collections.upsert_entity(
             {
                 "PartitionKey": collection.ref.namespace,
@@ -423,6 +467,21 @@ class JobStore:
             },
             mode=UpdateMode.REPLACE,
         )
+        if not new and await self.job_count(key) is None:
+            await self._insert_counter(key, len(await self.collection_job_names(key)))
+
+    async def delete_collection(self, ref: CollectionRef) -> None:
+        """Delete the collection and everything of it. The counter goes first, so every create
+        racing with this fails from then on; then every row of its partition (jobs, runs,
+        history, due rows), so no dispatch or attempt can be committed any more; then the
+        collection row."""
+        self._counts.pop(ref.key, None)
+        try:
+            await self.table_for(ref.key).delete_entity(ref.key, _COUNTER_KEY)
+        except ResourceNotFoundError:
+            pass
+        await self._purge(ref.key)
+        await self.delete_collection_row(ref)
 
     async def delete_collection_row(self, ref: CollectionRef) -> None:
         try:
@@ -518,8 +577,13 @@ class JobStore:
         jobs = [_job_from_entity(entity) for entity in page]
         return jobs, (last_key.split("|", 1)[1] if last_key else None)
 
-    async def count_jobs(self, collection: str) -> int:
-        return len(await self.collection_job_names(collection))
+    async def job_count(self, collection: str) -> JobCount | None:
+        """The collection's job counter; None when it has none (the collection is gone)."""
+        try:
+            entity = await self.table_for(collection).get_entity(collection, _COUNTER_KEY)
+        except ResourceNotFoundError:
+            return None
+        return _counter_from_entity(entity)
 
     async def collection_job_names(self, collection: str) -> list[str]:
         query = "PartitionKey eq @pk and RowKey ge 'job|' and RowKey lt 'job}'"
@@ -530,14 +594,26 @@ class JobStore:
             names.append(entity["RowKey"].split("|", 1)[1])
         return names
 
-    async def create_job(self, job: StoredJob) -> StoredJob:
-        """Insert a new job; Conflict when one with that name exists."""
+    async def create_job(self, job: StoredJob, *, max_jobs: int | None, now: datetime) -> StoredJob:
+        """Insert a new job and its due row in one transaction with the counter's new value,
+        which holds only if the counter is still the one read: the count check and the insert
+        are one step, and a refused create leaves no row in the collection's table.
+
+        Raises JobLimitReached when the collection holds `max_jobs`, CollectionGone when it has
+        no counter, Conflict when a job of that name exists."""
+        operations = [Operation(Kind.INSERT, _job_entity(job))]
+        if job.next_fire is not None:
+            entry = DueEntry(job.next_fire, job.collection, job.name)
+            due_row = _due_entity(entry, _filed(job.next_fire, now))
+            await self._list([(due_row["filed"], job.collection)])
+            operations.append(Operation(Kind.UPSERT, due_row))
         try:
-            table = await self._ensure_table(job.collection)
-            meta = await table.create_entity(_job_entity(job))
-        except ResourceExistsError as error:
-            raise Conflict(f"job {job.collection}/{job.name} exists") from error
-        return replace(job, etag=meta["etag"])
+            etags = await self._with_count(job.collection, operations, delta=1, max_jobs=max_jobs)
+        except TransactionFailed as error:
+            if error.status == 409:
+                raise Conflict(f"job {job.collection}/{job.name} exists") from error
+            raise
+        return replace(job, etag=etags[0])
 
     async def update_job(self, job: StoredJob) -> StoredJob:
         """Replace the job row if nobody changed it since it was read (its etag)."""
@@ -556,13 +632,113 @@ class JobStore:
         keys += [key async for key in self._row_keys(collection, f"tally|{name}|")]
         keys += [key async for key in self._row_keys(collection, f"hist|{name}|")]
         await self._delete_rows(collection, keys)
-        try:
-            await self.table_for(collection).delete_entity(collection, _job_key(name))
-        except ResourceNotFoundError:
-            pass
+        await self._delete_counted(collection, name)
         if job.next_fire is not None:
             await self.delete_due(DueEntry(job.next_fire, collection, name))
         return True
+
+    async def _delete_counted(self, collection: str, name: str) -> None:
+        """Delete the job row and count it out, in one transaction."""
+        deletion = Operation(Kind.DELETE, {"PartitionKey": collection, "RowKey": _job_key(name)})
+        try:
+            await self._with_count(collection, [deletion], delta=-1)
+        except CollectionGone:
+            # The collection is being deleted, its purge takes every row: take this one now.
+            try:
+                await self.table_for(collection).delete_entity(collection, _job_key(name))
+            except ResourceNotFoundError:
+                pass
+        except TransactionFailed as error:
+            if error.status != 404:
+                raise
+            # Another delete took the job first, and counted it out.
+
+    async def _with_count(
+        self,
+        collection: str,
+        operations: list[Operation],
+        *,
+        delta: int,
+        max_jobs: int | None = None,
+    ) -> list[str | None]:
+        """Run one job's `operations` in one transaction with the collection's job counter moved
+        by `delta`, conditional on the counter's ETag; when another writer moved it first, read
+        it again and retry. Returns the ETags of `operations`.
+
+        Raises CollectionGone when there is no counter, JobLimitReached when a create would
+        pass `max_jobs`, TransactionFailed when one of `operations` was refused."""
+        table = self.table_for(collection)
+        for attempt in range(_COUNTER_TRIES):
+            async with self._counter_lock(collection):
+                count = self._counts.get(collection)
+                cached = count is not None and (max_jobs is None or count.jobs + delta <= max_jobs)
+                if not cached:  # never refuse on a count remembered from earlier
+                    count = await self._read_counter(collection)
+                if count is None:
+                    raise CollectionGone(collection)
+                if delta > 0 and max_jobs is not None and count.jobs + delta > max_jobs:
+                    raise JobLimitReached(count.jobs)
+                jobs = max(0, count.jobs + delta)
+                counter = Operation(Kind.REPLACE, _counter_entity(collection, jobs), count.etag)
+                try:
+                    etags = await submit(table, [*operations, counter])
+                except TransactionFailed as error:
+                    self._counts.pop(collection, None)
+                    if error.index != len(operations):
+                        raise
+                    if error.status == 404:
+                        raise CollectionGone(collection) from error
+                    if error.status != 412:
+                        raise
+                    if cached:
+                        continue  # what this process remembered was stale: read it now
+                else:
+                    if etags[-1] is not None:
+                        self._counts[collection] = JobCount(jobs, etags[-1])
+                    return etags[:-1]
+            await _counter_backoff(attempt)  # another instance moved the counter meanwhile
+        raise Conflict(f"the job count of {collection} kept changing; try again")
+
+    async def _read_counter(self, collection: str) -> JobCount | None:
+        """The counter, or None; a table deleted by hand under a collection that still exists
+        is made again, empty, its counter at zero (a collection's delete keeps its table, so
+        this never brings back a collection being deleted)."""
+        try:
+            entity = await self.table_for(collection).get_entity(collection, _COUNTER_KEY)
+        except ResourceNotFoundError as error:
+            # azure-data-tables sets error_code on the errors it raises; its stubs omit it.
+            if getattr(error, "error_code", None) != TableErrorCode.TABLE_NOT_FOUND:
+                return None
+            self._tables_made.discard(self.table_for(collection).table_name)
+            if await self.get_collection(CollectionRef.from_key(collection)) is None:
+                return None
+            await self._ensure_table(collection)
+            await self._insert_counter(collection, 0)
+            return await self.job_count(collection)
+        return _counter_from_entity(entity)
+
+    def _counter_lock(self, collection: str) -> asyncio.Lock:
+        """Creates and deletes of one collection's jobs in this process take turns at its
+        counter instead of colliding on its ETag; other instances' are caught by the ETag."""
+        return self._counter_locks.setdefault(collection, asyncio.Lock())
+
+    async def _insert_counter(self, collection: str, jobs: int) -> None:
+        """Start the collection's counter; one that is there already (a racing PUT) stays."""
+        try:
+            await self.table_for(collection).create_entity(_counter_entity(collection, jobs))
+        except ResourceExistsError:
+            pass
+
+    async def _purge(self, collection: str) -> None:
+        """Delete every row of the collection's partition, reading it again until it is empty."""
+        for _ in range(_PURGE_PASSES):
+            try:
+                keys = [key async for key in self._partition_keys(collection)]
+            except ResourceNotFoundError:
+                return  # no table, no rows
+            if not keys:
+                return
+            await self._delete_rows(collection, keys)
 
     # -- due index and watches ---------------------------------------------------------------
 
@@ -574,12 +750,9 @@ class JobStore:
         write the rows (so a due row never exists unlisted), 100 to a transaction."""
         rows: dict[str, dict[str, dict[str, Any]]] = {}
         for entry in entries:
-            rows.setdefault(entry.collection, {})[_due_key(entry)] = {
-                "PartitionKey": entry.collection,
-                "RowKey": _due_key(entry),
-                "due": to_iso(entry.due),
-                "filed": _filed(entry.due, now),
-            }
+            rows.setdefault(entry.collection, {})[_due_key(entry)] = _due_entity(
+                entry, _filed(entry.due, now)
+            )
         await self._list(
             (row["filed"], collection)
             for collection, by_key in rows.items()
@@ -933,6 +1106,12 @@ class JobStore:
 
     # -- helpers -----------------------------------------------------------------------------
 
+    async def _partition_keys(self, partition: str) -> AsyncIterator[str]:
+        async for entity in self.table_for(partition).query_entities(
+            "PartitionKey eq @pk", parameters={"pk": partition}, select=["RowKey"]
+        ):
+            yield entity["RowKey"]
+
     async def _row_keys(self, partition: str, prefix: str) -> AsyncIterator[str]:
         query = f"PartitionKey eq @pk and {_key_range(prefix)}"
         async for entity in self.table_for(partition).query_entities(
@@ -1007,6 +1186,32 @@ async def _delete_batch(table: TableClient, partition: str, batch: list[Operatio
                 await table.delete_entity(partition, operation.entity["RowKey"])
             except ResourceNotFoundError:
                 pass
+
+
+async def _counter_backoff(attempt: int) -> None:
+    """A random pause that grows with the tries, so racing writers of a counter spread out."""
+    ceiling = min(_COUNTER_BACKOFF_CAP_SECONDS, _COUNTER_BACKOFF_SECONDS * 2**attempt)
+    await asyncio.sleep(random.uniform(0, ceiling))
+
+
+def _counter_entity(collection: str, jobs: int) -> dict[str, Any]:
+    return {"PartitionKey": collection, "RowKey": _COUNTER_KEY, "v": ENTITY_VERSION, "jobs": jobs}
+
+
+def _counter_from_entity(entity: TableEntity) -> JobCount:
+    etag = entity.metadata["etag"]
+    if etag is None:  # every row read from the service has one; without it no write is safe
+        raise ValueError("the job counter was read without its ETag")
+    return JobCount(int(entity["jobs"]), etag)
+
+
+def _due_entity(entry: DueEntry, filed: str) -> dict[str, Any]:
+    return {
+        "PartitionKey": entry.collection,
+        "RowKey": _due_key(entry),
+        "due": to_iso(entry.due),
+        "filed": filed,
+    }
 
 
 def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
@@ -1199,9 +1404,12 @@ def _history_from_entity(entity: TableEntity) -> HistoryRecord:
 
 __all__ = [
     "Collection",
+    "CollectionGone",
     "CollectionState",
     "DueEntry",
     "HistoryRecord",
+    "JobCount",
+    "JobLimitReached",
     "JobStore",
     "Run",
     "RunStatus",
