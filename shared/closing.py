@@ -14,16 +14,19 @@ from dataclasses import replace
 
 from shared.errors import Conflict
 from shared.model.job import JobState
-from shared.store import JobStore
+from shared.store import JobStore, Watch
 
 log = logging.getLogger(__name__)
 
 _TRIES = 5
 
 
-async def close_if_done(store: JobStore, collection: str, name: str) -> bool:
-    """Give the job its final state if it is due one. True when nothing is left to wait for
-    (settled now, settled before, or not a job that ends); False while runs are outstanding."""
+async def close_if_done(
+    store: JobStore, collection: str, name: str, watch: Watch | None = None
+) -> bool:
+    """Give the job its final state if it is due one, deleting `watch` (the timer's reminder to
+    check) in the same transaction. True when nothing is left to wait for (settled now,
+    settled before, or not a job that ends); False while runs are outstanding."""
     for _ in range(_TRIES):
         job = await store.get_job(collection, name)
         if job is None or job.state is not JobState.ENABLED or job.next_fire is not None:
@@ -37,8 +40,9 @@ async def close_if_done(store: JobStore, collection: str, name: str) -> bool:
             log.warning("Job %s in %s ended without a final outcome", name, collection)
             return True
         try:
-            await store.fold(replace(job, state=closing.closing), tallies)
+            await store.fold(replace(job, state=closing.closing), tallies, watch=watch)
         except Conflict:
+            watch = None  # someone else may have settled it, and taken the watch too
             continue
         log.info("Job %s in %s is %s", name, collection, closing.closing.value)
         return True

@@ -145,7 +145,7 @@ class Dispatcher:
         async def look(watch: Watch) -> None:
             async with limit:
                 if watch.run_key is None:
-                    if await close_if_done(self._store, watch.collection, watch.job):
+                    if await close_if_done(self._store, watch.collection, watch.job, watch):
                         await self._store.delete_watch(watch)
                     return
                 run = await self._store.get_run(watch.collection, watch.run_key)

@@ -47,6 +47,7 @@ from shared.store import (
     StoredJob,
     Tally,
     TallyRow,
+    Watch,
 )
 from shared.timefmt import compact
 
@@ -202,8 +203,9 @@ class Executor:
         )
         if plan.next_run is not None:
             await self._queue.send(message_for(plan.next_run), due=plan.next_run.due, now=finished)
-        if closing:
-            await close_if_done(self._store, run.collection, run.job)
+        if check_final_at is not None:
+            watch = Watch(run.collection, check_final_at, f"final|{run.job}")
+            await close_if_done(self._store, run.collection, run.job, watch)
         if self._store.housekeeping_due(claimed.tally_key):
             await self._housekeeping(run.collection, run.job, finished)
 

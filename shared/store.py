@@ -994,48 +994,80 @@ class JobStore:
     # -- tallies -----------------------------------------------------------------------------
 
     async def tallies_of(self, collection: str, job: str) -> list[TallyRow]:
-        query = f"PartitionKey eq @pk and {_key_range(f'tally|{job}|')}"
-        return [
-            _tally_from_entity(entity)
-            async for entity in self.table_for(collection).query_entities(
-                query, parameters={"pk": collection}
-            )
-        ]
+        return [row async for row in self._tallies_between(collection, job, job)]
 
-    async def fold(self, job: StoredJob, tallies: list[TallyRow]) -> StoredJob:
+    async def _tallies_between(
+        self, collection: str, first: str, last: str
+    ) -> AsyncIterator[TallyRow]:
+        """The tallies of the jobs named `first` to `last` (in key order), in one range read."""
+        query = "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high"
+        params = {"pk": collection, "low": f"tally|{first}|", "high": f"tally|{last}}}"}
+        async for entity in self.table_for(collection).query_entities(query, parameters=params):
+            yield _tally_from_entity(entity)
+
+    async def _runs_between(self, collection: str, first: str, last: str) -> AsyncIterator[Run]:
+        query = "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high"
+        params = {"pk": collection, "low": f"run|{first}|", "high": f"run|{last}}}"}
+        async for entity in self.table_for(collection).query_entities(query, parameters=params):
+            yield _run_from_entity(entity)
+
+    async def fold(
+        self, job: StoredJob, tallies: list[TallyRow], *, watch: Watch | None = None
+    ) -> StoredJob:
         """Write the job row (as given, e.g. in its final state) with these tallies folded in
-        and delete them, atomically; Conflict if the job changed since it was read."""
-        folded = job.folded(tallies[: MAX_OPERATIONS - 1])
+        and delete them (and `watch`, if given), atomically; Conflict if the job changed since
+        it was read or the watch is gone."""
+        room = MAX_OPERATIONS - 1 - (watch is not None)
+        folded = job.folded(tallies[:room])
         operations = [Operation(Kind.REPLACE, _job_entity(folded), job.etag)]
         operations += [
             Operation(Kind.DELETE, {"PartitionKey": row.collection, "RowKey": row.key})
-            for row in tallies[: MAX_OPERATIONS - 1]
+            for row in tallies[:room]
         ]
+        if watch is not None:
+            operations.append(
+                Operation(Kind.DELETE, {"PartitionKey": watch.collection, "RowKey": watch.row_key})
+            )
         etags = await self._transact(job.collection, operations)
         return replace(folded, etag=etags[0])
 
     async def with_status(self, jobs: list[StoredJob]) -> list[StoredJob]:
         """The jobs with what their status needs besides their rows: unfolded tallies, and the
-        earliest occurrence dispatched but not started (it is still the next execution)."""
+        earliest occurrence dispatched but not started (it is still the next execution). Two
+        range reads per collection, spanning the jobs' names (a page of a list is contiguous)."""
+        by_collection: dict[str, dict[str, StoredJob]] = {}
+        for job in jobs:
+            by_collection.setdefault(job.collection, {})[job.name] = job
+        pending: dict[tuple[str, str], Tally] = {}
+        waiting: dict[tuple[str, str], datetime] = {}
 
-        async def one(job: StoredJob) -> StoredJob:
-            tallies, runs = await asyncio.gather(
-                self.tallies_of(job.collection, job.name), self.runs_of(job.collection, job.name)
+        async def read(collection: str, named: dict[str, StoredJob]) -> None:
+            first, last = min(named), max(named)
+            async for row in self._tallies_between(collection, first, last):
+                key = (collection, row.job)
+                pending[key] = pending.get(key, Tally()) + row.tally
+            async for run in self._runs_between(collection, first, last):
+                job = named.get(run.job)
+                if (
+                    job is None
+                    or run.manual
+                    or run.generation != job.generation
+                    or run.step != (0, 0)
+                    or run.status is not RunStatus.SCHEDULED
+                ):
+                    continue
+                key = (collection, run.job)
+                waiting[key] = min(waiting.get(key, run.nominal), run.nominal)
+
+        await asyncio.gather(*(read(c, named) for c, named in by_collection.items()))
+        return [
+            replace(
+                job,
+                pending=pending.get((job.collection, job.name), Tally()),
+                dispatched=waiting.get((job.collection, job.name)),
             )
-            pending = Tally()
-            for row in tallies:
-                pending += row.tally
-            waiting = [
-                run.nominal
-                for run in runs
-                if not run.manual
-                and run.generation == job.generation
-                and run.step == (0, 0)
-                and run.status is RunStatus.SCHEDULED
-            ]
-            return replace(job, pending=pending, dispatched=min(waiting) if waiting else None)
-
-        return list(await asyncio.gather(*(one(job) for job in jobs)))
+            for job in jobs
+        ]
 
     # -- history -----------------------------------------------------------------------------
 

@@ -298,3 +298,35 @@ async def test_two_hundred_concurrent_runs_call_once_each_and_count_exactly(runt
     async with api_client(first) as client:
         answer = await client.get(f"/api/jobCollections/{REF.name}/jobs/busy")
     assert answer.json()["properties"]["status"]["executionCount"] == 200
+
+
+async def test_a_job_whose_closer_died_is_settled_by_the_next_pass(runtimes, target):
+    """The executor recorded the last run's end (with the reminder to settle the job) and died
+    before settling it: the timer pass that finds the reminder due gives the job its state."""
+    from shared.actions.base import ActionOutcome
+    from shared.executor import FINAL_CHECK_GRACE, plan_next_step
+
+    clock = FixedClock(START - timedelta(minutes=5))
+    runtime = await runtimes(clock=clock)
+    await runtime.jobs.put_collection(REF, ENABLED)
+    await runtime.jobs.put_job(REF, "orphaned", http_job(target, startTime=to_iso(START)))
+    clock.set(START - timedelta(seconds=1))
+    await runtime.dispatcher.dispatch_due()
+    run = await step_of(runtime, "orphaned", START)
+    job = await runtime.store.get_job(COLLECTION, "orphaned")
+    assert job is not None and job.next_fire is None
+    clock.set(START)
+    plan = plan_next_step(
+        job, run, job.properties.action, ActionOutcome(True, "ok", 200), START, START
+    )
+    reminder = START + FINAL_CHECK_GRACE
+    await runtime.store.commit_attempt(
+        run, None, history=plan.history, tally=plan.tally, check_final_at=reminder, now=START
+    )
+    await runtime.dispatcher.dispatch_due()
+    assert (await status_of(runtime, "orphaned")).state is JobState.ENABLED, "not yet due"
+    clock.set(reminder)
+    await runtime.dispatcher.dispatch_due()
+    settled = await status_of(runtime, "orphaned")
+    assert settled.state is JobState.COMPLETED and settled.status.execution_count == 1
+    assert (await runtime.store.scan(reminder, now=reminder)).watches == []
