@@ -26,7 +26,7 @@ from shared.model.common import CALENDAR_RANGE
 from shared.model.job import HistoryStatus, JobProperties, JobState, parse_job_definition
 from shared.names import CollectionRef, check_name
 from shared.recurrence import Timeline
-from shared.secret_carry import carry_secrets
+from shared.secret_carry import carry_secrets, check_identity_retarget
 from shared.settings import Settings
 from shared.store import (
     Collection,
@@ -156,6 +156,7 @@ class JobService:
         if not isinstance(body, dict):
             raise InvalidRequest("body", "a PATCH body must be a JSON object")
         patch = body if "properties" in body else {"properties": body}
+        check_identity_retarget(patch, job.properties)
         current = {"properties": _stored_definition(job)}
         updated, _ = await self.put_job(ref, name, merge_patch(current, patch))
         return updated

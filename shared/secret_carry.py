@@ -11,6 +11,9 @@ action (main and error action), only while they would reach the same place:
 
 When the place changed and the authentication still needs the secret, the write is refused with
 400 naming the field: a changed target must never receive the old target's credentials.
+
+`ManagedServiceIdentity` stores no secret, but its token is a credential too: a PATCH that moves
+such an action to another origin must state its `authentication` again (a PUT always states it).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from shared.model.auth import (
     ActiveDirectoryOAuthAuthentication,
     BasicAuthentication,
     ClientCertificateAuthentication,
+    ManagedServiceIdentityAuthentication,
 )
 from shared.model.job import JobProperties
 from shared.model.target import origin_of
@@ -53,6 +57,40 @@ def carry_secrets(body: object, stored: JobProperties | None) -> object:
         )
     properties[_key(properties, "action")] = action
     return {**body, "properties": properties} if enveloped else properties
+
+
+def check_identity_retarget(patch: dict[str, Any], stored: JobProperties) -> None:
+    """Refuse a PATCH that moves an action using the app's managed identity to another origin
+    without stating its `authentication` again (it would otherwise carry over unseen)."""
+    properties = patch.get("properties")
+    action = _get(properties, "action") if isinstance(properties, dict) else None
+    if not isinstance(action, dict):
+        return
+    pairs: list[tuple[dict[str, Any], JobErrorAction, str]] = [
+        (action, stored.action, "properties.action")
+    ]
+    error_action = _get(action, "errorAction")
+    if isinstance(error_action, dict) and stored.action.error_action is not None:
+        pairs.append((error_action, stored.action.error_action, "properties.action.errorAction"))
+    for given, old, path in pairs:
+        request = _get(given, "request")
+        if not isinstance(request, dict) or old.request is None:
+            continue
+        if not isinstance(old.request.authentication, ManagedServiceIdentityAuthentication):
+            continue
+        uri = _get(request, "uri")
+        if not isinstance(uri, str) or _get(request, "authentication") is not None:
+            continue
+        try:
+            moved = origin_of(uri) != origin_of(old.request.uri)
+        except ValueError:
+            continue  # the uri is refused by validation, with its own message
+        if moved:
+            raise InvalidRequest(
+                f"{path}.request.authentication",
+                "authentication must be given again when the target changes (the app's "
+                "managed identity token would go to the new host)",
+            )
 
 
 def _carry_into_action(action: dict[str, Any], stored: JobErrorAction, path: str) -> dict[str, Any]:
@@ -144,4 +182,4 @@ def _get(data: dict[str, Any], camel: str) -> Any:
     return data.get(_key(data, camel))
 
 
-__all__ = ["carry_secrets"]
+__all__ = ["carry_secrets", "check_identity_retarget"]

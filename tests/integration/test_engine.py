@@ -15,7 +15,7 @@ from shared.model.job import ActionName, HistoryStatus, JobState
 from shared.names import CollectionRef
 from shared.store import DueEntry, RunStatus
 from shared.timefmt import to_iso
-from tests.support.engine import work_queue
+from tests.support.engine import job_as_shown, work_queue
 from tests.support.http_target import HttpTarget
 
 pytestmark = pytest.mark.integration
@@ -34,11 +34,7 @@ def http_job(target: HttpTarget, **properties: Any) -> dict[str, Any]:
 
 
 async def status_of(runtime, job: str) -> Any:
-    """The job as the API shows it (counters include attempts not yet folded into its row)."""
-    stored = await runtime.store.get_job(COLLECTION, job)
-    assert stored is not None
-    [shown] = await runtime.store.with_status([stored])
-    return shown.status
+    return (await job_as_shown(runtime, COLLECTION, job)).status
 
 
 async def history_of(runtime, job: str) -> list[Any]:

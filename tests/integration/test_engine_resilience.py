@@ -20,7 +20,7 @@ from shared.run_queue import ExecutionMessage
 from shared.runtime import Runtime
 from shared.store import DueEntry, Run
 from shared.timefmt import to_iso
-from tests.support.engine import api_client, work_queue
+from tests.support.engine import api_client, job_as_shown, work_queue
 from tests.support.flaky_proxy import FlakyProxy
 from tests.support.http_target import HttpTarget
 
@@ -39,10 +39,7 @@ def http_job(target: HttpTarget, **properties: Any) -> dict[str, Any]:
 
 
 async def status_of(runtime, job: str) -> Any:
-    stored = await runtime.store.get_job(COLLECTION, job)
-    assert stored is not None
-    [shown] = await runtime.store.with_status([stored])
-    return shown
+    return await job_as_shown(runtime, COLLECTION, job)
 
 
 async def history_of(runtime, job: str) -> list[Any]:

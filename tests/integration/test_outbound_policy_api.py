@@ -71,6 +71,34 @@ async def test_managed_identity_is_refused_unless_its_audience_is_listed(
         )
 
 
+async def test_moving_a_managed_identity_action_needs_its_authentication_again(
+    runtimes: Callable[..., Awaitable[Runtime]],
+) -> None:
+    """The identity's token is a credential too: a PATCH that sends the action elsewhere must
+    say so, else the new host would get the app's token for the old target's audience."""
+    policy = OutboundPolicy.from_settings({"SCHEDULER_IDENTITY_AUDIENCES": MSI["audience"]})
+    runtime = await runtimes(outbound=policy)
+    async with api_client(runtime) as api:
+        assert (await api.put(BASE, json={})).status_code == 201
+        assert (await api.put(f"{BASE}/jobs/j", json=http_job(MSI))).status_code == 201
+        moved: dict[str, Any] = {
+            "properties": {"action": {"request": {"uri": "https://elsewhere.example/x"}}}
+        }
+        answer = await api.patch(f"{BASE}/jobs/j", json=moved)
+        assert answer.status_code == 400, answer.text
+        error = answer.json()["error"]
+        assert error["target"] == "properties.action.request.authentication"
+        assert "given again when the target changes" in error["message"]
+        shown = (await api.get(f"{BASE}/jobs/j")).json()["properties"]["action"]["request"]
+        assert shown["uri"] == "https://example.com/x"  # nothing stored
+        moved["properties"]["action"]["request"]["authentication"] = MSI  # stated again
+        assert (await api.patch(f"{BASE}/jobs/j", json=moved)).status_code == 200
+        same_origin = {
+            "properties": {"action": {"request": {"uri": "https://elsewhere.example/y"}}}
+        }
+        assert (await api.patch(f"{BASE}/jobs/j", json=same_origin)).status_code == 200
+
+
 async def test_connection_setting_must_be_listed_and_the_error_reveals_nothing(
     runtimes: Callable[..., Awaitable[Runtime]], storage_connection: str
 ) -> None:
@@ -154,7 +182,8 @@ async def test_a_job_stored_under_wider_settings_can_still_be_disabled(
         answer = await api.patch(f"{BASE}/jobs/j", json=state)
         assert answer.status_code == 200, answer.text
         assert (await api.post(f"{BASE}/disable")).status_code == 200
-        moved = {"properties": {"action": {"request": {"uri": "https://example.org/"}}}}
+        request = {"uri": "https://example.org/", "authentication": MSI}
+        moved = {"properties": {"action": {"request": request}}}
         answer = await api.patch(f"{BASE}/jobs/j", json=moved)
         assert answer.json()["error"]["target"] == (
             "properties.action.request.authentication.audience"

@@ -14,6 +14,7 @@ from shared.clock import Clock
 from shared.run_queue import ExecutionMessage
 from shared.runtime import Runtime
 from shared.settings import Settings
+from shared.store import StoredJob
 
 # The API tests' fixed "now": a Monday morning, years ahead of any real clock.
 API_NOW = datetime(2030, 5, 6, 8, 0, 0, tzinfo=UTC)
@@ -72,6 +73,15 @@ async def work_queue(
 
 
 SECOND = timedelta(seconds=1)
+
+
+async def job_as_shown(runtime: Runtime, collection: str, job: str) -> StoredJob:
+    """The job as the API shows it: its counters include attempts not yet folded into its row,
+    its next execution time an occurrence dispatched but not started."""
+    stored = await runtime.store.get_job(collection, job)
+    assert stored is not None, f"no job {job}"
+    [shown] = await runtime.store.with_status([stored])
+    return shown
 
 
 def api_client(runtime: Runtime) -> httpx.AsyncClient:
