@@ -123,6 +123,12 @@ class Executor:
         hold = (run.due - self._clock.now()).total_seconds()
         if hold > 0:
             await asyncio.sleep(hold)
+            # The job may have been disabled, replaced or deleted (its collection too) while
+            # we held the claim: a call must not start after such a change was answered.
+            job = await self._store.get_job(run.collection, run.job)
+            if job is None or not _wanted(job, claimed):
+                await self._cancel(claimed, job)
+                return
         await self._attempt(job, run, claimed)
 
     async def _cancel(self, run: Run, job: StoredJob | None) -> None:

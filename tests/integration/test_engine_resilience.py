@@ -18,7 +18,7 @@ from shared.model.job import ActionName, HistoryStatus, JobState
 from shared.names import CollectionRef
 from shared.run_queue import ExecutionMessage
 from shared.runtime import Runtime
-from shared.store import DueEntry, Run
+from shared.store import DueEntry, Run, RunStatus
 from shared.timefmt import to_iso
 from tests.support.engine import api_client, job_as_shown, work_queue
 from tests.support.flaky_proxy import FlakyProxy
@@ -327,3 +327,26 @@ async def test_a_job_whose_closer_died_is_settled_by_the_next_pass(runtimes, tar
     settled = await status_of(runtime, "orphaned")
     assert settled.state is JobState.COMPLETED and settled.status.execution_count == 1
     assert (await runtime.store.scan(reminder, now=reminder)).watches == []
+
+
+async def test_a_job_disabled_while_its_claimed_attempt_waits_for_its_second_is_not_called(
+    runtimes, target
+):
+    """An early message is claimed, then held until its second; a disable answered during
+    the hold must stop the call."""
+    clock = FixedClock(START - timedelta(minutes=5))
+    runtime = await runtimes(clock=clock)
+    await runtime.jobs.put_collection(REF, ENABLED)
+    await runtime.jobs.put_job(REF, "held", http_job(target, startTime=to_iso(START)))
+    clock.set(START - timedelta(seconds=2))
+    await runtime.dispatcher.dispatch_due()
+    run = await step_of(runtime, "held", START)
+    attempt = asyncio.create_task(runtime.executor.execute(message_for(run)))
+    while (await step_of(runtime, "held", START)).status is not RunStatus.RUNNING:
+        assert not attempt.done(), "the attempt ended without claiming"
+        await asyncio.sleep(0.01)
+    await runtime.jobs.patch_job(REF, "held", {"properties": {"state": "Disabled"}})
+    await attempt
+    assert target.requests == []
+    [row] = await history_of(runtime, "held")
+    assert row.status is HistoryStatus.CANCELLED
