@@ -6,7 +6,7 @@ STAMP_PY := $(VENV)/.installed
 STAMP_NODE := node_modules/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint typecheck fmt check bench clean
+.PHONY: help install run test lint typecheck fmt check bench soak clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ check: lint typecheck ## Lint and type-check
 
 bench: install ## Benchmarks: timer pass cost, dispatch rate, lateness (not part of `make test`)
 	$(PY) -m bench
+
+soak: install ## Chaos soak: 3 instances, one SIGKILLed every 10 s, 2,000 occurrences (about 10 min)
+	$(PY) -m bench.chaos
 
 clean: ## Remove the installs and local data
 	rm -rf $(VENV) node_modules .azurite .mypy_cache .ruff_cache .pytest_cache
