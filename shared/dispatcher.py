@@ -25,7 +25,7 @@ again, so a dead instance's work resumes within its lease and one pass; a job wh
 ended gets its final state settled if the run that should have settled it died first.
 
 A pass takes its rows in slices of 100 and batches each step of a slice (jobs read 14 to a
-query, due rows written and deleted 100 to a collection transaction, up to 50 dispatches per
+query, due rows written and deleted 100 to a collection transaction, up to 33 dispatches per
 transaction), but keeps the order per occurrence; only the messages go one by one. A few slices
 run at once, so that storage works on one slice while we send another's messages.
 """
@@ -357,23 +357,35 @@ class Dispatcher:
         """A row the job has moved past: finish a dispatch that stopped before its message, or
         drop the row. The run is looked for among the job's runs, not under the row's time: a
         coalesced occurrence's run bears its later nominal time."""
-        if job is not None:
-            now = self._clock.now()
-            for run in await self._store.runs_of(entry.collection, entry.job):
-                if (
-                    run.manual
-                    or run.generation != job.generation
-                    or run.status is not RunStatus.SCHEDULED
-                    or run.step != (0, 0)
-                    or run.nominal < entry.due
-                ):
-                    continue
-                if run.created is not None and now - run.created < _RACING_DISPATCH:
-                    return  # a racing dispatcher made it and is sending: its row to delete
-                await self._queue.send(message_for(run), due=run.due, now=now)
-                report.recovered += 1
+        unsent = [] if job is None else await self._unsent_runs(entry, job)
+        if unsent is None:
+            return  # a racing dispatcher made the run and is sending: its row to delete
+        now = self._clock.now()
+        for run in unsent:
+            await self._queue.send(message_for(run), due=run.due, now=now)
+        report.recovered += len(unsent)
+        report.stale += 0 if unsent else 1
         await self._store.delete_due(entry)
-        report.stale += 1
+
+    async def _unsent_runs(self, entry: DueEntry, job: StoredJob) -> list[Run] | None:
+        """The job's runs that a dispatch of this row may have made without sending their
+        message (not started yet, at or after the row's time); None if one is so young that
+        its dispatcher is still at work."""
+        now = self._clock.now()
+        found = []
+        for run in await self._store.runs_of(entry.collection, entry.job):
+            if (
+                run.manual
+                or run.generation != job.generation
+                or run.status is not RunStatus.SCHEDULED
+                or run.step != (0, 0)
+                or run.nominal < entry.due
+            ):
+                continue
+            if run.created is not None and now - run.created < _RACING_DISPATCH:
+                return None
+            found.append(run)
+        return found
 
     async def _collection_enabled(self, name: str, cache: dict[str, bool]) -> bool:
         if name not in cache:

@@ -940,19 +940,6 @@ class JobStore:
             raise Conflict(f"{entity['RowKey']} in {entity['PartitionKey']} changed") from error
         return str(meta["etag"])
 
-    async def delete_run(self, run: Run) -> None:
-        try:
-            await self.table_for(run.collection).delete_entity(
-                run.collection,
-                run.row_key,
-                etag=run.etag,
-                match_condition=MatchConditions.IfNotModified,
-            )
-        except ResourceNotFoundError:
-            pass
-        except ResourceModifiedError as error:
-            raise Conflict(f"run {run.row_key} changed") from error
-
     async def commit_attempt(
         self,
         read: Run,
