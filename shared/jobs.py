@@ -245,6 +245,13 @@ class JobService:
                 f"maxRecurrence: the job recurs every {_duration(spacing)}, more often than "
                 f"{limits.source} allows (every {_duration(limits.min_recurrence)} at most)"
             )
+        most = limits.max_occurrences
+        if most is not None and _runs_more_than(properties, most, self._clock.now()):
+            raise LimitExceeded(
+                f"maxJobOccurrence: the job would run more than {most} times, the most the "
+                f"collection's quota allows; give recurrence.count (at most {most}) or an "
+                "endTime that comes sooner"
+            )
         return limits
 
     def _new_version(
@@ -350,6 +357,19 @@ def _shortest_spacing(properties: JobProperties, now: datetime) -> timedelta | N
     times = Timeline(properties.start_time, properties.recurrence, now).preview(_SPACING_SAMPLE)
     gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
     return min(gaps) if gaps else None
+
+
+def _runs_more_than(properties: JobProperties, most: int, now: datetime) -> bool:
+    """Whether the job's schedule has more than `most` occurrences (counted up to most + 1)."""
+    recurrence = properties.recurrence
+    if recurrence is None:
+        return most < 1
+    if recurrence.count is not None and recurrence.count <= most:
+        return False
+    if recurrence.count is None and recurrence.end_time is None:
+        return True  # it never ends
+    timeline = Timeline(properties.start_time, recurrence, now)
+    return len(timeline.preview(most + 1)) > most
 
 
 def _duration(delta: timedelta) -> str:

@@ -38,9 +38,14 @@ class MaxRecurrence(ApiModel):
         return FREQUENCY_PERIOD[self.frequency] * self.interval
 
 
+MAX_JOB_OCCURRENCE = 100_000
+
+
 class CollectionQuota(ApiModel):
     max_job_count: Integer | None = Field(default=None, ge=1, le=1_000_000)
-    max_job_occurrence: Integer | None = Field(default=None, ge=1)
+    # How many times a job of the collection may run in all (its recurrence's count, or the
+    # occurrences before its endTime); checked by counting, hence bounded.
+    max_job_occurrence: Integer | None = Field(default=None, ge=1, le=MAX_JOB_OCCURRENCE)
     max_recurrence: MaxRecurrence | None = None
 
 
@@ -97,6 +102,7 @@ class Limits:
     min_recurrence: timedelta
     outbound_auth: bool
     source: str  # says where a limit comes from, for the 409 message
+    max_occurrences: int | None = None
 
 
 SKU_LIMITS = {
@@ -124,6 +130,7 @@ def effective_limits(
             quota.max_recurrence.period if quota.max_recurrence else base.min_recurrence
         ),
         outbound_auth=base.outbound_auth,
+        max_occurrences=quota.max_job_occurrence,
         source="the collection's quota"
         if quota.max_job_count or quota.max_recurrence
         else base.source,

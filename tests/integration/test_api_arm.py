@@ -226,6 +226,31 @@ async def test_quota_overrides_the_sku_and_no_sku_means_app_defaults(api):
     assert "sku" not in collection["properties"]
 
 
+async def test_max_job_occurrence_limits_how_often_a_job_may_run_in_all(api):
+    quota = {"properties": {"quota": {"maxJobOccurrence": 3}}}
+    assert (await api.put(COLL, json=quota)).status_code == 201
+    start = "2031-01-01T00:00:00Z"
+    refused = {
+        "count over": {"frequency": "Hour", "count": 4},
+        "never ends": {"frequency": "Hour"},
+        "endTime after the third": {"frequency": "Hour", "endTime": "2031-01-01T03:00:00Z"},
+    }
+    for why, recurrence in refused.items():
+        answer = await api.put(f"{COLL}/jobs/r", json=job(startTime=start, recurrence=recurrence))
+        assert answer.status_code == 409, why
+        assert "maxJobOccurrence" in answer.json()["error"]["message"]
+    accepted = {
+        "once": None,
+        "count at the limit": {"frequency": "Hour", "count": 3},
+        "endTime at the third": {"frequency": "Hour", "endTime": "2031-01-01T02:00:00Z"},
+    }
+    for index, recurrence in enumerate(accepted.values()):
+        body = job(startTime=start, recurrence=recurrence) if recurrence else job(startTime=start)
+        answer = await api.put(f"{COLL}/jobs/a{index}", json=body)
+        assert answer.status_code == 201, answer.text
+    assert (await api.get(f"{COLL}/jobs/r")).status_code == 404
+
+
 async def test_job_size_limit_is_a_clear_400(api):
     await api.put(COLL, json={})
     body = job()
