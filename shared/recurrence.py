@@ -1,6 +1,6 @@
 """When a job's occurrences fall: startTime + recurrence -> instants. Pure: no I/O, no clock.
 
-The contract (Azure Scheduler semantics, scheduler-landscape.md 1.4/1.5, plus our extensions):
+The contract (Azure Scheduler semantics, docs/azure-scheduler.md §3/§4, plus our extensions):
 
 - Instants in and out are aware UTC, truncated to the second; a naive input is UTC.
 - startTime none -> the first run is immediate (when the job is saved); later runs follow the

@@ -26,7 +26,7 @@ from shared.model.auth import (
 from shared.model.common import ApiModel, CaseInsensitiveEnum, Integer
 from shared.model.target import callable_http_url, scheme_of
 
-# Azure Scheduler limits (scheduler-limits-defaults-errors.md).
+# Azure Scheduler limits (docs/azure-scheduler.md §5).
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ _HEADER_VALUE = re.compile(r"[\x20-\x7e\t]*")  # printable ASCII: what httpx can
 _COMPUTED_HEADERS = frozenset({"content-length", "transfer-encoding"})
 _UNSUPPORTED_TYPES = {"servicebusqueue": "ServiceBusQueue", "servicebustopic": "ServiceBusTopic"}
 
-# Write-only fields: accepted on input, never returned (Azure Scheduler outbound auth doc). Within
+# Write-only fields: accepted on input, never returned (docs/azure-scheduler.md §6). Within
 # `authentication`, only each kind's public fields are shown (a whitelist).
 _SECRET_KEYS = frozenset({"sasToken"})
 

@@ -12,8 +12,9 @@ field but never quote a value, and the models hide their input in `ValidationErr
 
 A client certificate is opened when it is validated, at PUT time and on every reload from storage:
 the pfx must decode and open with its password, and the key must belong to the certificate. What
-the reference says a response shows instead of the pfx (thumbprint, subject, expiration) is
-computed then; values sent for those fields are accepted (the store writes them back) but always
+Azure Scheduler shows instead of the pfx (thumbprint, subject, expiration; see
+docs/azure-scheduler.md §6) is computed then; values sent for those fields are accepted (the
+store writes them back) but always
 replaced by the computed ones. Opening a PKCS#12 file costs tens of milliseconds, so the result is
 cached per digest of (pfx, password) for the life of the process.
 """

@@ -15,7 +15,8 @@ class CaseInsensitiveEnum(StrEnum):
     """An enum whose values are the spec's PascalCase names, matched case-insensitively on input.
 
     Azure Scheduler's docs and wire examples use `http`, `week`, `monday`; the swagger uses `Http`,
-    `Week`, `Monday`. We accept both and always answer with the swagger's spelling.
+    `Week`, `Monday`. We accept both and always answer with the swagger's spelling
+    (docs/azure-scheduler.md §1).
     """
 
     @classmethod

@@ -32,7 +32,7 @@ class JobState(CaseInsensitiveEnum):
 
 
 class JobStatus(ApiModel):
-    """Read-only counters, as reference section 1.9 recommends (plus `missedCount`, ours)."""
+    """Read-only counters, as docs/azure-scheduler.md §7 defines them (plus `missedCount`, ours)."""
 
     execution_count: int = 0
     failure_count: int = 0

@@ -1,6 +1,6 @@
 """The `recurrence` of a job: Azure Scheduler's JobRecurrence plus our `timeZone` and `cron`.
 
-Validation follows scheduler-landscape.md 1.3/1.4. Cross-field rules live in field validators
+Validation follows docs/azure-scheduler.md §1-§2. Cross-field rules live in field validators
 that read earlier fields from `info.data`, so each error's location is the offending field.
 The "endTime in the future" rule needs the current instant: pass it as validation context
 `{"now": <aware UTC datetime>}` (see `validate_recurrence`); without it the rule is skipped, so
@@ -44,8 +44,8 @@ class DayOfWeek(CaseInsensitiveEnum):
         return list(DayOfWeek).index(self)
 
 
-# The largest interval per frequency (reference 1.4: 1000 minutes/hours, 548 days, 78 weeks,
-# 18 months: all about 18 months, the service's maximum recurrence span).
+# The largest interval per frequency (docs/azure-scheduler.md §2: 1000 minutes/hours, 548 days,
+# 78 weeks, 18 months: all about 18 months, the service's maximum recurrence span).
 MAX_INTERVAL: Mapping[Frequency, int] = {
     Frequency.MINUTE: 1000,
     Frequency.HOUR: 1000,
@@ -59,7 +59,8 @@ class MonthlyOccurrence(ApiModel):
     """The n-th `day` of a month; no `occurrence` = every such day, negative = from the end."""
 
     day: DayOfWeek
-    # The swagger spells it `Occurrence`, the docs and wire examples `occurrence`: accept both.
+    # The swagger spells it `Occurrence`, the docs `occurrence`: accept both (see
+    # docs/azure-scheduler.md §1).
     occurrence: Integer | None = Field(
         default=None, validation_alias=AliasChoices("occurrence", "Occurrence")
     )
@@ -89,7 +90,7 @@ class RecurrenceSchedule(ApiModel):
     @field_validator("minutes", "hours", mode="before")
     @classmethod
     def _scalar_as_list(cls, value: object) -> object:
-        """The docs say minutes/hours are "Integer, or Array of integers"."""
+        """Minutes/hours are "Integer, or Array of integers" (docs/azure-scheduler.md §1)."""
         if isinstance(value, int | str) and not isinstance(value, bool):
             return [value]
         return value

@@ -1,4 +1,4 @@
-"""The engine under overlap, races, lost answers and crashes (issue 7, sections 1 and 3).
+"""The engine under overlap, races, lost answers and crashes (docs/ARCHITECTURE.md, Guarantees).
 
 Each test orders the real calls of two app instances (or a flaky network) the way a failure
 would, against Azurite and a real HTTP target."""

@@ -1,4 +1,4 @@
-"""The recurrence engine: the reference's vectors (scheduler-landscape.md 1.4/1.5), DST, cron."""
+"""The recurrence engine: Azure Scheduler's vectors (docs/azure-scheduler.md §3/§4), DST, cron."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def preview(
     return iso(Timeline(start, recurrence, created).preview(limit))
 
 
-# Reference 1.5, all 31 rows, with startTime = creation time = Mon 2026-03-02 08:25:10Z.
+# docs/azure-scheduler.md §4, all 31 rows; startTime = creation time = Mon 2026-03-02 08:25:10Z.
 MWF = ["monday", "wednesday", "friday"]
 WORKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday"]
 QUARTERS = [0, 15, 30, 45]
@@ -357,7 +357,7 @@ def test_row30_every_15_minutes_on_the_last_friday_only() -> None:
     assert runs[95:] == ["2026-03-27T23:45:10", "2026-04-24T00:00:10"]
 
 
-# startTime table (reference 1.4).
+# startTime table (docs/azure-scheduler.md §3).
 
 
 def test_no_start_no_recurrence_runs_once_at_creation() -> None:

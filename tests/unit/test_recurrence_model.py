@@ -1,4 +1,4 @@
-"""Validation and JSON shape of the recurrence models (scheduler-landscape.md 1.3/1.4)."""
+"""Validation and JSON shape of the recurrence models (docs/azure-scheduler.md §1-§2)."""
 
 from __future__ import annotations
 
@@ -324,6 +324,6 @@ def test_needs_frequency_or_cron() -> None:
 
 
 def test_unknown_field_is_refused() -> None:
-    """The docs' `"minute": [30]` typo is not an alias: it is reported, not silently ignored."""
+    """Azure's `"minute": [30]` typo (docs/azure-scheduler.md §1) is reported, not ignored."""
     loc, _ = error({"frequency": "Day", "schedule": {"minute": [30]}})
     assert loc == ("schedule", "minute")
