@@ -160,7 +160,8 @@ async def submit_encoded(table: TableClient, operations: Sequence[Operation]) ->
         content=body.encode("utf-8"),
     )
     # The generated client's send_request runs the TableClient's pipeline; stream=True keeps
-    # its content-decoding policy away from the multipart answer.
+    # its content-decoding policy away from the multipart answer. It is not public API, which
+    # is why `submit` comes here only with the VERIFIED_SDK_VERSIONS.
     response = await table._client.send_request(request, stream=True)
     await response.read()
     if response.status_code != 202:
