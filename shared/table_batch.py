@@ -7,12 +7,20 @@ Writing the same body with string formatting and reading back only each operatio
 ETag costs about a tenth of that. The request still goes through the TableClient's own
 pipeline (its shared-key or SAS authentication, retries and logging); only the body is ours.
 
+The SDK has no public way to send a request through that pipeline: the fast path calls the
+generated client inside the TableClient, which is not part of its public API. So it is used only
+with the azure-data-tables versions it was verified with (`VERIFIED_SDK_VERSIONS`); with any
+other version, `submit` falls back to the public `TableClient.submit_transaction` (slower, same
+results and the same `TransactionFailed`), and logs once that it does.
+
 Format: https://learn.microsoft.com/rest/api/storageservices/performing-entity-group-transactions
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
+import logging
 import math
 import uuid
 from collections.abc import Mapping, Sequence
@@ -21,11 +29,15 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError
 from azure.core.rest import HttpRequest
+from azure.data.tables import TableTransactionError, UpdateMode
 from azure.data.tables.aio import TableClient
 
 MAX_OPERATIONS = 100
+VERIFIED_SDK_VERSIONS = frozenset({"12.7.0"})
+"""azure-data-tables versions whose TableClient internals the fast path was tested against."""
 _SERVICE_VERSION = "2019-02-02"  # what azure-data-tables 12.7 sends
 _INT32 = range(-(2**31), 2**31)
 
@@ -56,11 +68,74 @@ class TransactionFailed(Exception):
         self.message = message
 
 
+_log = logging.getLogger(__name__)
+
+
+def fast_path_supported(sdk_version: str) -> bool:
+    """Whether the fast encoder may be used with this azure-data-tables version."""
+    return sdk_version in VERIFIED_SDK_VERSIONS
+
+
+_SDK_VERSION = importlib.metadata.version("azure-data-tables")
+_FAST = fast_path_supported(_SDK_VERSION)
+if not _FAST:
+    _log.warning(
+        "azure-data-tables %s is not among the versions the fast transaction encoder was "
+        "verified with (%s): transactions use TableClient.submit_transaction",
+        _SDK_VERSION,
+        ", ".join(sorted(VERIFIED_SDK_VERSIONS)),
+    )
+
+
 async def submit(table: TableClient, operations: Sequence[Operation]) -> list[str | None]:
     """Run up to 100 operations on one partition atomically; the ETag each one left (None for a
     delete). Raises TransactionFailed when an operation was refused (nothing was applied)."""
+    if _FAST:
+        return await submit_encoded(table, operations)
+    return await submit_through_sdk(table, operations)
+
+
+def _check_size(operations: Sequence[Operation]) -> None:
     if not 0 < len(operations) <= MAX_OPERATIONS:
         raise ValueError(f"a transaction holds 1 to {MAX_OPERATIONS} operations")
+
+
+async def submit_through_sdk(
+    table: TableClient, operations: Sequence[Operation]
+) -> list[str | None]:
+    """`submit` through the public `TableClient.submit_transaction`: the fallback."""
+    _check_size(operations)
+    for operation in operations:
+        _edm_properties(operation.entity)  # the same TypeError as the fast path, before sending
+    try:
+        results = await table.submit_transaction([_sdk_operation(op) for op in operations])
+    except TableTransactionError as error:
+        status = error.status_code if error.status_code is not None else 0
+        raise TransactionFailed(status, error.index, error.message) from None
+    return [
+        None if operation.kind is Kind.DELETE else result.get("etag")
+        for operation, result in zip(operations, results, strict=True)
+    ]
+
+
+def _sdk_operation(operation: Operation) -> tuple[str, Mapping[str, Any], dict[str, Any]]:
+    """The `submit_transaction` tuple doing what `_part` encodes for the fast path."""
+    entity = {name: value for name, value in operation.entity.items() if value is not None}
+    condition: dict[str, Any] = {}
+    if operation.etag is not None:
+        condition = {"etag": operation.etag, "match_condition": MatchConditions.IfNotModified}
+    if operation.kind is Kind.INSERT:
+        return ("create", entity, {})
+    if operation.kind is Kind.DELETE:
+        return ("delete", entity, condition)
+    if operation.kind is Kind.UPSERT:
+        return ("upsert", entity, {"mode": UpdateMode.REPLACE})
+    return ("update", entity, {"mode": UpdateMode.REPLACE, **condition})
+
+
+async def submit_encoded(table: TableClient, operations: Sequence[Operation]) -> list[str | None]:
+    """`submit` with our own `$batch` encoder: the fast path, for verified SDK versions only."""
+    _check_size(operations)
     base = _account_url(table)
     batch, changeset = f"batch_{uuid.uuid4()}", f"changeset_{uuid.uuid4()}"
     parts = [
@@ -85,7 +160,8 @@ async def submit(table: TableClient, operations: Sequence[Operation]) -> list[st
         content=body.encode("utf-8"),
     )
     # The generated client's send_request runs the TableClient's pipeline; stream=True keeps
-    # its content-decoding policy away from the multipart answer.
+    # its content-decoding policy away from the multipart answer. It is not public API, which
+    # is why `submit` comes here only with the VERIFIED_SDK_VERSIONS.
     response = await table._client.send_request(request, stream=True)
     await response.read()
     if response.status_code != 202:
@@ -196,4 +272,14 @@ def _failed_index(body: str) -> int | None:
     return int(head) if head.isdigit() else None
 
 
-__all__ = ["MAX_OPERATIONS", "Kind", "Operation", "TransactionFailed", "submit"]
+__all__ = [
+    "MAX_OPERATIONS",
+    "VERIFIED_SDK_VERSIONS",
+    "Kind",
+    "Operation",
+    "TransactionFailed",
+    "fast_path_supported",
+    "submit",
+    "submit_encoded",
+    "submit_through_sdk",
+]

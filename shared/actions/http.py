@@ -22,7 +22,7 @@ import httpx
 
 from shared import log_guard
 from shared.actions.base import ActionContext, ActionOutcome
-from shared.actions.network_guard import GuardError, PinnedTransport, pinned, vet_url
+from shared.actions.network_guard import AddressOnlyTransport, GuardError, send_pinned, vet_url
 from shared.actions.outbound_auth import (
     EXTRA_CA_SETTING,
     CredentialError,
@@ -35,10 +35,12 @@ from shared.model.auth import ClientCertificateAuthentication
 
 MAX_BODY_BYTES = 2048  # what Azure Scheduler kept of a response body in job history
 USER_AGENT = "azure-functions-job-scheduler"
-MAX_CLIENTS = 64  # one per (extra CA bundle, client certificate); the idle oldest is closed
+MAX_CLIENTS = 64  # one per (extra CA bundle, client certificate, host); the idle oldest is closed
 
-# (goes through the network guard, extra CA bundle path, client certificate digest)
-_ClientKey = tuple[bool, str | None, str | None]
+# (goes through the network guard, extra CA bundle path, client certificate digest, host name).
+# Guarded clients pool connections by IP address, so each host name has its own client: a TLS
+# connection verified for one name must not carry a request for another name on that address.
+_ClientKey = tuple[bool, str | None, str | None, str | None]
 
 
 class HttpActionRunner:
@@ -69,13 +71,14 @@ class HttpActionRunner:
                 target = await vet_url(request.uri, context.settings)
 
                 async def token_client() -> httpx.AsyncClient:
-                    return await self._client((False, extra_ca, None), None)
+                    return await self._client((False, extra_ca, None, None), None)
 
                 credentials = await self._auth.credentials(
                     request.authentication, context.settings, token_client, seconds
                 )
                 certificate = credentials.certificate
-                key = (True, extra_ca, certificate.credential_digest if certificate else None)
+                digest = certificate.credential_digest if certificate else None
+                key = (True, extra_ca, digest, target.host)
                 client = await self._client(key, certificate)
                 headers = scheduler_headers(request.headers, context)
                 headers.update(credentials.headers)  # configured authentication wins
@@ -88,8 +91,7 @@ class HttpActionRunner:
                 )
                 self._busy[key] += 1
                 try:
-                    with pinned(target):
-                        response = await client.send(outgoing, stream=True)
+                    response = await send_pinned(client, outgoing, target)
                     try:
                         # Read past the kept prefix so a secret across the cut is whole.
                         body = await _read_prefix(response, MAX_BODY_BYTES + credentials.margin)
@@ -137,11 +139,11 @@ class HttpActionRunner:
         if client is not None:
             self._clients.move_to_end(key)
             return client
-        guarded, extra_ca, _ = key
+        guarded, extra_ca, _, _ = key
         context = tls_context(extra_ca, certificate)
         if guarded:
             client = httpx.AsyncClient(
-                transport=PinnedTransport(context), follow_redirects=False, trust_env=False
+                transport=AddressOnlyTransport(context), follow_redirects=False, trust_env=False
             )
         else:
             client = httpx.AsyncClient(verify=context, follow_redirects=False, trust_env=False)

@@ -12,10 +12,13 @@ those, unless `SCHEDULER_ALLOWED_NETWORKS` allows it.
 CIDR that is exactly that address does (`169.254.169.254/32`). Unspecified, multicast, reserved and
 carrier-grade NAT addresses can be allowed by a CIDR only.
 
-The connection then goes to a vetted address ("pinning"): `PinnedTransport` dials only addresses
-that `pinned()` registered for the host, so a DNS answer that changes between the check and the
-connection (DNS rebinding) cannot pass. The URL keeps its host name, so the Host header, TLS SNI and
-certificate verification are all for the name the job gave.
+The connection then goes to a vetted address ("pinning"): `send_pinned` sends the request to each
+vetted address in turn (the URL's host is the address), so a DNS answer that changes between the
+check and the connection (DNS rebinding) cannot pass, and `AddressOnlyTransport` refuses any URL
+that names a host instead of an address. The Host header stays the job's host[:port], and httpx's
+public `sni_hostname` request extension makes TLS SNI and certificate verification use the name
+the job gave. Connection pools are keyed by address, so the caller keeps one client per host name:
+a TLS connection verified for one name never carries a request for another.
 
 Exempt: the Microsoft Entra authority and the managed-identity endpoint that `outbound_auth` calls
 for tokens. They are set by the operator (app settings), not by job authors, and the identity
@@ -25,18 +28,14 @@ endpoint is on a private/loopback address by design.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import ipaddress
 import socket
 import ssl
-import typing
-from collections.abc import Iterator, Mapping
-from contextvars import ContextVar
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-import httpcore
 import httpx
 
 SETTING = "SCHEDULER_ALLOWED_NETWORKS"
@@ -270,79 +269,61 @@ async def vet_url(url: str, settings: Mapping[str, str]) -> VettedTarget:
 
 # --- pinning -------------------------------------------------------------------------------------
 
-_pins: ContextVar[Mapping[tuple[str, int], tuple[str, ...]] | None] = ContextVar(
-    "_pins", default=None
-)
 
+def pinned_request(request: httpx.Request, target: VettedTarget, address: str) -> httpx.Request:
+    """`request` (built for the job's URL) sent to the vetted `address` itself.
 
-@contextlib.contextmanager
-def pinned(target: VettedTarget) -> Iterator[None]:
-    """Within this block, connections to the target's host go to its vetted addresses only."""
-    pins = {**(_pins.get() or {}), (target.host, target.port): target.addresses}
-    token = _pins.set(pins)
-    try:
-        yield
-    finally:
-        _pins.reset(token)
-
-
-class PinnedNetworkBackend(httpcore.AsyncNetworkBackend):
-    """Dials the addresses `pinned()` registered for a host instead of resolving it again.
-
-    A host without a pin is refused: nothing reaches the network without being vetted.
+    The URL's host becomes the address (port kept; httpx brackets an IPv6 address), the `Host`
+    header stays the one built from the job's URL (host[:port]), and for https the `sni_hostname`
+    request extension is the job's host: httpcore passes it to the TLS handshake as
+    `server_hostname`, so SNI and certificate verification are for the name the job gave.
     """
-
-    def __init__(self) -> None:
-        self._inner = httpcore.AnyIOBackend()
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        addresses = (_pins.get() or {}).get((host.lower(), port))
-        if not addresses:
-            raise httpcore.ConnectError(f"{host}:{port} was not checked by the network guard")
-        failure: Exception | None = None
-        for address in addresses:
-            try:
-                return await self._inner.connect_tcp(
-                    address, port, timeout, local_address, socket_options
-                )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as error:
-                failure = error
-        assert failure is not None
-        raise failure
-
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,
-        socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        raise httpcore.ConnectError("unix sockets are not allowed")
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
+    extensions = dict(request.extensions)
+    if request.url.scheme == "https":
+        extensions["sni_hostname"] = target.host
+    return httpx.Request(
+        request.method,
+        request.url.copy_with(host=address),
+        headers=request.headers,  # holds Host (and Content-Length) as built for the job's URL
+        stream=request.stream,
+        extensions=extensions,
+    )
 
 
-class PinnedTransport(httpx.AsyncHTTPTransport):
-    """An httpx transport whose connections go through `PinnedNetworkBackend`; no proxies."""
+async def send_pinned(
+    client: httpx.AsyncClient, request: httpx.Request, target: VettedTarget
+) -> httpx.Response:
+    """Send `request` to the target's vetted addresses in order until one connects (no second
+    DNS lookup, so DNS rebinding cannot pass); the response is streamed. Re-raises the last
+    connect error when none does."""
+    failure: httpx.TransportError | None = None
+    for address in target.addresses:
+        try:
+            return await client.send(pinned_request(request, target, address), stream=True)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+            failure = error
+    assert failure is not None  # vet_url never returns a target without addresses
+    raise failure
+
+
+class AddressOnlyTransport(httpx.AsyncHTTPTransport):
+    """An httpx transport without proxies that sends only requests addressed to an IP address
+    (as `pinned_request` makes them): a host name would be resolved here, after the check, so
+    one is refused. Nothing reaches the network without being vetted."""
 
     def __init__(self, ssl_context: ssl.SSLContext, limits: httpx.Limits | None = None) -> None:
         limits = limits or httpx.Limits(max_connections=100, max_keepalive_connections=20)
         super().__init__(verify=ssl_context, trust_env=False, limits=limits)
-        # httpx 0.28 builds its pool in __init__; replace it by one with our network backend.
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context,
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=PinnedNetworkBackend(),
-        )
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            ipaddress.ip_address(request.url.host)
+        except ValueError:
+            raise httpx.ConnectError(
+                f"{request.url.host}:{request.url.port} was not checked by the network guard",
+                request=request,
+            ) from None
+        return await super().handle_async_request(request)
 
 
 __all__ = [
@@ -350,13 +331,14 @@ __all__ = [
     "AddressClass",
     "GuardError",
     "NetworkPolicy",
+    "AddressOnlyTransport",
     "OutboundRefused",
-    "PinnedTransport",
     "ResolutionFailed",
     "VettedTarget",
     "classify",
     "embedded_ipv4",
-    "pinned",
+    "pinned_request",
     "resolve",
+    "send_pinned",
     "vet_url",
 ]

@@ -17,6 +17,7 @@ from tests.integration.test_outbound_auth import (
     PFX_PASSWORD,
     Pki,
     Server,
+    _Handler,
     context,
     pki,  # noqa: F401  (a fixture, used by name)
     server_tls,
@@ -26,6 +27,8 @@ from tests.integration.test_outbound_auth import (
 pytestmark = pytest.mark.integration
 
 NOTHING_ALLOWED = {"SCHEDULER_ALLOWED_NETWORKS": ""}
+
+FakeDns = Callable[[str, Callable[[], str | list[str]]], list[str]]
 
 
 @pytest.fixture
@@ -40,23 +43,26 @@ def http(uri: str, **request: Any) -> JobAction:
 
 
 @pytest.fixture
-def fake_dns(monkeypatch: pytest.MonkeyPatch) -> Callable[[str, Callable[[], str]], list[str]]:
-    """Answers for made-up names at the socket level (what every resolver in the process uses);
-    returns the log of names looked up. Other names resolve normally."""
+def fake_dns(monkeypatch: pytest.MonkeyPatch) -> FakeDns:
+    """Answers (one address or several, in order) for made-up names at the socket level (what
+    every resolver in the process uses); returns the log of names looked up. Other names resolve
+    normally."""
     real = socket.getaddrinfo
-    answers: dict[str, Callable[[], str]] = {}
+    answers: dict[str, Callable[[], str | list[str]]] = {}
     lookups: list[str] = []
 
     def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
         name = host.decode() if isinstance(host, bytes) else host
         if name in answers:
             lookups.append(name)
-            return real(answers[name](), port, *args, **kwargs)
+            answer = answers[name]()
+            addresses = [answer] if isinstance(answer, str) else answer
+            return [info for a in addresses for info in real(a, port, *args, **kwargs)]
         return real(host, port, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
 
-    def add(name: str, answer: Callable[[], str]) -> list[str]:
+    def add(name: str, answer: Callable[[], str | list[str]]) -> list[str]:
         answers[name] = answer
         return lookups
 
@@ -238,3 +244,81 @@ async def test_tls_is_verified_for_the_jobs_host_name_not_the_address(
         assert "CERTIFICATE_VERIFY_FAILED" in outcome.message
         assert "elsewhere.test" in outcome.message
         assert len(tls_target.seen) == 1
+
+
+class KeepAliveHandler(_Handler):
+    """Answers in HTTP/1.1, keeping the connection open for the next request."""
+
+    protocol_version = "HTTP/1.1"
+
+
+async def test_a_tls_connection_is_reused_only_for_the_name_it_was_verified_for(
+    pki: Pki,  # noqa: F811
+    runner: HttpActionRunner,
+    tmp_path: Path,
+    fake_dns: FakeDns,
+) -> None:
+    """Connections are pooled by address: a keep-alive connection verified for "localhost" must
+    not carry a request for another name that resolves to the same address."""
+    fake_dns("elsewhere.test", lambda: "127.0.0.1")
+    server_names: list[str | None] = []
+    tls = server_tls(pki, tmp_path)
+    tls.sni_callback = lambda _socket, name, _context: server_names.append(name)
+    settings = {"SCHEDULER_EXTRA_CA_CERTS": str(pki.ca_file)}
+    authentication = {
+        "type": "ClientCertificate",
+        "pfx": pki.client.pfx(),
+        "password": PFX_PASSWORD,
+    }
+    server = Server(tls)
+    server.RequestHandlerClass = KeepAliveHandler
+    with serving(server) as tls_target:
+        for _ in range(2):
+            good = http(tls_target.url("/cert", host="localhost"), authentication=authentication)
+            outcome = await runner.run(good, context(settings))
+            assert outcome.succeeded, outcome.message
+        assert server_names == ["localhost"]  # one handshake: the connection was kept and reused
+        other = http(tls_target.url("/cert", host="elsewhere.test"), authentication=authentication)
+        outcome = await runner.run(other, context(settings))
+        assert not outcome.succeeded
+        assert "CERTIFICATE_VERIFY_FAILED" in outcome.message
+        assert server_names == ["localhost", "elsewhere.test"]  # SNI is the job's host name
+        assert len(tls_target.seen) == 2
+
+
+async def test_the_vetted_addresses_are_tried_in_order(
+    runner: HttpActionRunner, fake_dns: FakeDns
+) -> None:
+    """Nothing listens on the first address; the call goes on to the second."""
+    live = Server(host="127.0.0.2")
+    lookups = fake_dns("two-addresses.test", lambda: ["127.0.0.3", "127.0.0.2"])
+    with serving(live):
+        uri = f"http://two-addresses.test:{live.port}/echo"
+        outcome = await runner.run(http(uri), context())
+        assert outcome.succeeded, outcome.message
+        assert lookups == ["two-addresses.test"]
+        assert [s.headers["host"] for s in live.seen] == [f"two-addresses.test:{live.port}"]
+    # None connects: the last connect error, naming the job's host (not an address).
+    outcome = await runner.run(http(uri), context())
+    assert outcome.message.startswith(
+        "Http Action - Could not connect to host 'two-addresses.test': ConnectError"
+    )
+
+
+class Server6(Server):
+    address_family = socket.AF_INET6
+
+
+async def test_ipv6_addresses_are_called_in_brackets(
+    runner: HttpActionRunner, fake_dns: FakeDns
+) -> None:
+    fake_dns("six.test", lambda: "::1")
+    with serving(Server6(host="::1")) as six:
+        by_name = await runner.run(http(f"http://six.test:{six.port}/echo"), context())
+        assert by_name.succeeded, by_name.message
+        literal = await runner.run(http(six.url("/echo", host="[::1]")), context())
+        assert literal.succeeded, literal.message
+        assert [s.headers["host"] for s in six.seen] == [
+            f"six.test:{six.port}",
+            f"[::1]:{six.port}",
+        ]

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import ipaddress
+import ssl
 
-import httpcore
+import httpx
 import pytest
 
 from shared.actions import network_guard
 from shared.actions.network_guard import (
     AddressClass,
+    AddressOnlyTransport,
     NetworkPolicy,
     OutboundRefused,
-    PinnedNetworkBackend,
     ResolutionFailed,
     VettedTarget,
     classify,
-    pinned,
+    pinned_request,
     vet_url,
 )
 
@@ -258,23 +259,40 @@ async def test_real_resolution_of_localhost() -> None:
 # --- pinning -------------------------------------------------------------------------------------
 
 
-async def test_the_backend_refuses_hosts_that_were_not_vetted() -> None:
-    backend = PinnedNetworkBackend()
-    with pytest.raises(httpcore.ConnectError, match="not checked by the network guard"):
-        await backend.connect_tcp("example.com", 80)
-    with pinned(VettedTarget("other.example", 80, ("8.8.8.8",))):
-        with pytest.raises(httpcore.ConnectError, match="not checked"):
-            await backend.connect_tcp("example.com", 80)
-        with pytest.raises(httpcore.ConnectError, match="not checked"):
-            await backend.connect_tcp("other.example", 81)  # another port
-    with pytest.raises(httpcore.ConnectError, match="unix sockets are not allowed"):
-        await backend.connect_unix_socket("/tmp/x.sock")
+def test_a_pinned_request_goes_to_the_address_for_the_jobs_host() -> None:
+    target = VettedTarget("api.example", 8443, ("8.8.8.8", "2606:4700::1111"))
+    original = httpx.Request(
+        "POST",
+        "https://API.example:8443/hook?x=1",
+        headers={"X-Job": "1"},
+        content=b"body",
+        extensions={"timeout": {"connect": 5.0}},
+    )
+    first = pinned_request(original, target, "8.8.8.8")
+    assert str(first.url) == "https://8.8.8.8:8443/hook?x=1"
+    assert first.headers["host"] == "api.example:8443"
+    assert first.headers["x-job"] == "1"
+    assert first.headers["content-length"] == "4"
+    assert first.read() == b"body"
+    assert first.extensions == {"timeout": {"connect": 5.0}, "sni_hostname": "api.example"}
+    second = pinned_request(original, target, "2606:4700::1111")
+    assert str(second.url) == "https://[2606:4700::1111]:8443/hook?x=1"  # IPv6 in brackets
+    assert second.read() == b"body"  # the body can be sent again to the next address
 
 
-async def test_pins_nest_and_are_undone() -> None:
-    first = VettedTarget("a.example", 80, ("8.8.8.8",))
-    second = VettedTarget("b.example", 443, ("8.8.4.4",))
-    with pinned(first), pinned(second):
-        pins = network_guard._pins.get()
-        assert pins == {("a.example", 80): ("8.8.8.8",), ("b.example", 443): ("8.8.4.4",)}
-    assert network_guard._pins.get() is None
+def test_a_plain_http_request_has_no_server_name_and_keeps_the_jobs_host_header() -> None:
+    target = VettedTarget("api.example", 80, ("8.8.8.8",))
+    original = httpx.Request("GET", "http://api.example/", headers={"Host": "virtual.example"})
+    pinned = pinned_request(original, target, "8.8.8.8")
+    assert str(pinned.url) == "http://8.8.8.8/"
+    assert pinned.headers["host"] == "virtual.example"  # a Host the job set stays, as before
+    assert "sni_hostname" not in pinned.extensions
+    assert "content-length" not in pinned.headers
+
+
+async def test_the_transport_refuses_hosts_that_were_not_vetted() -> None:
+    transport = AddressOnlyTransport(ssl.create_default_context())
+    async with httpx.AsyncClient(transport=transport) as client:
+        for url in ("http://example.com/", "https://localhost:1/"):
+            with pytest.raises(httpx.ConnectError, match="not checked by the network guard"):
+                await client.get(url)
