@@ -1,6 +1,7 @@
 """The Functions app: registers the HTTP API, the dispatch timer and the executor, nothing else.
 
-All behaviour lives in the `shared` package.
+All behaviour lives in the `shared` package. The app settings are checked as the host loads
+this module: a bad one stops the app here, with a `ConfigError` naming it.
 """
 
 from __future__ import annotations
@@ -9,6 +10,9 @@ import azure.functions as func
 
 from shared import triggers
 from shared.api.app import create_api
+from shared.config import Settings
+
+Settings.from_env()  # the runtime parses them again when first used, in its own event loop
 
 app = func.AsgiFunctionApp(app=create_api(), http_auth_level=func.AuthLevel.FUNCTION)
 

@@ -32,10 +32,10 @@ from typing import Any
 from aiohttp import web
 
 from devhost.azurite import PROJECT_ROOT, start_azurite
+from shared.config import Settings
 from shared.model.job import JobState
 from shared.names import CollectionRef
 from shared.runtime import Runtime
-from shared.settings import Settings
 from shared.timefmt import to_iso
 
 INSTANCES = 3

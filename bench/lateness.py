@@ -30,8 +30,8 @@ from bench.util import CpuMeter, LoadSampler, bounded, percentile, unique_name
 from devhost.azurite import PROJECT_ROOT
 from devhost.host import DevHost
 from shared import runtime as runtime_module
+from shared.config import Settings
 from shared.names import CollectionRef
-from shared.settings import Settings
 from shared.store import JobStore
 from shared.timefmt import to_iso
 

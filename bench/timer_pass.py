@@ -35,11 +35,11 @@ from bench.util import CpuMeter, CpuSample, bounded, count_requests, unique_name
 from shared import dispatcher as dispatcher_module
 from shared.api.app import create_api
 from shared.clock import FixedClock
+from shared.config import Settings
 from shared.dispatcher import DispatchReport
 from shared.model.job import JobProperties, JobState
 from shared.names import CollectionRef
 from shared.runtime import Runtime
-from shared.settings import Settings
 from shared.store import DueEntry, JobStore, StoredJob, _job_entity
 from shared.table_batch import MAX_OPERATIONS, Kind, Operation, submit
 from shared.timefmt import to_iso

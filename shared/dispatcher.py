@@ -40,13 +40,13 @@ from datetime import datetime, timedelta
 
 from shared.clock import Clock
 from shared.closing import close_if_done
+from shared.config import Settings
 from shared.errors import Conflict
 from shared.model.collection import CollectionState
 from shared.model.job import JobState
 from shared.names import CollectionRef
 from shared.recurrence import Timeline
 from shared.run_queue import ExecutionMessage, ExecutionQueue
-from shared.settings import Settings
 from shared.store import (
     DISPATCHES_PER_TRANSACTION,
     SCHEDULED_GRACE,

@@ -4,6 +4,8 @@ SchedulerError
  ├── NotFound            a collection, job or run that does not exist
  ├── Conflict            a write that lost a race (ETag mismatch, row already there)
  └── InvalidRequest      input refused, with the field it is about (-> HTTP 400)
+
+ConfigError              an app setting refused at start-up, with its name (stops the app)
 """
 
 from __future__ import annotations
@@ -27,6 +29,16 @@ class InvalidRequest(SchedulerError):
     def __init__(self, field: str, reason: str) -> None:
         super().__init__(f"{field}: {reason}")
         self.field = field
+        self.reason = reason
+
+
+class ConfigError(Exception):
+    """An app setting the app cannot run with. Raised at start-up only, so a bad setting stops
+    the app with its name instead of failing every attempt; the text never quotes a secret."""
+
+    def __init__(self, setting: str, reason: str) -> None:
+        super().__init__(f"{setting}: {reason}")
+        self.setting = setting
         self.reason = reason
 
 

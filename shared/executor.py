@@ -31,13 +31,13 @@ from shared.actions.base import ActionContext, ActionOutcome
 from shared.actions.registry import Runners
 from shared.clock import Clock
 from shared.closing import close_if_done
+from shared.config import Settings
 from shared.dispatcher import message_for
 from shared.errors import Conflict, is_transient
 from shared.model.actions import JobErrorAction
 from shared.model.job import ActionName, HistoryStatus, JobHistoryProperties, JobState
 from shared.names import CollectionRef
 from shared.run_queue import EARLY_ARRIVAL_SECONDS, ExecutionMessage, ExecutionQueue
-from shared.settings import Settings
 from shared.store import (
     SCHEDULED_GRACE,
     HistoryRecord,
@@ -184,7 +184,8 @@ class Executor:
             retry_count=run.attempt,
             repeat_count=run.repeat_count,
             default_timeout=self._settings.http_timeout,
-            settings=self._app_settings,
+            settings=self._settings,
+            app_settings=self._app_settings,
         )
         outcome = await self._runners.runner_for(action.type).run(action, context)
         finished = self._clock.now()

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.clock import Clock
+from shared.config import Settings
 from shared.dispatcher import Dispatcher
 from shared.errors import Conflict, InvalidRequest, NotFound
 from shared.merge_patch import merge_patch
@@ -27,7 +28,6 @@ from shared.model.job import HistoryStatus, JobProperties, JobState, parse_job_d
 from shared.names import CollectionRef, check_name
 from shared.recurrence import Timeline
 from shared.secret_carry import carry_secrets, check_identity_retarget
-from shared.settings import Settings
 from shared.store import (
     Collection,
     CollectionGone,

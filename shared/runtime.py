@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 from shared.actions.registry import Runners
 from shared.clock import Clock, SystemClock
+from shared.config import Settings
 from shared.dispatcher import Dispatcher
 from shared.executor import Executor
 from shared.jobs import JobService
 from shared.run_queue import ExecutionQueue
-from shared.settings import Settings
 from shared.store import JobStore
 
 

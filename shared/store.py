@@ -56,6 +56,7 @@ from azure.core.exceptions import (
 from azure.data.tables import TableEntity, TableErrorCode, UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 
+from shared.config import Settings
 from shared.errors import Conflict
 from shared.model.collection import CollectionDefinition, CollectionState
 from shared.model.job import (
@@ -68,7 +69,6 @@ from shared.model.job import (
     load_stored_definition,
 )
 from shared.names import CollectionRef
-from shared.settings import Settings
 from shared.table_batch import MAX_OPERATIONS, Kind, Operation, TransactionFailed, submit
 from shared.timefmt import compact, epoch_ms, from_iso, to_iso
 

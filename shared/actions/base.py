@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from shared.model.actions import JobErrorAction
+
+if TYPE_CHECKING:
+    from shared.config import Settings
 
 
 @dataclass(frozen=True)
 class ActionContext:
-    """Who runs and why: identifies the occurrence to the target and resolves app settings."""
+    """Who runs and why (identifies the occurrence to the target), and the app's settings as
+    parsed at start-up: an action never reads the environment itself."""
 
     collection: str
     job: str
@@ -23,7 +27,9 @@ class ActionContext:
     retry_count: int
     repeat_count: int
     default_timeout: timedelta
-    settings: Mapping[str, str]  # app settings, to resolve `connectionSetting` names
+    settings: Settings
+    # The raw app settings, only to resolve the `connectionSetting` names of queue actions.
+    app_settings: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.expected_time.tzinfo is None:

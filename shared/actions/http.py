@@ -24,7 +24,6 @@ from shared import log_guard
 from shared.actions.base import ActionContext, ActionOutcome
 from shared.actions.network_guard import AddressOnlyTransport, GuardError, send_pinned, vet_url
 from shared.actions.outbound_auth import (
-    EXTRA_CA_SETTING,
     CredentialError,
     Credentials,
     OutboundAuthenticator,
@@ -64,11 +63,11 @@ class HttpActionRunner:
             else context.default_timeout.total_seconds()
         )
         host = urlsplit(request.uri).hostname or request.uri
-        extra_ca = context.settings.get(EXTRA_CA_SETTING) or None
+        extra_ca = context.settings.extra_ca_certs
         credentials = Credentials()
         try:
             async with asyncio.timeout(seconds):
-                target = await vet_url(request.uri, context.settings)
+                target = await vet_url(request.uri, context.settings.networks)
 
                 async def token_client() -> httpx.AsyncClient:
                     return await self._client((False, extra_ca, None, None), None)

@@ -229,16 +229,13 @@ async def resolve(host: str, port: int) -> list[str]:
     return addresses
 
 
-async def vet_url(url: str, settings: Mapping[str, str]) -> VettedTarget:
-    """Resolve the URL's host and check every address; raises `GuardError` with the reason."""
+async def vet_url(url: str, policy: NetworkPolicy) -> VettedTarget:
+    """Resolve the URL's host and check every address against the policy parsed at start-up;
+    raises `GuardError` with the reason."""
     parsed = httpx.URL(url)
     host = parsed.raw_host.decode("ascii").lower()
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
     origin = f"{parsed.scheme}://{parsed.netloc.decode('ascii')}"
-    try:
-        policy = NetworkPolicy.from_settings(settings)
-    except ValueError as error:
-        raise OutboundRefused(f"Refused to call '{origin}': {error}") from None
     try:
         literal: IPAddress | None = ipaddress.ip_address(host)
     except ValueError:

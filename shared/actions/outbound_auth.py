@@ -33,7 +33,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import certifi
 import httpx
@@ -47,7 +47,9 @@ from shared.model.auth import (
     HttpAuthentication,
     ManagedServiceIdentityAuthentication,
 )
-from shared.outbound_policy import OutboundPolicy
+
+if TYPE_CHECKING:
+    from shared.config import Settings
 
 AUTHORITY_SETTING = "SCHEDULER_AAD_AUTHORITY"
 DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
@@ -230,7 +232,7 @@ class OutboundAuthenticator:
     async def credentials(
         self,
         auth: HttpAuthentication | None,
-        settings: Mapping[str, str],
+        settings: Settings,
         client: Callable[[], Awaitable[httpx.AsyncClient]],
         timeout: float,
     ) -> Credentials:
@@ -248,7 +250,9 @@ class OutboundAuthenticator:
             secret = auth.secret.get_secret_value()
             return Credentials({"Authorization": f"Bearer {token}"}, sensitive=(token, secret))
         if isinstance(auth, ManagedServiceIdentityAuthentication):
-            _check_identity_allowed(auth, settings)
+            refusal = settings.outbound.identity_refusal(auth)
+            if refusal is not None:  # the write-time rule again: the job may predate it
+                raise CredentialError(refusal[1])
             token = await self._msi_token(auth, settings, client, timeout)
             return Credentials({"Authorization": f"Bearer {token}"}, sensitive=(token,))
         return Credentials()
@@ -256,11 +260,11 @@ class OutboundAuthenticator:
     async def _aad_token(
         self,
         auth: ActiveDirectoryOAuthAuthentication,
-        settings: Mapping[str, str],
+        settings: Settings,
         client: Callable[[], Awaitable[httpx.AsyncClient]],
         timeout: float,
     ) -> str:
-        authority = (settings.get(AUTHORITY_SETTING) or DEFAULT_AUTHORITY).rstrip("/")
+        authority = settings.aad_authority
         secret = auth.secret.get_secret_value()
         key = ("aad", authority, auth.tenant, auth.client_id, auth.audience, _digest(secret))
         what = "the authority"
@@ -288,18 +292,17 @@ class OutboundAuthenticator:
     async def _msi_token(
         self,
         auth: ManagedServiceIdentityAuthentication,
-        settings: Mapping[str, str],
+        settings: Settings,
         client: Callable[[], Awaitable[httpx.AsyncClient]],
         timeout: float,
     ) -> str:
-        endpoint = settings.get(IDENTITY_ENDPOINT_SETTING)
-        identity_header = settings.get(IDENTITY_HEADER_SETTING)
-        if not endpoint or not identity_header:
-            missing = IDENTITY_ENDPOINT_SETTING if not endpoint else IDENTITY_HEADER_SETTING
+        identity = settings.identity
+        if identity is None:
             raise CredentialError(
                 "ManagedServiceIdentity: no managed identity is configured for this app "
-                f"({missing} is not set)"
+                f"({IDENTITY_ENDPOINT_SETTING} is not set)"
             )
+        endpoint, identity_header = identity.endpoint, identity.header
         key = ("msi", endpoint, auth.client_id, auth.audience)
         what = "the managed identity endpoint"
         params = {"resource": auth.audience, "api-version": IDENTITY_API_VERSION}
@@ -322,18 +325,6 @@ class OutboundAuthenticator:
             return _access_token(what, data), lifetime
 
         return await self.tokens.get(key, fetch)
-
-
-def _check_identity_allowed(
-    auth: ManagedServiceIdentityAuthentication, settings: Mapping[str, str]
-) -> None:
-    """The write-time rule again: the allow-list may have been narrowed since."""
-    try:
-        refusal = OutboundPolicy.from_settings(settings).identity_refusal(auth)
-    except ValueError as error:
-        raise CredentialError(f"ManagedServiceIdentity: {error}") from None
-    if refusal is not None:
-        raise CredentialError(refusal[1])
 
 
 def _request_failed(what: str, error: httpx.HTTPError | httpx.InvalidURL) -> CredentialError:

@@ -18,7 +18,6 @@ from azure.storage.queue.aio import QueueClient
 from shared.actions.base import ActionContext, ActionOutcome
 from shared.actions.scrub import scrub
 from shared.model.actions import JobErrorAction, StorageQueueMessage
-from shared.outbound_policy import OutboundPolicy
 
 
 class StorageQueueActionRunner:
@@ -43,7 +42,7 @@ def _secrets_of(target: StorageQueueMessage, context: ActionContext) -> list[str
     if target.sas_token:
         secrets.append(target.sas_token)
         secrets += parse_qs(target.sas_token).get("sig", [])
-    connection = context.settings.get(target.connection_setting or "", "")
+    connection = context.app_settings.get(target.connection_setting or "", "")
     for part in connection.split(";"):
         name, _, value = part.partition("=")
         if name.strip().lower() in ("accountkey", "sharedaccesssignature") and value:
@@ -58,10 +57,7 @@ class _SettingError(Exception):
 
 async def _send(target: StorageQueueMessage, context: ActionContext) -> ActionOutcome:
     seconds = context.default_timeout.total_seconds()
-    try:
-        refusal = OutboundPolicy.from_settings(context.settings).queue_refusal(target)
-    except ValueError as error:
-        return _failed(str(error))
+    refusal = context.settings.outbound.queue_refusal(target)
     if refusal is not None:
         return _failed(refusal[1])  # the write-time rule again: settings may have changed
     try:
@@ -100,7 +96,7 @@ def _client(target: StorageQueueMessage, context: ActionContext, seconds: float)
             target.queue_url, retry_total=0, connection_timeout=seconds, read_timeout=seconds
         )
     name = target.connection_setting
-    connection = context.settings.get(name or "")
+    connection = context.app_settings.get(name or "")
     if not connection:
         raise _SettingError(f"app setting '{name}' (connectionSetting) is not set")
     try:

@@ -32,7 +32,7 @@ from shared.model.target import callable_http_url, scheme_of
 @dataclass(frozen=True)
 class RequestLimits:
     """Azure Scheduler's limits on an action's request; the app settings may change them
-    (passed in as validation context `limits`, see shared/settings.py)."""
+    (passed in as validation context `limits`, see shared/config.py)."""
 
     uri_length: int = 2048
     header_count: int = 50

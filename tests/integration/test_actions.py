@@ -18,6 +18,7 @@ from azure.storage.queue.aio import QueueClient
 from shared.actions import ActionContext, Runners, runner_for
 from shared.actions.http import HttpActionRunner
 from shared.actions.storage_queue import StorageQueueActionRunner
+from shared.config import Settings
 from shared.model.actions import ActionType, JobAction
 
 pytestmark = pytest.mark.integration
@@ -31,9 +32,12 @@ ALLOW_LOOPBACK = {
     "SCHEDULER_ALLOWED_NETWORKS": "loopback",
     "SCHEDULER_QUEUE_CONNECTIONS": SETTING,
 }
+STORAGE = {"AzureWebJobsStorage": "UseDevelopmentStorage=true"}  # the app's own, not the targets'
 
 
 def context(settings: dict[str, str] | None = None, **changes: Any) -> ActionContext:
+    """A context whose settings are these app settings, parsed as at start-up."""
+    app_settings = {**STORAGE, **ALLOW_LOOPBACK, **(settings or {})}
     values: dict[str, Any] = {
         "collection": "coll-1",
         "job": "job-1",
@@ -44,7 +48,8 @@ def context(settings: dict[str, str] | None = None, **changes: Any) -> ActionCon
         "retry_count": 0,
         "repeat_count": 3,
         "default_timeout": timedelta(seconds=60),
-        "settings": {**ALLOW_LOOPBACK, **(settings or {})},
+        "settings": Settings.from_env(app_settings),
+        "app_settings": app_settings,
     }
     return ActionContext(**{**values, **changes})
 

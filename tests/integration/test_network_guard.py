@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from shared.actions.http import HttpActionRunner
+from shared.errors import ConfigError
 from shared.model.actions import JobAction
 from tests.integration.test_outbound_auth import (
     PFX_PASSWORD,
@@ -131,14 +132,9 @@ async def test_error_actions_are_guarded_too(
     assert reason in outcome.message
 
 
-async def test_a_bad_setting_fails_the_attempt_clearly(
-    target: Server, runner: HttpActionRunner
-) -> None:
-    settings = {"SCHEDULER_ALLOWED_NETWORKS": "loopbak"}
-    outcome = await runner.run(http(target.url("/echo")), context(settings))
-    assert outcome.message.startswith("Http Action - Refused to call ")
-    assert "SCHEDULER_ALLOWED_NETWORKS: 'loopbak' is neither a network name" in outcome.message
-    assert target.seen == []
+def test_a_bad_setting_stops_the_start_instead_of_failing_every_attempt() -> None:
+    with pytest.raises(ConfigError, match="^SCHEDULER_ALLOWED_NETWORKS: 'loopbak' is neither"):
+        context({"SCHEDULER_ALLOWED_NETWORKS": "loopbak"})
 
 
 async def test_an_unresolvable_name_fails_cleanly(runner: HttpActionRunner) -> None:

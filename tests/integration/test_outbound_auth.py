@@ -32,6 +32,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from shared.actions import ActionContext
 from shared.actions import http as http_module
 from shared.actions.http import HttpActionRunner
+from shared.config import Settings
+from shared.errors import ConfigError
 from shared.model.actions import JobAction
 
 pytestmark = pytest.mark.integration
@@ -44,6 +46,7 @@ TENANT = "contoso.onmicrosoft.com"
 CLIENT_ID = "11111111-2222-3333-4444-555555555555"
 AUDIENCE = "api://scheduler-target"
 ALLOW_LOOPBACK = {"SCHEDULER_ALLOWED_NETWORKS": "loopback"}
+STORAGE = {"AzureWebJobsStorage": "UseDevelopmentStorage=true"}  # never used by these actions
 
 
 # --- a test PKI ----------------------------------------------------------------------------------
@@ -386,6 +389,8 @@ def tls_target(pki: Pki, tmp_path: Path) -> Iterator[Server]:
 
 
 def context(settings: dict[str, str] | None = None) -> ActionContext:
+    """A context whose settings are these app settings, parsed as at start-up."""
+    app_settings = {**STORAGE, **ALLOW_LOOPBACK, **(settings or {})}
     return ActionContext(
         collection="coll-1",
         job="job-1",
@@ -396,7 +401,8 @@ def context(settings: dict[str, str] | None = None) -> ActionContext:
         retry_count=0,
         repeat_count=1,
         default_timeout=dt.timedelta(seconds=10),
-        settings={**ALLOW_LOOPBACK, **(settings or {})},
+        settings=Settings.from_env(app_settings),
+        app_settings=app_settings,
     )
 
 
@@ -554,18 +560,12 @@ async def test_server_certificates_are_verified(
     assert tls_target.seen == []
 
 
-async def test_a_missing_extra_ca_bundle_fails_clearly(
-    pki: Pki, tls_target: Server, runner: HttpActionRunner, tmp_path: Path
-) -> None:
+def test_a_missing_extra_ca_bundle_stops_the_start(tmp_path: Path) -> None:
+    """It used to fail every attempt of every HTTPS job instead."""
     missing = str(tmp_path / "nope.pem")
-    uri = tls_target.url("/cert", host="localhost")
-    outcome = await runner.run(
-        action(uri, certificate(pki.client)), context({"SCHEDULER_EXTRA_CA_CERTS": missing})
-    )
-    assert outcome.message == (
-        f"Http Action - SCHEDULER_EXTRA_CA_CERTS: could not load CA certificates from "
-        f"'{missing}' (FileNotFoundError)"
-    )
+    with pytest.raises(ConfigError) as caught:
+        context({"SCHEDULER_EXTRA_CA_CERTS": missing})
+    assert str(caught.value) == f"SCHEDULER_EXTRA_CA_CERTS: '{missing}' is not a file"
 
 
 # --- ActiveDirectoryOAuth ------------------------------------------------------------------------
@@ -681,14 +681,10 @@ async def test_an_unreachable_authority_is_a_failed_attempt(
     assert target.seen == []
 
 
-async def test_a_malformed_authority_setting_is_a_failed_attempt(
-    target: Server, runner: HttpActionRunner
-) -> None:
-    settings = {"SCHEDULER_AAD_AUTHORITY": "login.example.com"}
-    outcome = await runner.run(action(target.url("/bearer"), AAD), context(settings))
-    assert outcome.message.startswith(
-        "Http Action - Could not get a token from the authority: UnsupportedProtocol"
-    )
+def test_a_malformed_authority_setting_stops_the_start() -> None:
+    """It used to fail every attempt of every ActiveDirectoryOAuth job instead."""
+    with pytest.raises(ConfigError, match="^SCHEDULER_AAD_AUTHORITY: 'login.example.com' is not"):
+        context({"SCHEDULER_AAD_AUTHORITY": "login.example.com"})
 
 
 async def test_a_refused_scope_is_a_failed_attempt(

@@ -159,7 +159,8 @@ async def test_a_job_cannot_write_into_the_apps_execution_queue(
         retry_count=0,
         repeat_count=0,
         default_timeout=timedelta(seconds=10),
-        settings=app_settings,
+        settings=runtime.settings,
+        app_settings=app_settings,
     )
     outcome = await StorageQueueActionRunner().run(action, context)
     assert not outcome.succeeded

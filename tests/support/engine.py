@@ -9,11 +9,12 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
+from shared.actions.network_guard import NetworkPolicy
 from shared.api.app import create_api
 from shared.clock import Clock
+from shared.config import Settings
 from shared.run_queue import ExecutionMessage
 from shared.runtime import Runtime
-from shared.settings import Settings
 from shared.store import StoredJob
 
 # The API tests' fixed "now": a Monday morning, years ahead of any real clock.
@@ -25,15 +26,15 @@ def make_settings(connection: str, name: str, **overrides: object) -> Settings:
         "storage_connection": connection,
         "table_prefix": name,
         "execution_queue": f"{name}-exec",
+        # The tests' HTTP targets are on 127.0.0.1, which the network guard refuses unless allowed.
+        "networks": NetworkPolicy.parse("loopback"),
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
 
 
 async def make_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
-    # The tests' HTTP targets are on 127.0.0.1, which the network guard refuses unless allowed.
-    app_settings = {"SCHEDULER_ALLOWED_NETWORKS": "loopback"}
-    return await Runtime.create(settings, clock=clock, app_settings=app_settings)
+    return await Runtime.create(settings, clock=clock, app_settings={})
 
 
 async def work_queue(

@@ -8,13 +8,19 @@ import subprocess
 import sys
 from pathlib import Path
 
-import function_app
+import pytest
+
 from devhost.functions import _functions_of
 
 ROOT = Path(__file__).resolve().parents[2]
+STORAGE = {"AzureWebJobsStorage": "UseDevelopmentStorage=true"}
 
 
-def test_the_app_registers_the_api_the_timer_and_the_executor():
+def test_the_app_registers_the_api_the_timer_and_the_executor(monkeypatch: pytest.MonkeyPatch):
+    for name, value in STORAGE.items():
+        monkeypatch.setenv(name, value)  # checked at import, if this is the first one
+    import function_app
+
     # Indexed through devhost's cache: get_functions() may only run once per app object.
     functions = {f.get_function_name(): f for f in _functions_of(function_app.app)}
     assert set(functions) == {"http_app_func", "dispatch_due_jobs", "execute_occurrence"}
@@ -30,11 +36,43 @@ def test_the_app_registers_the_api_the_timer_and_the_executor():
     assert bindings["execute_occurrence"]["connection"] == "AzureWebJobsStorage"
 
 
-def test_importing_the_app_needs_no_settings_and_does_no_io():
-    """The host indexes functions at import, before any setting may be read or storage used."""
+def import_app(settings: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Import the app in a new process, as the host does, with these app settings only."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AzureWebJobs", "SCHEDULER"))}
     script = "import function_app; from shared import runtime; assert runtime._runtimes == {}"
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True
+    return subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env={**env, **settings},
+        capture_output=True,
+        text=True,
+        check=False,
     )
+
+
+def test_importing_the_app_checks_the_settings_and_does_no_io():
+    """The host indexes functions at import: storage is not used before a function runs."""
+    result = import_app(STORAGE)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({}, "ConfigError: AzureWebJobsStorage: must be set"),
+        (
+            {**STORAGE, "SCHEDULER_LOOKAHEAD_SECONDS": "0"},
+            "ConfigError: SCHEDULER_LOOKAHEAD_SECONDS: must be at least 1 (is 0)",
+        ),
+        (
+            {**STORAGE, "SCHEDULER_ALLOWED_NETWORKS": "lopback"},
+            "ConfigError: SCHEDULER_ALLOWED_NETWORKS: 'lopback' is neither a network name",
+        ),
+    ],
+)
+def test_a_bad_setting_stops_the_app_as_it_loads_naming_it(
+    settings: dict[str, str], message: str
+) -> None:
+    result = import_app(settings)
+    assert result.returncode != 0
+    assert message in result.stderr

@@ -20,6 +20,8 @@ from shared.actions.network_guard import (
     pinned_request,
     vet_url,
 )
+from shared.config import Settings
+from shared.errors import ConfigError
 
 A = AddressClass
 
@@ -197,50 +199,51 @@ def answers(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
 
 async def test_a_literal_address_is_checked_without_dns(answers: dict[str, list[str]]) -> None:
     with pytest.raises(OutboundRefused) as info:
-        await vet_url("http://10.0.0.5:8080/hook?x=1", {})
+        await vet_url("http://10.0.0.5:8080/hook?x=1", NetworkPolicy())
     assert str(info.value) == (
         "Refused to call 'http://10.0.0.5:8080': 10.0.0.5 is a private address; "
         "allow it with SCHEDULER_ALLOWED_NETWORKS (add 'private')"
     )
-    target = await vet_url("https://8.8.8.8/x", {})
+    target = await vet_url("https://8.8.8.8/x", NetworkPolicy())
     assert target == VettedTarget("8.8.8.8", 443, ("8.8.8.8",))
 
 
 async def test_ipv6_literals(answers: dict[str, list[str]]) -> None:
     with pytest.raises(OutboundRefused) as info:
-        await vet_url("http://[::ffff:127.0.0.1]:81/", {})
+        await vet_url("http://[::ffff:127.0.0.1]:81/", NetworkPolicy())
     assert str(info.value).startswith(
         "Refused to call 'http://[::ffff:127.0.0.1]:81': ::ffff:7f00:1 (IPv4 127.0.0.1) is a "
         "loopback address; "
     )
-    settings = {"SCHEDULER_ALLOWED_NETWORKS": "loopback"}
-    assert (await vet_url("http://[::1]/", settings)).addresses == ("::1",)
+    loopback = NetworkPolicy.parse("loopback")
+    assert (await vet_url("http://[::1]/", loopback)).addresses == ("::1",)
 
 
 async def test_a_name_is_refused_if_any_address_is_refused(answers: dict[str, list[str]]) -> None:
     answers["mixed.example"] = ["8.8.8.8", "10.0.0.5"]
     with pytest.raises(OutboundRefused) as info:
-        await vet_url("https://mixed.example/hook", {})
+        await vet_url("https://mixed.example/hook", NetworkPolicy())
     assert str(info.value) == (
         "Refused to call 'https://mixed.example': mixed.example resolves to 10.0.0.5, "
         "a private address; allow it with SCHEDULER_ALLOWED_NETWORKS (add 'private')"
     )
     answers["public.example"] = ["8.8.8.8", "2606:4700:4700::1111"]
-    target = await vet_url("https://PUBLIC.example:8443/a", {})
+    target = await vet_url("https://PUBLIC.example:8443/a", NetworkPolicy())
     assert target == VettedTarget("public.example", 8443, ("8.8.8.8", "2606:4700:4700::1111"))
 
 
 async def test_unresolvable_names_fail_clearly(answers: dict[str, list[str]]) -> None:
     with pytest.raises(ResolutionFailed, match="Could not resolve host 'nowhere.example'"):
-        await vet_url("http://nowhere.example/", {})
+        await vet_url("http://nowhere.example/", NetworkPolicy())
     answers["empty.example"] = []
     with pytest.raises(ResolutionFailed, match="no addresses"):
-        await vet_url("http://empty.example/", {})
+        await vet_url("http://empty.example/", NetworkPolicy())
 
 
-async def test_a_bad_setting_refuses_every_call(answers: dict[str, list[str]]) -> None:
-    with pytest.raises(OutboundRefused, match="'lopback' is neither a network name"):
-        await vet_url("https://8.8.8.8/", {"SCHEDULER_ALLOWED_NETWORKS": "lopback"})
+def test_a_bad_setting_stops_the_start_instead_of_refusing_every_call() -> None:
+    env = {"AzureWebJobsStorage": "UseDevelopmentStorage=true"}
+    with pytest.raises(ConfigError, match="^SCHEDULER_ALLOWED_NETWORKS: 'lopback' is neither"):
+        Settings.from_env({**env, "SCHEDULER_ALLOWED_NETWORKS": "lopback"})
 
 
 async def test_international_names_are_checked_in_idna_form(
@@ -248,12 +251,12 @@ async def test_international_names_are_checked_in_idna_form(
 ) -> None:
     answers["xn--bcher-kva.example"] = ["10.0.0.1"]
     with pytest.raises(OutboundRefused, match="xn--bcher-kva.example resolves to 10.0.0.1"):
-        await vet_url("http://bücher.example/", {})
+        await vet_url("http://bücher.example/", NetworkPolicy())
 
 
 async def test_real_resolution_of_localhost() -> None:
     with pytest.raises(OutboundRefused, match="localhost resolves to .*a loopback address"):
-        await vet_url("http://localhost:1/", {})
+        await vet_url("http://localhost:1/", NetworkPolicy())
 
 
 # --- pinning -------------------------------------------------------------------------------------

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from shared.config import Settings
+from shared.errors import ConfigError
 from shared.model.actions import StorageQueueMessage
 from shared.model.auth import ManagedServiceIdentityAuthentication
 from shared.outbound_policy import OutboundPolicy
-from shared.settings import Settings
 
 
 def connection(account: str) -> str:
@@ -86,6 +87,6 @@ def test_a_listed_setting_on_the_apps_account_under_another_name_is_still_the_ap
 
 def test_a_bad_setting_name_fails_at_start() -> None:
     env = {"AzureWebJobsStorage": APP, "SCHEDULER_QUEUE_CONNECTIONS": "Good,bad name"}
-    with pytest.raises(RuntimeError, match="SCHEDULER_QUEUE_CONNECTIONS"):
+    with pytest.raises(ConfigError, match="^SCHEDULER_QUEUE_CONNECTIONS: 'bad name'"):
         Settings.from_env(env)
     assert Settings.from_env(SETTINGS).outbound == OutboundPolicy.from_settings(SETTINGS)
