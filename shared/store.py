@@ -916,15 +916,20 @@ class JobStore:
 
     async def _watch_moves(self, read: Run, updated: Run | None, now: datetime) -> list[Operation]:
         """Delete the watch row of the run as read (its ETag, checked in the same transaction,
-        guarantees the row is there), and file the one of the updated run, if any."""
+        guarantees the row is there), and file the one of the updated run, if any. A watch
+        that stays at the same second is the same row, left as it is (a transaction may not
+        touch one row twice)."""
+        old = Watch(read.collection, read.watch_at, read.row_key) if read.watch_at else None
+        new = _watch_of(updated) if updated is not None and updated.watch_at else None
+        if old is not None and new is not None and old.row_key == new.row_key:
+            return []
         operations = []
-        if read.watch_at is not None:
-            old = Watch(read.collection, read.watch_at, read.row_key)
+        if old is not None:
             keys = {"PartitionKey": read.collection, "RowKey": old.row_key}
             operations.append(Operation(Kind.DELETE, keys))
-        if updated is not None and updated.watch_at is not None:
-            await self._list([(_filed(updated.watch_at, now), updated.collection)])
-            operations.append(Operation(Kind.UPSERT, _watch_entity(_watch_of(updated), now)))
+        if new is not None:
+            await self._list([(_filed(new.deadline, now), new.collection)])
+            operations.append(Operation(Kind.UPSERT, _watch_entity(new, now)))
         return operations
 
     async def _replace_unchanged(self, entity: dict[str, Any], etag: str | None) -> str:

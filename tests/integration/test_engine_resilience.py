@@ -350,3 +350,33 @@ async def test_a_job_disabled_while_its_claimed_attempt_waits_for_its_second_is_
     assert target.requests == []
     [row] = await history_of(runtime, "held")
     assert row.status is HistoryStatus.CANCELLED
+
+
+@pytest.mark.parametrize(
+    ("timeout", "retry"),
+    [(30, 5), (60, 30)],
+    ids=["lease-ends-at-the-waiting-watch", "retry-watch-at-the-lease-end"],
+)
+async def test_a_watch_that_stays_in_its_second_is_left_in_place(runtimes, target, timeout, retry):
+    """A run's watch moves from due + 60 s (waiting) to its lease's end (claimed), then to the
+    retry's due + 60 s. When two of those fall in the same second they are one row, which one
+    transaction may not delete and write again: it is left as it is."""
+    clock = FixedClock(START - timedelta(minutes=5))
+    runtime = await runtimes(clock=clock, lease_margin=timedelta(seconds=30))
+    await runtime.jobs.put_collection(REF, ENABLED)
+    target.statuses = [500, 200]
+    action = {
+        "request": {"uri": f"{target.url}/hook", "timeoutSeconds": timeout},
+        "retryPolicy": {"retryType": "Fixed", "retryInterval": f"PT{retry}S", "retryCount": 1},
+    }
+    body = http_job(target, startTime=to_iso(START), action=action)
+    await runtime.jobs.put_job(REF, "same", body)
+    clock.set(START)
+    await runtime.dispatcher.dispatch_due()
+    await runtime.executor.execute(message_for(await step_of(runtime, "same", START)))
+    run = await step_of(runtime, "same", START)
+    assert run.attempt == 1, "the first attempt was not recorded"
+    clock.set(run.due)
+    await runtime.executor.execute(message_for(run))
+    assert len(target.requests) == 2
+    assert (await status_of(runtime, "same")).state is JobState.COMPLETED
