@@ -63,7 +63,7 @@ log = logging.getLogger(__name__)
 
 # A coalesced catch-up stops counting after this many missed occurrences (a minute job down
 # for two years); the count is then a lower bound.
-_MAX_MISSED_SCAN = 1_100_000
+MAX_MISSED_SCAN = 1_100_000
 # Dispatching after the nominal second by more than this flags the run as late.
 LATE_TOLERANCE_SECONDS = 1.0
 _CONCURRENCY = 32
@@ -261,7 +261,7 @@ class Dispatcher:
         now = self._clock.now()
         saved_at = job.scheduled_from or job.created_at
         timeline = Timeline(job.properties.start_time, job.properties.recurrence, saved_at)
-        nominal, missed = _coalesce(job, timeline, now)
+        nominal, missed = coalesce(job, timeline, now)
         occurrences = job.occurrences + 1 + missed
         following = timeline.next_after(nominal) if remaining_allows(job, occurrences) else None
         lateness = (now - nominal).total_seconds()
@@ -388,15 +388,18 @@ class Dispatcher:
         return cache[name]
 
 
-def _coalesce(job: StoredJob, timeline: Timeline, now: datetime) -> tuple[datetime, int]:
+def coalesce(
+    job: StoredJob, timeline: Timeline, now: datetime, *, cap: int = MAX_MISSED_SCAN
+) -> tuple[datetime, int]:
     """The occurrence to run and how many earlier ones were missed.
 
     When the app was down, every past-due occurrence but the latest is counted as missed
-    (and uses up `count`), and the latest runs once, flagged late.
+    (and uses up `count`), and the latest runs once, flagged late. Counting stops after `cap`
+    misses (the count is then a lower bound, and the occurrence run is not the latest).
     """
     assert job.next_fire is not None
     nominal, missed = job.next_fire, 0
-    while missed < _MAX_MISSED_SCAN and remaining_allows(job, job.occurrences + 1 + missed):
+    while missed < cap and remaining_allows(job, job.occurrences + 1 + missed):
         following = timeline.next_after(nominal)
         if following is None or following > now:
             break
@@ -404,4 +407,4 @@ def _coalesce(job: StoredJob, timeline: Timeline, now: datetime) -> tuple[dateti
     return nominal, missed
 
 
-__all__ = ["DispatchReport", "Dispatcher", "message_for"]
+__all__ = ["DispatchReport", "Dispatcher", "coalesce", "message_for"]
