@@ -40,6 +40,7 @@ from datetime import datetime, timedelta
 
 from shared.clock import Clock
 from shared.closing import close_if_done
+from shared.concurrency import Limit, run_bounded
 from shared.config import Settings
 from shared.errors import Conflict
 from shared.model.collection import CollectionState
@@ -62,7 +63,7 @@ log = logging.getLogger(__name__)
 
 # A coalesced catch-up stops counting after this many missed occurrences (a minute job down
 # for two years); the count is then a lower bound.
-_MAX_MISSED_SCAN = 1_100_000
+MAX_MISSED_SCAN = 1_100_000
 # Dispatching after the nominal second by more than this flags the run as late.
 LATE_TOLERANCE_SECONDS = 1.0
 _CONCURRENCY = 32
@@ -140,36 +141,34 @@ class Dispatcher:
 
     async def _resume(self, watches: list[Watch], report: DispatchReport) -> None:
         """Look at the runs (and ended jobs) whose watch is due."""
-        limit = asyncio.Semaphore(_CONCURRENCY)
 
         async def look(watch: Watch) -> None:
-            async with limit:
-                if watch.run_key is None:
-                    if await close_if_done(self._store, watch.collection, watch.job, watch):
-                        await self._store.delete_watch(watch)
-                    return
-                run = await self._store.get_run(watch.collection, watch.run_key)
-                if run is None or run.watch_at != watch.deadline:
-                    await self._store.delete_watch(watch)  # the run moved on: a leftover
-                    return
-                now = self._clock.now()
-                try:
-                    run = await self._store.move_run(
-                        run, replace(run, watch_at=now + SCHEDULED_GRACE), now
-                    )
-                except Conflict:
-                    return  # an executor moved it on meanwhile
-                await self._queue.send(message_for(run), due=run.due, now=now)
-                report.resumed += 1
-                log.warning(
-                    "Resumed: collection=%s run=%s step=%s (%s)",
-                    run.collection,
-                    run.row_key,
-                    run.step,
-                    "its lease ended" if run.status is RunStatus.RUNNING else "nobody took it",
+            if watch.run_key is None:
+                if await close_if_done(self._store, watch.collection, watch.job, watch):
+                    await self._store.delete_watch(watch)
+                return
+            run = await self._store.get_run(watch.collection, watch.run_key)
+            if run is None or run.watch_at != watch.deadline:
+                await self._store.delete_watch(watch)  # the run moved on: a leftover
+                return
+            now = self._clock.now()
+            try:
+                run = await self._store.move_run(
+                    run, replace(run, watch_at=now + SCHEDULED_GRACE), now
                 )
+            except Conflict:
+                return  # an executor moved it on meanwhile
+            await self._queue.send(message_for(run), due=run.due, now=now)
+            report.resumed += 1
+            log.warning(
+                "Resumed: collection=%s run=%s step=%s (%s)",
+                run.collection,
+                run.row_key,
+                run.step,
+                "its lease ended" if run.status is RunStatus.RUNNING else "nobody took it",
+            )
 
-        await asyncio.gather(*(look(watch) for watch in watches))
+        await run_bounded(_CONCURRENCY, look, watches)
 
     async def dispatch_job(self, job: StoredJob) -> DispatchReport:
         """Dispatch a job just created or changed whose next occurrence falls before the next
@@ -199,15 +198,13 @@ class Dispatcher:
     ) -> list[DueEntry]:
         """The round's rows in slices, a few slices at once: while one slice sends its messages
         (our CPU), the next reads and commits (storage's CPU)."""
-        slices = asyncio.Semaphore(_SLICES_IN_FLIGHT)
-        sends = asyncio.Semaphore(_CONCURRENCY)
+        sends = asyncio.Semaphore(_CONCURRENCY)  # shared: the cap holds across the slices
 
         async def dispatch(part: list[DueEntry]) -> list[DueEntry]:
-            async with slices:
-                return await self._dispatch_slice(part, horizon, report, collections, sends)
+            return await self._dispatch_slice(part, horizon, report, collections, sends)
 
         parts = [entries[start : start + _SLICE] for start in range(0, len(entries), _SLICE)]
-        followers = await asyncio.gather(*(dispatch(part) for part in parts))
+        followers = await run_bounded(_SLICES_IN_FLIGHT, dispatch, parts)
         return [entry for part in followers for entry in part]
 
     async def _dispatch_slice(
@@ -216,7 +213,7 @@ class Dispatcher:
         horizon: datetime,
         report: DispatchReport,
         collections: dict[str, bool],
-        sends: asyncio.Semaphore,
+        sends: Limit,
     ) -> list[DueEntry]:
         """Steps 1-4 for many rows at once, each step batched, in the crash-safe order."""
         jobs = await self._store.get_jobs((e.collection, e.job) for e in entries)
@@ -264,7 +261,7 @@ class Dispatcher:
         now = self._clock.now()
         saved_at = job.scheduled_from or job.created_at
         timeline = Timeline(job.properties.start_time, job.properties.recurrence, saved_at)
-        nominal, missed = _coalesce(job, timeline, now)
+        nominal, missed = coalesce(job, timeline, now)
         occurrences = job.occurrences + 1 + missed
         following = timeline.next_after(nominal) if remaining_allows(job, occurrences) else None
         lateness = (now - nominal).total_seconds()
@@ -298,40 +295,37 @@ class Dispatcher:
             for group in by_collection.values()
             for chunk in _chunks(group, DISPATCHES_PER_TRANSACTION)
         ]
-        limit = asyncio.Semaphore(_CONCURRENCY)
-        committed: list[_Plan] = []
 
-        async def commit(chunk: list[_Plan]) -> None:
-            async with limit:
+        async def commit(chunk: list[_Plan]) -> list[_Plan]:
+            try:
+                await self._store.commit_dispatches(
+                    chunk[0].job.collection, [(p.job, p.run) for p in chunk], self._clock.now()
+                )
+                return chunk
+            except Conflict:
+                if len(chunk) == 1:
+                    report.conflicts += 1
+                    return []
+            committed: list[_Plan] = []
+            for plan in chunk:
                 try:
-                    await self._store.commit_dispatches(
-                        chunk[0].job.collection, [(p.job, p.run) for p in chunk], self._clock.now()
-                    )
-                    committed.extend(chunk)
-                    return
+                    await self._store.commit_dispatch(plan.job, plan.run, self._clock.now())
+                    committed.append(plan)
                 except Conflict:
-                    if len(chunk) == 1:
-                        report.conflicts += 1
-                        return
-                for plan in chunk:
-                    try:
-                        await self._store.commit_dispatch(plan.job, plan.run, self._clock.now())
-                        committed.append(plan)
-                    except Conflict:
-                        report.conflicts += 1
+                    report.conflicts += 1
+            return committed
 
-        await asyncio.gather(*(commit(chunk) for chunk in chunks))
-        return committed
+        done = await run_bounded(_CONCURRENCY, commit, chunks)
+        return [plan for chunk in done for plan in chunk]
 
-    async def _send_all(self, plans: list[_Plan], limit: asyncio.Semaphore) -> None:
+    async def _send_all(self, plans: list[_Plan], limit: Limit) -> None:
         async def send(plan: _Plan) -> None:
-            async with limit:
-                # "now" per message: a thousand sends take seconds, and a delay computed from
-                # the round's start would surface the later messages after their second.
-                now = self._clock.now()
-                await self._queue.send(message_for(plan.run), due=plan.run.due, now=now)
+            # "now" per message: a thousand sends take seconds, and a delay computed from
+            # the round's start would surface the later messages after their second.
+            now = self._clock.now()
+            await self._queue.send(message_for(plan.run), due=plan.run.due, now=now)
 
-        await asyncio.gather(*(send(plan) for plan in plans))
+        await run_bounded(limit, send, plans)
 
     async def run_now(self, job: StoredJob) -> Run:
         """An on-demand run: its own run row and message, outside the schedule."""
@@ -394,15 +388,18 @@ class Dispatcher:
         return cache[name]
 
 
-def _coalesce(job: StoredJob, timeline: Timeline, now: datetime) -> tuple[datetime, int]:
+def coalesce(
+    job: StoredJob, timeline: Timeline, now: datetime, *, cap: int = MAX_MISSED_SCAN
+) -> tuple[datetime, int]:
     """The occurrence to run and how many earlier ones were missed.
 
     When the app was down, every past-due occurrence but the latest is counted as missed
-    (and uses up `count`), and the latest runs once, flagged late.
+    (and uses up `count`), and the latest runs once, flagged late. Counting stops after `cap`
+    misses (the count is then a lower bound, and the occurrence run is not the latest).
     """
     assert job.next_fire is not None
     nominal, missed = job.next_fire, 0
-    while missed < _MAX_MISSED_SCAN and remaining_allows(job, job.occurrences + 1 + missed):
+    while missed < cap and remaining_allows(job, job.occurrences + 1 + missed):
         following = timeline.next_after(nominal)
         if following is None or following > now:
             break
@@ -410,4 +407,4 @@ def _coalesce(job: StoredJob, timeline: Timeline, now: datetime) -> tuple[dateti
     return nominal, missed
 
 
-__all__ = ["DispatchReport", "Dispatcher", "message_for"]
+__all__ = ["DispatchReport", "Dispatcher", "coalesce", "message_for"]

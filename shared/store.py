@@ -56,6 +56,7 @@ from azure.core.exceptions import (
 from azure.data.tables import TableEntity, TableErrorCode, UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 
+from shared.concurrency import run_bounded
 from shared.config import Settings
 from shared.errors import Conflict
 from shared.model.collection import CollectionDefinition, CollectionState
@@ -534,26 +535,24 @@ class JobStore:
             for collection, names in by_collection.items()
             for chunk in _chunks(sorted(names), _NAMES_PER_QUERY)
         ]
-        found: dict[tuple[str, str], StoredJob] = {}
-        limit = asyncio.Semaphore(_READ_CONCURRENCY)
 
-        async def read(collection: str, names: list[str]) -> None:
+        async def read(query: tuple[str, list[str]]) -> list[StoredJob]:
+            collection, names = query
             params: dict[str, Any] = {"pk": collection}
             clauses = []
             for index, name in enumerate(names):
                 params[f"r{index}"] = _job_key(name)
                 clauses.append(f"RowKey eq @r{index}")
             # Spaces around the parentheses: the SDK finds @parameters by splitting on spaces.
-            query = f"PartitionKey eq @pk and ( {' or '.join(clauses)} )"
-            async with limit:
-                async for entity in self.table_for(collection).query_entities(
-                    query, parameters=params
-                ):
-                    job = _job_from_entity(entity)
-                    found[(job.collection, job.name)] = job
+            query_text = f"PartitionKey eq @pk and ( {' or '.join(clauses)} )"
+            table = self.table_for(collection)
+            return [
+                _job_from_entity(entity)
+                async for entity in table.query_entities(query_text, parameters=params)
+            ]
 
-        await asyncio.gather(*(read(collection, names) for collection, names in queries))
-        return found
+        pages = await run_bounded(_READ_CONCURRENCY, read, queries)
+        return {(job.collection, job.name): job for page in pages for job in page}
 
     async def list_jobs(
         self,
@@ -811,15 +810,14 @@ class JobStore:
             "PartitionKey le @minute", parameters={"minute": _minute(until)}
         ):
             listed.setdefault(entity["RowKey"], []).append(entity["PartitionKey"])
-        limit = asyncio.Semaphore(_READ_CONCURRENCY)
         found = DueScan()
         forgotten: dict[str, list[str]] = {}
         settled = _minute(now - _INDEX_SETTLES_AFTER) if now is not None else ""
 
-        async def read(collection: str, minutes: list[str]) -> None:
-            async with limit:
-                rows = await self._range(collection, "due|", until)
-                watches = await self._range(collection, "watch|", now) if now else []
+        async def read(listing: tuple[str, list[str]]) -> None:
+            collection, minutes = listing
+            rows = await self._range(collection, "due|", until)
+            watches = await self._range(collection, "watch|", now) if now else []
             filed = {row["filed"] for row in rows} | {row["filed"] for row in watches}
             found.entries.extend(
                 DueEntry(from_iso(row["due"]), collection, row["RowKey"].rsplit("|", 1)[1])
@@ -830,7 +828,7 @@ class JobStore:
                 if minute < settled and minute not in filed:
                     forgotten.setdefault(minute, []).append(collection)
 
-        await asyncio.gather(*(read(c, minutes) for c, minutes in listed.items()))
+        await run_bounded(_READ_CONCURRENCY, read, listed.items())
         for minute, collections in forgotten.items():
             await self._delete_rows(minute, collections, self.due_index)
         found.entries.sort(key=lambda e: e.due)
@@ -1033,7 +1031,8 @@ class JobStore:
         pending: dict[tuple[str, str], Tally] = {}
         waiting: dict[tuple[str, str], datetime] = {}
 
-        async def read(collection: str, named: dict[str, StoredJob]) -> None:
+        async def read(group: tuple[str, dict[str, StoredJob]]) -> None:
+            collection, named = group
             first, last = min(named), max(named)
             async for row in self._tallies_between(collection, first, last):
                 key = (collection, row.job)
@@ -1051,7 +1050,7 @@ class JobStore:
                 key = (collection, run.job)
                 waiting[key] = min(waiting.get(key, run.nominal), run.nominal)
 
-        await asyncio.gather(*(read(c, named) for c, named in by_collection.items()))
+        await run_bounded(_READ_CONCURRENCY, read, by_collection.items())
         return [
             replace(
                 job,

@@ -29,3 +29,7 @@ def storage_connection(azurite: Azurite) -> str:
 def unique_name() -> str:
     """A short name unique to this test, valid for tables (alphanumeric) and queues (lowercase)."""
     return "t" + uuid.uuid4().hex[:12]
+
+
+# Collection fails if a test's storage markers do not match what it uses.
+from tests.support.markers import pytest_collection_modifyitems  # noqa: E402, F401

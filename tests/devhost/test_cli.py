@@ -18,6 +18,7 @@ from devhost.__main__ import main, parse_args
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.integration
 async def test_the_cli_serves_until_sigterm(tmp_path, storage_connection, unique_name):
     (tmp_path / "host.json").write_text(json.dumps({"version": "2.0"}))
     env = {

@@ -52,6 +52,7 @@ def test_a_missing_setting_names_the_function_and_the_setting(tmp_path):
         discover(load_app("tests.devhost.sample_app:app"), {}, tmp_path)
 
 
+@pytest.mark.integration
 async def test_a_started_host_reports_its_functions(tmp_path, storage_connection, unique_name):
     (tmp_path / "host.json").write_text(json.dumps({"version": "2.0"}))
     settings = {

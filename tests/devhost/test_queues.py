@@ -66,6 +66,7 @@ async def poisoned(storage: str, queue: str, body: bytes) -> bool:
         return [m.content for m in messages] == [base64.b64encode(body).decode()]
 
 
+@pytest.mark.integration
 async def test_a_base64_message_is_delivered_decoded_and_deleted(
     tmp_path, storage_connection, unique_name, sender
 ):
@@ -80,6 +81,7 @@ async def test_a_base64_message_is_delivered_decoded_and_deleted(
     assert call.data["dequeue_count"] == 1
 
 
+@pytest.mark.integration
 async def test_messageencoding_none_passes_the_text_as_is(
     tmp_path, storage_connection, unique_name
 ):
@@ -95,6 +97,7 @@ async def test_messageencoding_none_passes_the_text_as_is(
     assert RECORDER.of("work")[0].data["body"] == "plain text"
 
 
+@pytest.mark.integration
 async def test_a_failing_message_is_retried_after_visibility_timeout_then_poisoned(
     tmp_path, storage_connection, unique_name, sender
 ):
@@ -113,6 +116,7 @@ async def test_a_failing_message_is_retried_after_visibility_timeout_then_poison
         assert retried.started - failed.finished > 0.8  # visibilityTimeout 1 s
 
 
+@pytest.mark.integration
 async def test_a_message_dequeued_too_often_goes_to_poison_without_running(
     tmp_path, storage_connection, unique_name, sender
 ):
@@ -129,6 +133,7 @@ async def test_a_message_dequeued_too_often_goes_to_poison_without_running(
     assert RECORDER.of("work") == []
 
 
+@pytest.mark.integration
 async def test_batch_size_and_new_batch_threshold_bound_concurrency(
     tmp_path, storage_connection, unique_name, sender
 ):
@@ -145,6 +150,7 @@ async def test_batch_size_and_new_batch_threshold_bound_concurrency(
     assert 2 <= RECORDER.max_running["work"] <= 3
 
 
+@pytest.mark.integration
 async def test_a_delayed_message_is_picked_up_soon_after_it_becomes_visible(
     tmp_path, storage_connection, unique_name, sender
 ):
@@ -172,6 +178,7 @@ async def test_start_fails_fast_and_clearly_without_storage(tmp_path, unique_nam
     assert "SAMPLE_QUEUE" not in os.environ  # settings are put back after a failed start
 
 
+@pytest.mark.integration
 async def test_a_queue_function_can_be_run_by_hand(tmp_path, storage_connection, unique_name):
     settings = queue_only(storage_connection, unique_name)
     async with DevHost(

@@ -12,8 +12,6 @@ from shared.runtime import Runtime
 from tests.support.engine import API_NOW, make_runtime, make_settings
 from tests.support.http_target import HttpTarget
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture
 async def runtimes(
