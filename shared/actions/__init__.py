@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from shared.actions.base import ActionContext, ActionOutcome, ActionRunner
-from shared.actions.registry import Runners, runner_for
+from shared.actions.registry import Runners
 
-__all__ = ["ActionContext", "ActionOutcome", "ActionRunner", "Runners", "runner_for"]
+__all__ = ["ActionContext", "ActionOutcome", "ActionRunner", "Runners"]

@@ -26,10 +26,3 @@ class Runners:
         for runner in set(self._by_type.values()):
             await runner.aclose()
 
-
-_default = Runners()
-
-
-def runner_for(action_type: ActionType) -> ActionRunner:
-    """The process-wide runner for `action_type` (its HTTP client is reused across runs)."""
-    return _default.runner_for(action_type)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from azure.storage.queue.aio import QueueClient
 
-from shared.actions import ActionContext, Runners, runner_for
+from shared.actions import ActionContext, Runners
 from shared.actions.http import HttpActionRunner
 from shared.actions.storage_queue import StorageQueueActionRunner
 from shared.config import Settings
@@ -307,11 +307,10 @@ def test_http_runner_survives_a_new_event_loop(target: Target) -> None:
 
 
 async def test_registry_maps_types_to_runners(target: Target) -> None:
-    assert isinstance(runner_for(ActionType.HTTP), HttpActionRunner)
-    assert runner_for(ActionType.HTTPS) is runner_for(ActionType.HTTP)
-    assert isinstance(runner_for(ActionType.STORAGE_QUEUE), StorageQueueActionRunner)
-
     runners = Runners()
+    assert isinstance(runners.runner_for(ActionType.HTTP), HttpActionRunner)
+    assert runners.runner_for(ActionType.HTTPS) is runners.runner_for(ActionType.HTTP)
+    assert isinstance(runners.runner_for(ActionType.STORAGE_QUEUE), StorageQueueActionRunner)
     action = http_action(target.url("/ok"))
     assert (await runners.runner_for(action.type).run(action, context())).succeeded
     await runners.aclose()
