@@ -47,6 +47,19 @@ async def history_of(runtime, job: str) -> list[Any]:
     return [r.properties for r in records]
 
 
+async def with_job(
+    runtimes: Any, target: HttpTarget, name: str, **properties: Any
+) -> tuple[Runtime, FixedClock]:
+    """A runtime whose clock reads an hour before START, holding job `name` (its startTime is
+    START unless given): nothing is dispatched yet."""
+    clock = FixedClock(START - timedelta(hours=1))
+    runtime = await runtimes(clock=clock, **properties.pop("settings", {}))
+    await runtime.jobs.put_collection(REF, ENABLED)
+    properties.setdefault("startTime", to_iso(START))
+    await runtime.jobs.put_job(REF, name, http_job(target, **properties))
+    return runtime, clock
+
+
 async def step_of(runtime: Runtime, job: str, nominal: datetime) -> Run:
     [run] = [r for r in await runtime.store.runs_of(COLLECTION, job) if r.nominal == nominal]
     return run
@@ -56,23 +69,14 @@ async def test_a_job_ends_only_when_its_last_outstanding_run_ends(runtimes, targ
     """A minute job with count 2 whose first occurrence is still retrying when the second (the
     last) succeeds: the first still gets its retries and its error action, and only then does
     the job take its final state (decided by the last occurrence)."""
-    clock = FixedClock(START - timedelta(minutes=5))
-    runtime = await runtimes(clock=clock)
-    await runtime.jobs.put_collection(REF, ENABLED)
     target.statuses = [200, 500]  # the second occurrence runs first and succeeds
     action = {
         "retryPolicy": {"retryType": "Fixed", "retryInterval": "PT45S", "retryCount": 2},
         "errorAction": {"type": "Http", "request": {"uri": f"{error_target.url}/alert"}},
     }
-    await runtime.jobs.put_job(
-        REF,
-        "overlap",
-        http_job(
-            target,
-            startTime=to_iso(START),
-            recurrence={"frequency": "Minute", "count": 2},
-            action=action,
-        ),
+    recurrence = {"frequency": "Minute", "count": 2}
+    runtime, clock = await with_job(
+        runtimes, target, "overlap", recurrence=recurrence, action=action
     )
     clock.set(START - timedelta(seconds=1))
     report = await runtime.dispatcher.dispatch_due()
@@ -100,10 +104,7 @@ async def test_a_job_ends_only_when_its_last_outstanding_run_ends(runtimes, targ
 
 
 async def test_a_run_of_a_disabled_job_is_cancelled_and_its_history_says_so(runtimes, target):
-    clock = FixedClock(START - timedelta(minutes=5))
-    runtime = await runtimes(clock=clock)
-    await runtime.jobs.put_collection(REF, ENABLED)
-    await runtime.jobs.put_job(REF, "off", http_job(target, startTime=to_iso(START)))
+    runtime, clock = await with_job(runtimes, target, "off")
     clock.set(START - timedelta(seconds=1))
     await runtime.dispatcher.dispatch_due()
     run = await step_of(runtime, "off", START)
@@ -180,14 +181,7 @@ async def test_a_racing_dispatchers_next_row_is_not_deleted(runtimes, target):
 
 
 async def test_a_coalesced_run_survives_a_dispatcher_death_before_its_message(runtimes, target):
-    clock = FixedClock(START - timedelta(hours=1))
-    runtime = await runtimes(clock=clock)
-    await runtime.jobs.put_collection(REF, ENABLED)
-    await runtime.jobs.put_job(
-        REF,
-        "late",
-        http_job(target, startTime=to_iso(START), recurrence={"frequency": "Minute"}),
-    )
+    runtime, clock = await with_job(runtimes, target, "late", recurrence={"frequency": "Minute"})
     job = await runtime.store.get_job(COLLECTION, "late")
     assert job is not None
     # Down for three and a half minutes: the dispatch coalesces 3 misses into the run at
@@ -210,14 +204,7 @@ async def _calls(target: HttpTarget, count: int) -> bool:
 
 
 async def test_every_coalesced_miss_is_noted_even_when_not_late(runtimes, target):
-    clock = FixedClock(START - timedelta(hours=1))
-    runtime = await runtimes(clock=clock)
-    await runtime.jobs.put_collection(REF, ENABLED)
-    await runtime.jobs.put_job(
-        REF,
-        "missed",
-        http_job(target, startTime=to_iso(START), recurrence={"frequency": "Minute"}),
-    )
+    runtime, clock = await with_job(runtimes, target, "missed", recurrence={"frequency": "Minute"})
     clock.set(START + timedelta(minutes=1, milliseconds=500))  # START missed, half a second on
     await runtime.dispatcher.dispatch_due()
     run = await step_of(runtime, "missed", START + timedelta(minutes=1))
@@ -248,14 +235,8 @@ async def test_a_racing_pass_does_not_resend_what_the_winner_is_sending(runtimes
 
 
 async def test_next_execution_time_shows_an_occurrence_dispatched_but_not_run(runtimes, target):
-    clock = FixedClock(START - timedelta(minutes=5))
-    runtime = await runtimes(clock=clock)
-    await runtime.jobs.put_collection(REF, ENABLED)
-    await runtime.jobs.put_job(
-        REF,
-        "next",
-        http_job(target, startTime=to_iso(START), recurrence={"frequency": "Minute", "count": 2}),
-    )
+    recurrence = {"frequency": "Minute", "count": 2}
+    runtime, clock = await with_job(runtimes, target, "next", recurrence=recurrence)
     clock.set(START - timedelta(seconds=1))
     await runtime.dispatcher.dispatch_due()  # both occurrences: the job's next_fire is None
     async with api_client(runtime) as client:
@@ -303,10 +284,7 @@ async def test_a_job_whose_closer_died_is_settled_by_the_next_pass(runtimes, tar
     from shared.actions.base import ActionOutcome
     from shared.executor import FINAL_CHECK_GRACE, plan_next_step
 
-    clock = FixedClock(START - timedelta(minutes=5))
-    runtime = await runtimes(clock=clock)
-    await runtime.jobs.put_collection(REF, ENABLED)
-    await runtime.jobs.put_job(REF, "orphaned", http_job(target, startTime=to_iso(START)))
+    runtime, clock = await with_job(runtimes, target, "orphaned")
     clock.set(START - timedelta(seconds=1))
     await runtime.dispatcher.dispatch_due()
     run = await step_of(runtime, "orphaned", START)
@@ -334,10 +312,7 @@ async def test_a_job_disabled_while_its_claimed_attempt_waits_for_its_second_is_
 ):
     """An early message is claimed, then held until its second; a disable answered during
     the hold must stop the call."""
-    clock = FixedClock(START - timedelta(minutes=5))
-    runtime = await runtimes(clock=clock)
-    await runtime.jobs.put_collection(REF, ENABLED)
-    await runtime.jobs.put_job(REF, "held", http_job(target, startTime=to_iso(START)))
+    runtime, clock = await with_job(runtimes, target, "held")
     clock.set(START - timedelta(seconds=2))
     await runtime.dispatcher.dispatch_due()
     run = await step_of(runtime, "held", START)
@@ -361,16 +336,13 @@ async def test_a_watch_that_stays_in_its_second_is_left_in_place(runtimes, targe
     """A run's watch moves from due + 60 s (waiting) to its lease's end (claimed), then to the
     retry's due + 60 s. When two of those fall in the same second they are one row, which one
     transaction may not delete and write again: it is left as it is."""
-    clock = FixedClock(START - timedelta(minutes=5))
-    runtime = await runtimes(clock=clock, lease_margin=timedelta(seconds=30))
-    await runtime.jobs.put_collection(REF, ENABLED)
     target.statuses = [500, 200]
     action = {
         "request": {"uri": f"{target.url}/hook", "timeoutSeconds": timeout},
         "retryPolicy": {"retryType": "Fixed", "retryInterval": f"PT{retry}S", "retryCount": 1},
     }
-    body = http_job(target, startTime=to_iso(START), action=action)
-    await runtime.jobs.put_job(REF, "same", body)
+    margin = {"lease_margin": timedelta(seconds=30)}
+    runtime, clock = await with_job(runtimes, target, "same", action=action, settings=margin)
     clock.set(START)
     await runtime.dispatcher.dispatch_due()
     await runtime.executor.execute(message_for(await step_of(runtime, "same", START)))
