@@ -1,11 +1,25 @@
-"""Domain errors.
+"""The app's exceptions: one tree, so a reader (and an `except`) finds every error here.
 
 SchedulerError
- ├── NotFound            a collection, job or run that does not exist
- ├── Conflict            a write that lost a race (ETag mismatch, row already there)
- └── InvalidRequest      input refused, with the field it is about (-> HTTP 400)
+ ├── NotFound             a collection, job or run that does not exist (-> HTTP 404)
+ ├── Conflict             a write that lost a race (ETag mismatch, row already there) (-> 409)
+ │    └── LimitExceeded   a collection's SKU or quota refuses the change (-> 409)
+ ├── InvalidRequest       input refused, with the field it is about (-> HTTP 400)
+ ├── BodyTooLarge         a request body past the API's cap (-> 413; shared/api/middleware.py)
+ ├── ConfigError          an app setting refused at start-up, with its name (stops the app)
+ ├── ActionError          an attempt's target could not be reached as asked; the text is safe
+ │    │                   for job history (no secret, no token)
+ │    ├── GuardError      the network guard refused or could not resolve the target
+ │    │                   (shared/actions/network_guard.py: OutboundRefused, ResolutionFailed)
+ │    └── CredentialError credentials could not be obtained (shared/actions/outbound_auth.py)
+ └── StorageError         storage refused what the store asked
+      ├── TransactionFailed    an entity-group transaction refused, with its status and the
+      │                        failed operation's index (shared/table_batch.py)
+      ├── CollectionGone       the collection has no job count row: it was deleted (store)
+      └── JobLimitReached      a create would pass the collection's job count limit (store)
 
-ConfigError              an app setting refused at start-up, with its name (stops the app)
+Faults of the network or of storage itself (azure.core's AzureError, OSError, timeouts) are not
+ours: `is_transient` tells which of them may pass on a retry.
 """
 
 from __future__ import annotations
@@ -32,7 +46,19 @@ class InvalidRequest(SchedulerError):
         self.reason = reason
 
 
-class ConfigError(Exception):
+class LimitExceeded(Conflict):
+    """A collection's SKU or quota refuses the change (HTTP 409)."""
+
+
+class ActionError(SchedulerError):
+    """An attempt's target could not be reached as asked; the text is safe for job history."""
+
+
+class StorageError(SchedulerError):
+    """Storage refused what the store asked (not a fault of the network or the service)."""
+
+
+class ConfigError(SchedulerError):
     """An app setting the app cannot run with. Raised at start-up only, so a bad setting stops
     the app with its name instead of failing every attempt; the text never quotes a secret."""
 

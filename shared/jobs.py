@@ -15,7 +15,7 @@ from typing import Any
 from shared.clock import Clock
 from shared.config import Settings
 from shared.dispatcher import Dispatcher
-from shared.errors import Conflict, InvalidRequest, NotFound
+from shared.errors import Conflict, InvalidRequest, LimitExceeded, NotFound
 from shared.merge_patch import merge_patch
 from shared.model.collection import (
     CollectionDefinition,
@@ -42,10 +42,6 @@ from shared.store import (
 _MAX_WRITE_TRIES = 10
 # Occurrences looked at to find a job's shortest spacing against a recurrence quota.
 _SPACING_SAMPLE = 200
-
-
-class LimitExceeded(Conflict):
-    """A collection's SKU or quota refuses the change (HTTP 409)."""
 
 
 class JobService:
@@ -381,4 +377,4 @@ def _duration(delta: timedelta) -> str:
     return f"{seconds} seconds"
 
 
-__all__ = ["JobService", "Limits", "LimitExceeded"]
+__all__ = ["JobService", "Limits"]

@@ -58,7 +58,7 @@ from azure.data.tables.aio import TableClient, TableServiceClient
 
 from shared.concurrency import run_bounded
 from shared.config import Settings
-from shared.errors import Conflict
+from shared.errors import Conflict, StorageError
 from shared.model.collection import CollectionDefinition, CollectionState
 from shared.model.job import (
     ActionName,
@@ -100,11 +100,11 @@ _COUNTER_BACKOFF_CAP_SECONDS = 0.2
 _PURGE_PASSES = 5
 
 
-class CollectionGone(Exception):
+class CollectionGone(StorageError):
     """The collection's job counter is missing: the collection was deleted, or is being."""
 
 
-class JobLimitReached(Exception):
+class JobLimitReached(StorageError):
     """The collection already holds as many jobs as it may."""
 
     def __init__(self, count: int) -> None:

@@ -35,6 +35,8 @@ from azure.core.rest import HttpRequest
 from azure.data.tables import TableTransactionError, UpdateMode
 from azure.data.tables.aio import TableClient
 
+from shared.errors import StorageError
+
 MAX_OPERATIONS = 100
 VERIFIED_SDK_VERSIONS = frozenset({"12.7.0"})
 """azure-data-tables versions whose TableClient internals the fast path was tested against."""
@@ -58,7 +60,7 @@ class Operation:
     """For REPLACE and DELETE: only if the row still has this ETag (None: whatever it has)."""
 
 
-class TransactionFailed(Exception):
+class TransactionFailed(StorageError):
     """The service refused the transaction; none of its operations took effect."""
 
     def __init__(self, status: int, index: int | None, message: str) -> None:

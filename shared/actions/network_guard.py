@@ -38,6 +38,8 @@ from enum import StrEnum
 
 import httpx
 
+from shared.errors import ActionError
+
 SETTING = "SCHEDULER_ALLOWED_NETWORKS"
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -196,7 +198,7 @@ class NetworkPolicy:
         return f"{article} {kind.value} address; {hint}"
 
 
-class GuardError(Exception):
+class GuardError(ActionError):
     """A call the guard stopped; the text is safe to show in job history."""
 
 

@@ -40,6 +40,7 @@ import httpx
 from cryptography.hazmat.primitives import serialization
 
 from shared.actions.scrub import margin, scrub
+from shared.errors import ActionError
 from shared.model.auth import (
     ActiveDirectoryOAuthAuthentication,
     BasicAuthentication,
@@ -63,7 +64,7 @@ MAX_CACHE_SECONDS = 24 * 3600.0  # whatever an endpoint claims
 _MAX_DETAIL = 200  # characters of an authority's error description kept in a message
 
 
-class CredentialError(Exception):
+class CredentialError(ActionError):
     """Credentials could not be obtained; the text is safe to show in job history."""
 
 

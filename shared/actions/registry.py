@@ -25,4 +25,3 @@ class Runners:
     async def aclose(self) -> None:
         for runner in set(self._by_type.values()):
             await runner.aclose()
-

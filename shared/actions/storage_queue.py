@@ -17,6 +17,7 @@ from azure.storage.queue.aio import QueueClient
 
 from shared.actions.base import ActionContext, ActionOutcome
 from shared.actions.scrub import scrub
+from shared.errors import ActionError
 from shared.model.actions import JobErrorAction, StorageQueueMessage
 
 
@@ -51,8 +52,8 @@ def _secrets_of(target: StorageQueueMessage, context: ActionContext) -> list[str
     return secrets
 
 
-class _SettingError(Exception):
-    pass
+class _SettingError(ActionError):
+    """The connectionSetting names no usable connection; the text never quotes its value."""
 
 
 async def _send(target: StorageQueueMessage, context: ActionContext) -> ActionOutcome:

@@ -12,11 +12,13 @@ from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.errors import SchedulerError
+
 API_VERSIONS = frozenset({"2016-03-01", "2016-01-01", "2014-08-01-preview"})
 MAX_BODY_BYTES = 64 * 1024
 
 
-class BodyTooLarge(Exception):
+class BodyTooLarge(SchedulerError):
     """The request body grew past the cap while the app was reading it (-> 413)."""
 
     def __init__(self, limit: int) -> None:
