@@ -37,10 +37,11 @@ from shared.api.app import create_api
 from shared.clock import FixedClock
 from shared.config import Settings
 from shared.dispatcher import DispatchReport
+from shared.engine.records import DueEntry, StoredJob
 from shared.model.job import JobProperties, JobState
 from shared.names import CollectionRef
 from shared.runtime import Runtime
-from shared.store import DueEntry, JobStore, StoredJob, _job_entity
+from shared.store import JobStore, _job_entity
 from shared.table_batch import MAX_OPERATIONS, Kind, Operation, submit
 from shared.timefmt import to_iso
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
+from shared.engine.records import Watch
 from shared.errors import Conflict
 from shared.model.job import JobState
-from shared.store import JobStore, Watch
+from shared.store import JobStore
 
 log = logging.getLogger(__name__)
 

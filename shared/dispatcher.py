@@ -42,22 +42,14 @@ from shared.clock import Clock
 from shared.closing import close_if_done
 from shared.concurrency import Limit, run_bounded
 from shared.config import Settings
+from shared.engine.records import DueEntry, Run, RunStatus, StoredJob, Watch
 from shared.errors import Conflict
 from shared.model.collection import CollectionState
 from shared.model.job import JobState
 from shared.names import CollectionRef
 from shared.recurrence import Timeline
 from shared.run_queue import ExecutionMessage, ExecutionQueue
-from shared.store import (
-    DISPATCHES_PER_TRANSACTION,
-    SCHEDULED_GRACE,
-    DueEntry,
-    JobStore,
-    Run,
-    RunStatus,
-    StoredJob,
-    Watch,
-)
+from shared.store import DISPATCHES_PER_TRANSACTION, SCHEDULED_GRACE, JobStore
 
 log = logging.getLogger(__name__)
 

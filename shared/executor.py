@@ -33,22 +33,13 @@ from shared.clock import Clock
 from shared.closing import close_if_done
 from shared.config import Settings
 from shared.dispatcher import message_for
+from shared.engine.records import HistoryRecord, Run, RunStatus, StoredJob, Tally, TallyRow, Watch
 from shared.errors import Conflict, is_transient
 from shared.model.actions import JobErrorAction
 from shared.model.job import ActionName, HistoryStatus, JobHistoryProperties, JobState
 from shared.names import CollectionRef
 from shared.run_queue import EARLY_ARRIVAL_SECONDS, ExecutionMessage, ExecutionQueue
-from shared.store import (
-    SCHEDULED_GRACE,
-    HistoryRecord,
-    JobStore,
-    Run,
-    RunStatus,
-    StoredJob,
-    Tally,
-    TallyRow,
-    Watch,
-)
+from shared.store import SCHEDULED_GRACE, JobStore
 from shared.timefmt import compact
 
 log = logging.getLogger(__name__)

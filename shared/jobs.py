@@ -15,6 +15,7 @@ from typing import Any
 from shared.clock import Clock
 from shared.config import Settings
 from shared.dispatcher import Dispatcher
+from shared.engine.records import Collection, DueEntry, HistoryRecord, Run, StoredJob
 from shared.errors import Conflict, InvalidRequest, LimitExceeded, NotFound
 from shared.merge_patch import merge_patch
 from shared.model.collection import (
@@ -28,16 +29,7 @@ from shared.model.job import HistoryStatus, JobProperties, JobState, parse_job_d
 from shared.names import CollectionRef, check_name
 from shared.recurrence import Timeline
 from shared.secret_carry import carry_secrets, check_identity_retarget
-from shared.store import (
-    Collection,
-    CollectionGone,
-    DueEntry,
-    HistoryRecord,
-    JobLimitReached,
-    JobStore,
-    Run,
-    StoredJob,
-)
+from shared.store import CollectionGone, JobLimitReached, JobStore
 
 _MAX_WRITE_TRIES = 10
 # Occurrences looked at to find a job's shortest spacing against a recurrence quota.

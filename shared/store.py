@@ -42,9 +42,8 @@ import hashlib
 import json
 import random
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
 from azure.core import MatchConditions
@@ -58,15 +57,26 @@ from azure.data.tables.aio import TableClient, TableServiceClient
 
 from shared.concurrency import run_bounded
 from shared.config import Settings
+from shared.engine.records import (
+    HISTORY_KEY_INVERT_MS,
+    Collection,
+    DueEntry,
+    DueScan,
+    HistoryRecord,
+    Run,
+    RunStatus,
+    StoredJob,
+    Tally,
+    TallyRow,
+    Watch,
+)
 from shared.errors import Conflict, StorageError
-from shared.model.collection import CollectionDefinition, CollectionState
+from shared.model.collection import CollectionDefinition
 from shared.model.job import (
     ActionName,
     HistoryStatus,
     JobHistoryProperties,
-    JobProperties,
     JobState,
-    JobStatus,
     load_stored_definition,
 )
 from shared.names import CollectionRef
@@ -74,7 +84,6 @@ from shared.table_batch import MAX_OPERATIONS, Kind, Operation, TransactionFaile
 from shared.timefmt import compact, epoch_ms, from_iso, to_iso
 
 ENTITY_VERSION = 1
-_INVERT_MS = 10**13
 # A dispatch writes three rows: the job, its run and the run's watch.
 DISPATCHES_PER_TRANSACTION = MAX_OPERATIONS // 3
 # How long after its due time a run nobody has taken is looked at again by the timer (its
@@ -112,233 +121,12 @@ class JobLimitReached(StorageError):
         self.count = count
 
 
-class RunStatus(StrEnum):
-    SCHEDULED = "Scheduled"
-    RUNNING = "Running"
-
-
-@dataclass(frozen=True)
-class Tally:
-    """Counter increments: of one attempt, or the sum of a job's unfolded attempts."""
-
-    executions: int = 0
-    failures: int = 0
-    faulted: int = 0
-    last_execution_time: datetime | None = None
-
-    def __add__(self, other: Tally) -> Tally:
-        times = [t for t in (self.last_execution_time, other.last_execution_time) if t]
-        return Tally(
-            self.executions + other.executions,
-            self.failures + other.failures,
-            self.faulted + other.faulted,
-            max(times) if times else None,
-        )
-
-
-@dataclass(frozen=True)
-class TallyRow:
-    """One attempt's tally as stored; `closing` is the final state its job takes if this attempt
-    ended the job's last scheduled occurrence (of job version `generation`)."""
-
-    collection: str
-    job: str
-    key: str
-    tally: Tally
-    generation: int
-    closing: JobState | None = None
-
-
-@dataclass
-class StoredJob:
-    """A job as stored: the user's definition plus what the scheduler keeps about it."""
-
-    collection: str
-    name: str
-    properties: JobProperties
-    state: JobState
-    created_at: datetime
-    generation: int = 1
-    next_fire: datetime | None = None
-    occurrences: int = 0
-    execution_count: int = 0
-    failure_count: int = 0
-    faulted_count: int = 0
-    missed_count: int = 0
-    last_execution_time: datetime | None = None
-    scheduled_from: datetime | None = None
-    # The final state decided by the last scheduled occurrence (folded from its tally).
-    closing: JobState | None = None
-    closing_generation: int = 0
-    etag: str | None = None
-    # Read alongside the row for the API, never stored: unfolded tallies, and the earliest
-    # occurrence already dispatched but not started.
-    pending: Tally = field(default_factory=Tally)
-    dispatched: datetime | None = None
-
-    @property
-    def counters(self) -> Tally:
-        """The counters folded into the row (without pending tallies)."""
-        return Tally(
-            self.execution_count,
-            self.failure_count,
-            self.faulted_count,
-            self.last_execution_time,
-        )
-
-    def folded(self, tallies: Iterable[TallyRow]) -> StoredJob:
-        """The job with these tallies added to its row's counters (and their closing state)."""
-        total = self.counters
-        closing, closing_generation = self.closing, self.closing_generation
-        for row in tallies:
-            total += row.tally
-            if row.closing is not None:
-                closing, closing_generation = row.closing, row.generation
-        return replace(
-            self,
-            execution_count=total.executions,
-            failure_count=total.failures,
-            faulted_count=total.faulted,
-            last_execution_time=total.last_execution_time,
-            closing=closing,
-            closing_generation=closing_generation,
-            pending=Tally(),
-        )
-
-    @property
-    def status(self) -> JobStatus:
-        total = self.counters + self.pending
-        upcoming = [t for t in (self.dispatched, self.next_fire) if t is not None]
-        return JobStatus(
-            execution_count=total.executions,
-            failure_count=total.failures,
-            faulted_count=total.faulted,
-            missed_count=self.missed_count,
-            last_execution_time=total.last_execution_time,
-            next_execution_time=min(upcoming) if upcoming else None,
-        )
-
-
-@dataclass
-class Run:
-    """One occurrence in flight: which action and attempt is next, and who holds it."""
-
-    collection: str
-    job: str
-    generation: int
-    nominal: datetime
-    repeat_count: int
-    due: datetime
-    manual: bool = False
-    last: bool = False
-    phase: ActionName = ActionName.MAIN_ACTION
-    attempt: int = 0
-    status: RunStatus = RunStatus.SCHEDULED
-    faulted: bool = False
-    late_seconds: float = 0.0
-    missed: int = 0
-    claimed_until: datetime | None = None
-    started_at: datetime | None = None
-    token: str = ""
-    # When the timer looks at the run again if it has not moved on (its watch row's time).
-    watch_at: datetime | None = None
-    created: datetime | None = None
-    etag: str | None = None
-
-    @property
-    def row_key(self) -> str:
-        return run_row_key(self.job, self.generation, self.nominal, self.token)
-
-    @property
-    def step(self) -> tuple[int, int]:
-        """Orders the attempts of an occurrence: main action first, then the error action."""
-        return (0 if self.phase is ActionName.MAIN_ACTION else 1, self.attempt)
-
-    @property
-    def tally_key(self) -> str:
-        """Unique per attempt of an occurrence: the tally and history rows of one attempt."""
-        phase = "m" if self.phase is ActionName.MAIN_ACTION else "e"
-        return f"tally|{self.job}|{compact(self.nominal)}{self.token}|{phase}{self.attempt:03d}"
-
-
-@dataclass(frozen=True)
-class Watch:
-    """A time at which the timer looks at a run (or a job's final state) again."""
-
-    collection: str
-    deadline: datetime
-    subject: str  # a run's row key, or "final|<job>"
-
-    @property
-    def row_key(self) -> str:
-        return f"watch|{compact(self.deadline)}|{self.subject}"
-
-    @property
-    def run_key(self) -> str | None:
-        return self.subject if self.subject.startswith("run|") else None
-
-    @property
-    def job(self) -> str:
-        return self.subject.split("|")[1]
-
-
-@dataclass
-class HistoryRecord:
-    collection: str
-    job: str
-    properties: JobHistoryProperties
-    late_seconds: float = 0.0
-    manual: bool = False
-    run_token: str = ""
-
-    @property
-    def row_key(self) -> str:
-        """Newest first; unique per attempt even when two attempts start in the same ms."""
-        props = self.properties
-        inverted = _INVERT_MS - epoch_ms(props.start_time)
-        phase = "m" if props.action_name is ActionName.MAIN_ACTION else "e"
-        occurrence = compact(props.expected_execution_time) + self.run_token
-        return f"hist|{self.job}|{inverted:013d}|{occurrence}|{phase}{props.retry_count:03d}"
-
-
-@dataclass
-class Collection:
-    ref: CollectionRef
-    definition: CollectionDefinition
-    created_at: datetime
-
-    @property
-    def state(self) -> CollectionState:
-        return self.definition.properties.state
-
-
 @dataclass(frozen=True)
 class JobCount:
     """The collection's counter row: how many jobs it holds, and its ETag to change it by."""
 
     jobs: int
     etag: str
-
-
-@dataclass(frozen=True)
-class DueEntry:
-    due: datetime
-    collection: str
-    job: str
-
-
-@dataclass
-class DueScan:
-    """What a timer pass finds: due rows up to its horizon, watches up to now."""
-
-    entries: list[DueEntry] = field(default_factory=list)
-    watches: list[Watch] = field(default_factory=list)
-
-
-def run_row_key(job: str, generation: int, nominal: datetime, token: str = "") -> str:
-    """Runs are keyed by job, job version and nominal time: one run per scheduled occurrence."""
-    suffix = f"|{token}" if token else ""
-    return f"run|{job}|{generation}|{compact(nominal)}{suffix}"
 
 
 def _job_key(name: str) -> str:
@@ -1110,7 +898,7 @@ class JobStore:
         """Keep the newest `history_max_rows` rows younger than `history_max_age`."""
         prefix = f"hist|{name}|"
         keys = [key async for key in self._row_keys(collection, prefix)]
-        cutoff = _INVERT_MS - epoch_ms(now - self._settings.history_max_age)
+        cutoff = HISTORY_KEY_INVERT_MS - epoch_ms(now - self._settings.history_max_age)
         old = [
             key
             for index, key in enumerate(keys)
@@ -1426,19 +1214,8 @@ def _history_from_entity(entity: TableEntity) -> HistoryRecord:
 
 
 __all__ = [
-    "Collection",
     "CollectionGone",
-    "CollectionState",
-    "DueEntry",
-    "HistoryRecord",
     "JobCount",
     "JobLimitReached",
     "JobStore",
-    "Run",
-    "RunStatus",
-    "StoredJob",
-    "Tally",
-    "TallyRow",
-    "Watch",
-    "run_row_key",
 ]

@@ -31,11 +31,11 @@ from shared.api.schemas import (
     JobOut,
     OccurrencesOut,
 )
+from shared.engine.records import Collection, HistoryRecord, StoredJob
 from shared.errors import InvalidRequest
 from shared.model.job import HistoryStatus, JobState
 from shared.names import NAME, NAME_RULE, RESOURCE_GROUP, SUBSCRIPTION, CollectionRef
 from shared.runtime import Runtime
-from shared.store import Collection, HistoryRecord, StoredJob
 from shared.timefmt import to_iso
 
 MAX_PAGE = 100

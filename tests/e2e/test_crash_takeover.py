@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from shared.engine.records import RunStatus
 from shared.model.job import HistoryStatus, JobState
 from shared.names import CollectionRef
-from shared.store import RunStatus
 from shared.timefmt import to_iso
 from tests.support.engine import make_runtime, make_settings, work_queue
 from tests.support.http_target import HttpTarget

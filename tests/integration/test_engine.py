@@ -11,9 +11,9 @@ import pytest
 from azure.data.tables.aio import TableServiceClient
 
 from shared.clock import FixedClock
+from shared.engine.records import DueEntry, RunStatus
 from shared.model.job import ActionName, HistoryStatus, JobState
 from shared.names import CollectionRef
-from shared.store import DueEntry, RunStatus
 from shared.timefmt import to_iso
 from tests.support.engine import job_as_shown, work_queue
 from tests.support.http_target import HttpTarget
@@ -395,7 +395,7 @@ async def test_crash_between_run_creation_and_message_is_recovered(runtimes, tar
     # Steps 1-2 of a dispatch, then the process dies before sending the message.
     from dataclasses import replace
 
-    from shared.store import Run
+    from shared.engine.records import Run
 
     run = Run(COLLECTION, "crash", job.generation, start, repeat_count=1, due=start, last=True)
     await runtime.store.commit_dispatch(

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.dispatcher import coalesce
+from shared.engine.records import StoredJob
 from shared.model.job import JobState, parse_job_definition
 from shared.recurrence import Timeline
-from shared.store import StoredJob
 
 START = datetime(2030, 5, 6, 8, 0, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)

@@ -1,0 +1,1 @@
+"""The scheduling engine: its records (more of it moves here as the layout grows)."""
