@@ -42,6 +42,12 @@ from shared.clock import Clock
 from shared.closing import close_if_done
 from shared.concurrency import Limit, run_bounded
 from shared.config import Settings
+from shared.engine.planning import (
+    LATE_TOLERANCE_SECONDS,
+    SCHEDULED_GRACE,
+    coalesce,
+    remaining_allows,
+)
 from shared.engine.records import DueEntry, Run, RunStatus, StoredJob, Watch
 from shared.errors import Conflict
 from shared.model.collection import CollectionState
@@ -49,15 +55,10 @@ from shared.model.job import JobState
 from shared.names import CollectionRef
 from shared.recurrence import Timeline
 from shared.run_queue import ExecutionMessage, ExecutionQueue
-from shared.store import DISPATCHES_PER_TRANSACTION, SCHEDULED_GRACE, JobStore
+from shared.store import DISPATCHES_PER_TRANSACTION, JobStore
 
 log = logging.getLogger(__name__)
 
-# A coalesced catch-up stops counting after this many missed occurrences (a minute job down
-# for two years); the count is then a lower bound.
-MAX_MISSED_SCAN = 1_100_000
-# Dispatching after the nominal second by more than this flags the run as late.
-LATE_TOLERANCE_SECONDS = 1.0
 _CONCURRENCY = 32
 # A pass works through its rows in slices of this many, this many slices at a time.
 _SLICE = 100
@@ -93,13 +94,6 @@ def _chunks(items: list[_Plan], size: int) -> list[list[_Plan]]:
 
 def message_for(run: Run) -> ExecutionMessage:
     return ExecutionMessage(run.collection, run.row_key, run.phase, run.attempt)
-
-
-def remaining_allows(job: StoredJob, occurrences: int) -> bool:
-    """Whether the recurrence's count leaves room for another occurrence after `occurrences`."""
-    recurrence = job.properties.recurrence
-    count = recurrence.count if recurrence else None
-    return count is None or occurrences < count
 
 
 class Dispatcher:
@@ -380,23 +374,4 @@ class Dispatcher:
         return cache[name]
 
 
-def coalesce(
-    job: StoredJob, timeline: Timeline, now: datetime, *, cap: int = MAX_MISSED_SCAN
-) -> tuple[datetime, int]:
-    """The occurrence to run and how many earlier ones were missed.
-
-    When the app was down, every past-due occurrence but the latest is counted as missed
-    (and uses up `count`), and the latest runs once, flagged late. Counting stops after `cap`
-    misses (the count is then a lower bound, and the occurrence run is not the latest).
-    """
-    assert job.next_fire is not None
-    nominal, missed = job.next_fire, 0
-    while missed < cap and remaining_allows(job, job.occurrences + 1 + missed):
-        following = timeline.next_after(nominal)
-        if following is None or following > now:
-            break
-        nominal, missed = following, missed + 1
-    return nominal, missed
-
-
-__all__ = ["DispatchReport", "Dispatcher", "coalesce", "message_for"]
+__all__ = ["DispatchReport", "Dispatcher", "message_for"]

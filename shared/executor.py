@@ -24,22 +24,29 @@ import hashlib
 import logging
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 
-from shared.actions.base import ActionContext, ActionOutcome
+from shared.actions.base import ActionContext
 from shared.actions.registry import Runners
 from shared.clock import Clock
 from shared.closing import close_if_done
 from shared.config import Settings
 from shared.dispatcher import message_for
-from shared.engine.records import HistoryRecord, Run, RunStatus, StoredJob, Tally, TallyRow, Watch
+from shared.engine.planning import (
+    FINAL_CHECK_GRACE,
+    AttemptPlan,
+    history_record,
+    plan_next_step,
+    wanted,
+)
+from shared.engine.records import Run, RunStatus, StoredJob, Watch
 from shared.errors import Conflict, is_transient
 from shared.model.actions import JobErrorAction
-from shared.model.job import ActionName, HistoryStatus, JobHistoryProperties, JobState
+from shared.model.job import ActionName, HistoryStatus, JobState
 from shared.names import CollectionRef
 from shared.run_queue import EARLY_ARRIVAL_SECONDS, ExecutionMessage, ExecutionQueue
-from shared.store import SCHEDULED_GRACE, JobStore
+from shared.store import JobStore
 from shared.timefmt import compact
 
 log = logging.getLogger(__name__)
@@ -48,18 +55,6 @@ log = logging.getLogger(__name__)
 # so a taker-over never races it.
 _RECORD_MARGIN = timedelta(seconds=2)
 _RECORD_BACKOFF = (0.1, 2.0)
-# How long after a job's last run ended the timer checks its final state was settled.
-FINAL_CHECK_GRACE = timedelta(seconds=60)
-
-
-@dataclass(frozen=True)
-class AttemptPlan:
-    """What one finished attempt changes: the run's next step (None: it ended), its history
-    row, its tally, and the final state it decides if it ended the job's last occurrence."""
-
-    next_run: Run | None
-    history: HistoryRecord
-    tally: TallyRow | None
 
 
 class Executor:
@@ -98,7 +93,7 @@ class Executor:
             await self._queue.send(message_for(run), due=run.claimed_until, now=now)
             return
         job = await self._store.get_job(run.collection, run.job)
-        if job is None or not _wanted(job, run):
+        if job is None or not wanted(job, run):
             await self._cancel(run, job)
             return
         wait = (run.due - now).total_seconds()
@@ -117,7 +112,7 @@ class Executor:
             # The job may have been disabled, replaced or deleted (its collection too) while
             # we held the claim: a call must not start after such a change was answered.
             job = await self._store.get_job(run.collection, run.job)
-            if job is None or not _wanted(job, claimed):
+            if job is None or not wanted(job, claimed):
                 await self._cancel(claimed, job)
                 return
         await self._attempt(job, run, claimed)
@@ -131,7 +126,7 @@ class Executor:
             disabled = job.state is JobState.DISABLED
             reason = "the job was disabled" if disabled else "the job was replaced"
             now = self._clock.now()
-            history = _history(
+            history = history_record(
                 run,
                 HistoryStatus.CANCELLED,
                 f"Cancelled: {reason} before this attempt ran.",
@@ -270,103 +265,6 @@ class Executor:
     def _timeout_of(self, action: JobErrorAction) -> timedelta:
         seconds = action.request.timeout_seconds if action.request else None
         return timedelta(seconds=seconds) if seconds else self._settings.http_timeout
-
-
-def _wanted(job: StoredJob, run: Run) -> bool:
-    """On-demand runs always run; scheduled ones unless their job was replaced or disabled
-    (a job whose schedule ended still carries its runs in flight to their end)."""
-    if run.manual:
-        return True
-    return job.generation == run.generation and job.state is not JobState.DISABLED
-
-
-def plan_next_step(
-    job: StoredJob,
-    run: Run,
-    action: JobErrorAction,
-    outcome: ActionOutcome,
-    started: datetime,
-    finished: datetime,
-) -> AttemptPlan:
-    """Pure bookkeeping of one attempt: counters, history, retry, error action, final state."""
-    main = run.phase is ActionName.MAIN_ACTION
-    executions = failures = faulted = 0
-    if main:
-        executions = 1 if run.attempt == 0 else 0
-        failures = 0 if outcome.succeeded else 1
-    next_run: Run | None = None
-    occurrence_failed = run.faulted
-    if not outcome.succeeded:
-        delay = action.effective_retry_policy().delay_before_retry(run.attempt)
-        if delay is not None:
-            next_run = replace(run, attempt=run.attempt + 1, due=finished + delay)
-        elif main:
-            faulted = 1
-            occurrence_failed = True
-            if job.properties.action.error_action is not None:
-                next_run = replace(
-                    run, phase=ActionName.ERROR_ACTION, attempt=0, due=finished, faulted=True
-                )
-    closing = None
-    if next_run is None and run.last and not run.manual:
-        closing = JobState.FAULTED if occurrence_failed else JobState.COMPLETED
-    tally = None
-    if main or closing:
-        tally = TallyRow(
-            collection=run.collection,
-            job=run.job,
-            key=run.tally_key,
-            tally=Tally(executions, failures, faulted, started if main else None),
-            generation=run.generation,
-            closing=closing,
-        )
-    status = HistoryStatus.COMPLETED if outcome.succeeded else HistoryStatus.FAILED
-    history = _history(run, status, _history_message(run, outcome), started, finished)
-    if next_run is not None:
-        next_run = replace(
-            next_run,
-            status=RunStatus.SCHEDULED,
-            claimed_until=None,
-            started_at=None,
-            watch_at=next_run.due + SCHEDULED_GRACE,
-        )
-    return AttemptPlan(next_run, history, tally)
-
-
-def _history(
-    run: Run, status: HistoryStatus, message: str, started: datetime, finished: datetime
-) -> HistoryRecord:
-    return HistoryRecord(
-        collection=run.collection,
-        job=run.job,
-        properties=JobHistoryProperties(
-            start_time=started,
-            end_time=finished,
-            expected_execution_time=run.nominal,
-            action_name=run.phase,
-            status=status,
-            message=message,
-            retry_count=run.attempt,
-            repeat_count=run.repeat_count,
-        ),
-        late_seconds=run.late_seconds,
-        manual=run.manual,
-        run_token=run.token,
-    )
-
-
-def _history_message(run: Run, outcome: ActionOutcome) -> str:
-    notes = []
-    if run.manual:
-        notes.append("Run on demand.")
-    if run.phase is ActionName.MAIN_ACTION and run.attempt == 0:
-        if run.late_seconds:
-            notes.append(f"Late by {run.late_seconds:.1f} s.")
-        if run.missed:
-            notes.append(
-                f"{run.missed} earlier missed occurrence(s) were counted, not run (coalesced)."
-            )
-    return " ".join([*notes, outcome.message])
 
 
 def _execution_tag(run: Run) -> str:

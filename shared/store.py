@@ -57,6 +57,7 @@ from azure.data.tables.aio import TableClient, TableServiceClient
 
 from shared.concurrency import run_bounded
 from shared.config import Settings
+from shared.engine.planning import SCHEDULED_GRACE
 from shared.engine.records import (
     HISTORY_KEY_INVERT_MS,
     Collection,
@@ -86,9 +87,6 @@ from shared.timefmt import compact, epoch_ms, from_iso, to_iso
 ENTITY_VERSION = 1
 # A dispatch writes three rows: the job, its run and the run's watch.
 DISPATCHES_PER_TRANSACTION = MAX_OPERATIONS // 3
-# How long after its due time a run nobody has taken is looked at again by the timer (its
-# message may have been lost with the process that was to send it).
-SCHEDULED_GRACE = timedelta(seconds=60)
 _LISTED_CACHE = 10_000
 # Table Storage allows 15 comparisons in a $filter: the PartitionKey and 14 RowKeys.
 _MAX_COMPARISONS = 15

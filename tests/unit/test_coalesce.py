@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared.dispatcher import coalesce
+from shared.engine.planning import coalesce
 from shared.engine.records import StoredJob
 from shared.model.job import JobState, parse_job_definition
 from shared.recurrence import Timeline

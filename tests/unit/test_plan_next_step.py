@@ -9,11 +9,10 @@ from typing import Any
 import pytest
 
 from shared.actions.base import ActionOutcome
+from shared.engine.planning import SCHEDULED_GRACE, AttemptPlan, plan_next_step
 from shared.engine.records import Run, RunStatus, StoredJob, Tally
-from shared.executor import AttemptPlan, plan_next_step
 from shared.model.actions import JobErrorAction
 from shared.model.job import ActionName, HistoryStatus, JobState, parse_job_definition
-from shared.store import SCHEDULED_GRACE
 
 NOMINAL = datetime(2030, 5, 6, 8, 0, 0, tzinfo=UTC)
 STARTED = NOMINAL + timedelta(seconds=1)
