@@ -24,7 +24,7 @@ from bench import lateness, queue_rate, timer_pass
 from bench.report import render
 from bench.util import CpuMeter, median
 from devhost.azurite import PROJECT_ROOT, Azurite, start_azurite
-from shared.dispatcher import _CONCURRENCY
+from shared.engine.dispatcher import _CONCURRENCY
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 

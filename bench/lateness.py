@@ -69,9 +69,9 @@ class AppLog(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         args = record.args if isinstance(record.args, tuple) else ()
         message = str(record.msg)
-        if record.name == "shared.dispatcher" and message.startswith("Dispatch pass"):
+        if record.name == "shared.engine.dispatcher" and message.startswith("Dispatch pass"):
             self._summary = record.getMessage()
-        elif record.name == "shared.executor" and message.startswith("Attempt:"):
+        elif record.name == "shared.engine.executor" and message.startswith("Attempt:"):
             nominal = datetime.fromisoformat(str(args[2]))
             self.started_late_ms[(str(args[1]), to_iso(nominal))] = 1000 * float(str(args[-1]))
         elif record.name == "devhost.invoker" and args and args[0] == "dispatch_due_jobs":
@@ -264,7 +264,7 @@ def watching_app_log() -> Iterator[AppLog]:
     app_log = AppLog()
     loggers = [
         logging.getLogger(name)
-        for name in ("devhost.invoker", "shared.dispatcher", "shared.executor")
+        for name in ("devhost.invoker", "shared.engine.dispatcher", "shared.engine.executor")
     ]
     for logger in loggers:
         logger.setLevel(logging.INFO)

@@ -32,11 +32,11 @@ from typing import Any, TypeVar
 import httpx
 
 from bench.util import CpuMeter, CpuSample, bounded, count_requests, unique_name
-from shared import dispatcher as dispatcher_module
 from shared.api.app import create_api
 from shared.clock import FixedClock
 from shared.config import Settings
-from shared.dispatcher import DispatchReport
+from shared.engine import dispatcher as dispatcher_module
+from shared.engine.dispatcher import DispatchReport
 from shared.engine.records import DueEntry, StoredJob
 from shared.model.job import JobProperties, JobState
 from shared.names import CollectionRef

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from shared.actions.registry import Runners
 from shared.clock import Clock, SystemClock
 from shared.config import Settings
-from shared.dispatcher import Dispatcher
-from shared.executor import Executor
-from shared.jobs import JobService
+from shared.engine.dispatcher import Dispatcher
+from shared.engine.executor import Executor
+from shared.engine.service import JobService
 from shared.run_queue import ExecutionQueue
 from shared.store import JobStore
 

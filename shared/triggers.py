@@ -6,7 +6,7 @@ import logging
 
 import azure.functions as func
 
-from shared.dispatcher import DispatchReport
+from shared.engine.dispatcher import DispatchReport
 from shared.run_queue import ExecutionMessage
 from shared.runtime import current_runtime
 

@@ -1,1 +1,2 @@
-"""The scheduling engine: its records (more of it moves here as the layout grows)."""
+"""The scheduling engine: its records, its pure decisions (planning), the dispatcher, the
+executor, a job's final state (closing) and the operations behind the API (service)."""

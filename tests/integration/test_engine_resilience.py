@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from shared.clock import FixedClock
-from shared.dispatcher import message_for
+from shared.engine.dispatcher import message_for
 from shared.engine.records import DueEntry, Run, RunStatus
 from shared.model.job import ActionName, HistoryStatus, JobState
 from shared.names import CollectionRef

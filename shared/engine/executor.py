@@ -12,7 +12,7 @@ Queues deliver at least once, so the message only points at the run; the run row
   message surfaced early, performed, and recorded (the run's next step, its watch, the history
   row and the counter tally) in one transaction that does not touch the job row, retried until
   it lands or the lease is about to end. The job's final state is settled when its last
-  outstanding run ends (shared/closing.py).
+  outstanding run ends (shared/engine/closing.py).
 Retries are new delayed messages, not the host's poison mechanism. Storage faults raise, so
 the host redelivers the message.
 """
@@ -30,9 +30,9 @@ from datetime import datetime, timedelta
 from shared.actions.base import ActionContext
 from shared.actions.registry import Runners
 from shared.clock import Clock
-from shared.closing import close_if_done
 from shared.config import Settings
-from shared.dispatcher import message_for
+from shared.engine.closing import close_if_done
+from shared.engine.dispatcher import message_for
 from shared.engine.planning import (
     FINAL_CHECK_GRACE,
     AttemptPlan,

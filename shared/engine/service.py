@@ -14,7 +14,7 @@ from typing import Any
 
 from shared.clock import Clock
 from shared.config import Settings
-from shared.dispatcher import Dispatcher
+from shared.engine.dispatcher import Dispatcher
 from shared.engine.records import Collection, DueEntry, HistoryRecord, Run, StoredJob
 from shared.errors import Conflict, InvalidRequest, LimitExceeded, NotFound
 from shared.merge_patch import merge_patch

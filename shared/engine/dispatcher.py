@@ -39,9 +39,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from shared.clock import Clock
-from shared.closing import close_if_done
 from shared.concurrency import Limit, run_bounded
 from shared.config import Settings
+from shared.engine.closing import close_if_done
 from shared.engine.planning import (
     LATE_TOLERANCE_SECONDS,
     SCHEDULED_GRACE,
