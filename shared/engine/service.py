@@ -120,8 +120,10 @@ class JobService:
             # An unchanged action is re-checked when it runs: disabling a job stored under
             # wider settings must not fail.
             self._settings.outbound.check_job(properties)
-        for _ in range(_MAX_WRITE_TRIES):
-            existing = await self._store.get_job(ref.key, name)
+        existing = stored
+        for attempt in range(_MAX_WRITE_TRIES):
+            if attempt:  # a write lost a race: read the job as it is now
+                existing = await self._store.get_job(ref.key, name)
             if existing is not None and existing.state.is_final:
                 raise _final(existing)
             limits = self._check_limits(collection, properties)
