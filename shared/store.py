@@ -580,10 +580,6 @@ class JobStore:
         for collection, rows in keys.items():
             await self._delete_rows(collection, sorted(rows))
 
-    async def due_entries(self, until: datetime, *, now: datetime | None = None) -> list[DueEntry]:
-        """Every due row at or before `until`, oldest first (see `scan`)."""
-        return (await self.scan(until, now=now)).entries
-
     async def scan(self, until: datetime, *, now: datetime | None = None) -> DueScan:
         """Every due row at or before `until` and every watch row at or before `now`, oldest
         first: the minutes of the index up to `until`, then each listed collection's rows (two
@@ -827,8 +823,7 @@ class JobStore:
                 job = named.get(run.job)
                 if (
                     job is None
-                    or run.manual
-                    or run.generation != job.generation
+                    or not job.schedules(run)
                     or run.step != (0, 0)
                     or run.status is not RunStatus.SCHEDULED
                 ):

@@ -33,7 +33,7 @@ async def close_if_done(
         if job is None or job.state is not JobState.ENABLED or job.next_fire is not None:
             return True
         runs = await store.runs_of(collection, name)
-        if any(not run.manual and run.generation == job.generation for run in runs):
+        if any(job.schedules(run) for run in runs):
             return False
         tallies = await store.tallies_of(collection, name)
         closing = job.folded(tallies)

@@ -355,8 +355,7 @@ class Dispatcher:
         found = []
         for run in await self._store.runs_of(entry.collection, entry.job):
             if (
-                run.manual
-                or run.generation != job.generation
+                not job.schedules(run)
                 or run.status is not RunStatus.SCHEDULED
                 or run.step != (0, 0)
                 or run.nominal < entry.due

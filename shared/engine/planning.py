@@ -39,9 +39,7 @@ class AttemptPlan:
 def wanted(job: StoredJob, run: Run) -> bool:
     """On-demand runs always run; scheduled ones unless their job was replaced or disabled
     (a job whose schedule ended still carries its runs in flight to their end)."""
-    if run.manual:
-        return True
-    return job.generation == run.generation and job.state is not JobState.DISABLED
+    return run.manual or (job.schedules(run) and job.state is not JobState.DISABLED)
 
 
 def plan_next_step(

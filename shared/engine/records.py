@@ -89,6 +89,11 @@ class StoredJob:
     pending: Tally = field(default_factory=Tally)
     dispatched: datetime | None = None
 
+    def schedules(self, run: Run) -> bool:
+        """Whether `run` is an occurrence of this version's schedule (not an on-demand run,
+        not a run of a version the job was replaced by)."""
+        return not run.manual and run.generation == self.generation
+
     @property
     def counters(self) -> Tally:
         """The counters folded into the row (without pending tallies)."""

@@ -240,9 +240,9 @@ async def test_timer_reads_only_due_rows_not_every_job(runtimes, target):
     soon = to_iso(datetime.now(UTC) + timedelta(seconds=90))
     await runtime.jobs.put_job(REF, "soon", http_job(target, startTime=soon))
     horizon = datetime.now(UTC) + runtime.settings.lookahead
-    due = await runtime.store.due_entries(horizon)
+    due = (await runtime.store.scan(horizon)).entries
     assert due == []  # "soon" was dispatched at creation, the other 40 are not due
-    assert len(await runtime.store.due_entries(horizon + timedelta(days=4))) == 40
+    assert len((await runtime.store.scan(horizon + timedelta(days=4))).entries) == 40
     report = await runtime.dispatcher.dispatch_due()
     assert (report.dispatched, report.stale) == (0, 0)
 
@@ -297,19 +297,19 @@ async def test_the_due_index_lists_a_collection_until_its_rows_are_gone_and_minu
         ("203101011200", COLLECTION),
         ("203101011200", "s|g|gone"),
     }
-    assert await store.due_entries(t0 + timedelta(minutes=2), now=t0) == [overdue]
+    assert (await store.scan(t0 + timedelta(minutes=2), now=t0)).entries == [overdue]
     assert len(await index()) == 3  # the minute is not settled yet
 
     await store.delete_due(overdue)
     settled = t0 + timedelta(minutes=10)
-    assert await store.due_entries(settled, now=settled) == []
+    assert (await store.scan(settled, now=settled)).entries == []
     assert await index() == {("203101011300", COLLECTION)}  # a collection without a table too
 
     late = t0 + timedelta(hours=2)
-    assert await store.due_entries(late, now=late) == [later]
+    assert (await store.scan(late, now=late)).entries == [later]
     assert await index() == {("203101011300", COLLECTION)}  # its row is still filed there
     await store.delete_due(later)
-    assert await store.due_entries(late, now=late) == []
+    assert (await store.scan(late, now=late)).entries == []
     assert await index() == set()
 
 
@@ -331,7 +331,7 @@ async def test_a_pass_over_several_slices_dispatches_every_row_once(runtimes, ta
     assert (report.dispatched, report.conflicts, report.stale) == (250, 0, 0)
     properties = await runtime.queue.client.get_queue_properties()
     assert properties.approximate_message_count == 250
-    assert await runtime.store.due_entries(start + timedelta(days=1)) == []
+    assert (await runtime.store.scan(start + timedelta(days=1))).entries == []
     for ref, jobs in names.items():
         found = await runtime.store.get_jobs((ref.key, name) for name in jobs)
         assert len(found) == len(jobs)
@@ -355,7 +355,7 @@ async def test_a_collection_table_deleted_by_hand_comes_back_with_the_next_job(
 
     stored = await fresh.store.get_job(COLLECTION, "back")
     assert created and stored is not None and stored.etag == job.etag
-    assert len(await fresh.store.due_entries(datetime.now(UTC) + timedelta(days=2))) == 1
+    assert len((await fresh.store.scan(datetime.now(UTC) + timedelta(days=2))).entries) == 1
 
 
 async def test_two_dispatchers_racing_dispatch_each_occurrence_once(runtimes, target):
@@ -411,7 +411,7 @@ async def test_crash_between_run_creation_and_message_is_recovered(runtimes, tar
 
     await work_queue(runtime, done)
     assert len(target.requests) == 1
-    assert await runtime.store.due_entries(start + timedelta(days=1)) == []
+    assert (await runtime.store.scan(start + timedelta(days=1))).entries == []
 
 
 async def test_crash_while_running_is_taken_over_after_the_lease(runtimes, target):
@@ -486,7 +486,7 @@ async def test_disabled_job_does_not_fire(runtimes, target):
     clock.set(soon)
     await work_queue(runtime, lambda: _no_runs_left(runtime, 0))
     assert target.requests == []
-    assert await runtime.store.due_entries(soon + timedelta(days=1)) == []
+    assert (await runtime.store.scan(soon + timedelta(days=1))).entries == []
 
 
 async def test_history_keeps_the_newest_rows_within_the_limits(runtimes, target):
@@ -519,7 +519,7 @@ async def test_deleting_a_job_removes_its_index_runs_and_history(runtimes, targe
     await work_queue(runtime, lambda: _history_count(runtime, "gone", 1))
     await runtime.jobs.delete_job(REF, "gone")
     assert await runtime.store.get_job(COLLECTION, "gone") is None
-    assert await runtime.store.due_entries(later + timedelta(days=1)) == []
+    assert (await runtime.store.scan(later + timedelta(days=1))).entries == []
     records, _ = await runtime.store.history(COLLECTION, "gone", top=10)
     assert records == []
 
