@@ -746,7 +746,7 @@ class JobStore:
             operations = [Operation(Kind.REPLACE, _run_entity(updated), read.etag)]
         operations += await self._watch_moves(read, updated, now)
         if check_final_at is not None:
-            final = Watch(read.collection, check_final_at, f"final|{read.job}")
+            final = Watch.final_state_of(read.collection, read.job, check_final_at)
             await self._list([(_filed(check_final_at, now), read.collection)])
             operations.append(Operation(Kind.UPSERT, _watch_entity(final, now)))
         if history is not None:

@@ -197,7 +197,7 @@ class Executor:
         if plan.next_run is not None:
             await self._queue.send(message_for(plan.next_run), due=plan.next_run.due, now=finished)
         if check_final_at is not None:
-            watch = Watch(run.collection, check_final_at, f"final|{run.job}")
+            watch = Watch.final_state_of(run.collection, run.job, check_final_at)
             await close_if_done(self._store, run.collection, run.job, watch)
         if self._store.housekeeping_due(claimed.tally_key):
             await self._housekeeping(run.collection, run.job, finished)

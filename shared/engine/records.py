@@ -191,6 +191,12 @@ class Watch:
     def row_key(self) -> str:
         return f"watch|{compact(self.deadline)}|{self.subject}"
 
+    @classmethod
+    def final_state_of(cls, collection: str, job: str, deadline: datetime) -> Watch:
+        """The reminder to check, at `deadline`, that a job whose schedule ended got its
+        final state."""
+        return cls(collection, deadline, f"final|{job}")
+
     @property
     def run_key(self) -> str | None:
         return self.subject if self.subject.startswith("run|") else None
