@@ -648,13 +648,7 @@ class JobStore:
 
     async def runs_of(self, collection: str, job: str) -> list[Run]:
         """The job's runs in flight (every version, on-demand ones included)."""
-        query = f"PartitionKey eq @pk and {_key_range(f'run|{job}|')}"
-        return [
-            _run_from_entity(entity)
-            async for entity in self.table_for(collection).query_entities(
-                query, parameters={"pk": collection}
-            )
-        ]
+        return [run async for run in self._runs_between(collection, job, job)]
 
     async def commit_dispatch(self, job: StoredJob, run: Run, now: datetime) -> StoredJob:
         """Advance the job and create its run (and the run's watch), atomically; Conflict if
