@@ -8,7 +8,7 @@ from azure.storage.queue.aio import QueueClient
 
 from bench.util import CpuMeter, CpuSample, bounded, unique_name
 from shared.model.job import ActionName
-from shared.run_queue import ExecutionMessage
+from shared.storage.queue import ExecutionMessage
 
 MESSAGES = 1_000
 WARM_UP = 32

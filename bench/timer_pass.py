@@ -42,7 +42,7 @@ from shared.model.job import JobProperties, JobState
 from shared.names import CollectionRef
 from shared.runtime import Runtime
 from shared.store import JobStore, _job_entity
-from shared.table_batch import MAX_OPERATIONS, Kind, Operation, submit
+from shared.storage.table_batch import MAX_OPERATIONS, Kind, Operation, submit
 from shared.timefmt import to_iso
 
 Row = TypeVar("Row")

@@ -20,9 +20,6 @@ from datetime import timedelta
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from azure.data.tables import TableServiceClient
-from azure.storage.queue import QueueServiceClient
-
 from shared.actions.network_guard import SETTING as NETWORKS_SETTING
 from shared.actions.network_guard import NetworkPolicy
 from shared.actions.outbound_auth import (
@@ -40,6 +37,7 @@ from shared.outbound_policy import (
     QUEUE_CONNECTIONS_SETTING,
     OutboundPolicy,
 )
+from shared.storage.connections import is_connection_string
 
 STORAGE_SETTING = "AzureWebJobsStorage"
 OWN_STORAGE_SETTING = "SCHEDULER_STORAGE"
@@ -178,11 +176,8 @@ def _storage_connection(values: Mapping[str, str]) -> str:
             STORAGE_SETTING,
             f"must be set (or {OWN_STORAGE_SETTING}): the storage of the job tables and queue",
         )
-    try:
-        TableServiceClient.from_connection_string(connection)
-        QueueServiceClient.from_connection_string(connection)
-    except ValueError:
-        raise ConfigError(name, "is not a storage connection string") from None
+    if not is_connection_string(connection):
+        raise ConfigError(name, "is not a storage connection string")
     return connection
 
 

@@ -14,7 +14,7 @@ SchedulerError
  │    └── CredentialError credentials could not be obtained (shared/actions/outbound_auth.py)
  └── StorageError         storage refused what the store asked
       ├── TransactionFailed    an entity-group transaction refused, with its status and the
-      │                        failed operation's index (shared/table_batch.py)
+      │                        failed operation's index (shared/storage/table_batch.py)
       ├── CollectionGone       the collection has no job count row: it was deleted (store)
       └── JobLimitReached      a create would pass the collection's job count limit (store)
 

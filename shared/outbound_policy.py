@@ -22,12 +22,11 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from azure.storage.queue import QueueServiceClient
-
 from shared.errors import InvalidRequest
 from shared.model.actions import JobErrorAction, StorageQueueMessage
 from shared.model.auth import ManagedServiceIdentityAuthentication
 from shared.model.job import JobProperties
+from shared.storage.connections import queue_account
 
 IDENTITY_AUDIENCES_SETTING = "SCHEDULER_IDENTITY_AUDIENCES"
 IDENTITY_CLIENT_IDS_SETTING = "SCHEDULER_IDENTITY_CLIENT_IDS"
@@ -147,13 +146,13 @@ def _parse(
     for name in names:
         if not _SETTING_NAME.fullmatch(name):
             raise ValueError(f"{QUEUE_CONNECTIONS_SETTING}: {name!r} is not an app setting name")
-    app_endpoints = [found for text in app_storage if (found := _account(text)) is not None]
+    app_endpoints = [found for text in app_storage if (found := queue_account(text)) is not None]
     app_accounts = frozenset(account for account, _ in app_endpoints if account)
     app_urls = frozenset(url for _, url in app_endpoints)
     app_connections = frozenset(
         name
         for name, value in zip(names, allowed_values, strict=True)
-        if (found := _account(value)) is not None
+        if (found := queue_account(value)) is not None
         and (found[0] in app_accounts or found[1] in app_urls)
     )
     return OutboundPolicy(
@@ -164,17 +163,6 @@ def _parse(
         app_accounts=app_accounts,
         app_queues=frozenset({queue, f"{queue}-poison"}),
     )
-
-
-def _account(connection: str) -> tuple[str, str] | None:
-    """(account name, queue endpoint) of a connection string; None if it is not one."""
-    if not connection:
-        return None
-    try:
-        client = QueueServiceClient.from_connection_string(connection)
-    except ValueError:
-        return None
-    return (client.account_name or "").lower(), client.url.rstrip("/").lower()
 
 
 __all__ = [

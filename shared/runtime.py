@@ -18,7 +18,7 @@ from shared.config import Settings
 from shared.engine.dispatcher import Dispatcher
 from shared.engine.executor import Executor
 from shared.engine.service import JobService
-from shared.run_queue import ExecutionQueue
+from shared.storage.queue import ExecutionQueue
 from shared.store import JobStore
 
 

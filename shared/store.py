@@ -81,7 +81,7 @@ from shared.model.job import (
     load_stored_definition,
 )
 from shared.names import CollectionRef
-from shared.table_batch import MAX_OPERATIONS, Kind, Operation, TransactionFailed, submit
+from shared.storage.table_batch import MAX_OPERATIONS, Kind, Operation, TransactionFailed, submit
 from shared.timefmt import compact, epoch_ms, from_iso, to_iso
 
 ENTITY_VERSION = 1

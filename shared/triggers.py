@@ -7,7 +7,7 @@ import logging
 import azure.functions as func
 
 from shared.engine.dispatcher import DispatchReport
-from shared.run_queue import ExecutionMessage
+from shared.storage.queue import ExecutionMessage
 from shared.runtime import current_runtime
 
 log = logging.getLogger(__name__)

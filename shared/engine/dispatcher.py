@@ -54,7 +54,7 @@ from shared.model.collection import CollectionState
 from shared.model.job import JobState
 from shared.names import CollectionRef
 from shared.recurrence import Timeline
-from shared.run_queue import ExecutionMessage, ExecutionQueue
+from shared.storage.queue import ExecutionMessage, ExecutionQueue
 from shared.store import DISPATCHES_PER_TRANSACTION, JobStore
 
 log = logging.getLogger(__name__)

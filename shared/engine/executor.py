@@ -45,7 +45,7 @@ from shared.errors import Conflict, is_transient
 from shared.model.actions import JobErrorAction
 from shared.model.job import ActionName, HistoryStatus, JobState
 from shared.names import CollectionRef
-from shared.run_queue import EARLY_ARRIVAL_SECONDS, ExecutionMessage, ExecutionQueue
+from shared.storage.queue import EARLY_ARRIVAL_SECONDS, ExecutionMessage, ExecutionQueue
 from shared.store import JobStore
 from shared.timefmt import compact
 

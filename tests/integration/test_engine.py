@@ -440,7 +440,7 @@ async def test_crash_while_running_is_taken_over_after_the_lease(runtimes, targe
     assert len(messages) == 1
     # Held by the (dead) executor: a redelivery before the lease ends is not run, but put back
     # to be looked at when the lease ends (so a holder that never records cannot lose the run).
-    from shared.run_queue import ExecutionMessage
+    from shared.storage.queue import ExecutionMessage
 
     await runtime.executor.execute(ExecutionMessage.from_json(messages[0].content))
     assert target.requests == []

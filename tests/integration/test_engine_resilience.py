@@ -17,7 +17,7 @@ from shared.engine.dispatcher import message_for
 from shared.engine.records import DueEntry, Run, RunStatus
 from shared.model.job import ActionName, HistoryStatus, JobState
 from shared.names import CollectionRef
-from shared.run_queue import ExecutionMessage
+from shared.storage.queue import ExecutionMessage
 from shared.runtime import Runtime
 from shared.timefmt import to_iso
 from tests.support.engine import api_client, job_as_shown, work_queue

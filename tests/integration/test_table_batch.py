@@ -1,4 +1,4 @@
-"""Entity-group transactions of shared/table_batch.py against Azurite: every behaviour holds on
+"""Entity-group transactions of shared/storage/table_batch.py against Azurite: every behaviour holds on
 both paths, the fast encoder and the fallback through `TableClient.submit_transaction`."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables.aio import TableClient, TableServiceClient
 
-from shared.table_batch import (
+from shared.storage.table_batch import (
     Kind,
     Operation,
     TransactionFailed,

@@ -14,7 +14,7 @@ from shared.api.app import create_api
 from shared.clock import Clock
 from shared.config import Settings
 from shared.engine.records import StoredJob
-from shared.run_queue import ExecutionMessage
+from shared.storage.queue import ExecutionMessage
 from shared.runtime import Runtime
 
 # The API tests' fixed "now": a Monday morning, years ahead of any real clock.

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.run_queue import EARLY_ARRIVAL_SECONDS, MAX_VISIBILITY_SECONDS, visibility_delay
+from shared.storage.queue import EARLY_ARRIVAL_SECONDS, MAX_VISIBILITY_SECONDS, visibility_delay
 
 NOW = datetime(2030, 5, 6, 8, 0, 0, tzinfo=UTC)
 
