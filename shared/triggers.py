@@ -7,8 +7,8 @@ import logging
 import azure.functions as func
 
 from shared.engine.dispatcher import DispatchReport
-from shared.storage.queue import ExecutionMessage
 from shared.runtime import current_runtime
+from shared.storage.queue import ExecutionMessage
 
 log = logging.getLogger(__name__)
 

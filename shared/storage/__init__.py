@@ -1,1 +1,1 @@
-"""Everything that talks to Azure Storage: the only package that imports azure.data.tables or azure.storage."""
+"""Everything that talks to Azure Storage: the only package that imports azure.data.tables or azure.storage."""  # noqa: E501

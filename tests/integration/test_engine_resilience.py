@@ -17,8 +17,8 @@ from shared.engine.dispatcher import message_for
 from shared.engine.records import DueEntry, Run, RunStatus
 from shared.model.job import ActionName, HistoryStatus, JobState
 from shared.names import CollectionRef
-from shared.storage.queue import ExecutionMessage
 from shared.runtime import Runtime
+from shared.storage.queue import ExecutionMessage
 from shared.timefmt import to_iso
 from tests.support.engine import api_client, job_as_shown, work_queue
 from tests.support.flaky_proxy import FlakyProxy

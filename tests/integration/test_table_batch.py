@@ -1,5 +1,5 @@
-"""Entity-group transactions of shared/storage/table_batch.py against Azurite: every behaviour holds on
-both paths, the fast encoder and the fallback through `TableClient.submit_transaction`."""
+"""Entity-group transactions of shared/storage/table_batch.py against Azurite: every behaviour
+holds on both paths, the fast encoder and the fallback through `TableClient.submit_transaction`."""
 
 from __future__ import annotations
 

@@ -14,8 +14,8 @@ from shared.api.app import create_api
 from shared.clock import Clock
 from shared.config import Settings
 from shared.engine.records import StoredJob
-from shared.storage.queue import ExecutionMessage
 from shared.runtime import Runtime
+from shared.storage.queue import ExecutionMessage
 
 # The API tests' fixed "now": a Monday morning, years ahead of any real clock.
 API_NOW = datetime(2030, 5, 6, 8, 0, 0, tzinfo=UTC)
