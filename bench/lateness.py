@@ -32,7 +32,7 @@ from devhost.host import DevHost
 from shared import runtime as runtime_module
 from shared.config import Settings
 from shared.names import CollectionRef
-from shared.store import JobStore
+from shared.storage.store import JobStore
 from shared.timefmt import to_iso
 
 JOBS = 1_000

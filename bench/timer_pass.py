@@ -7,8 +7,8 @@ creation does not dispatch them; the clock then moves to one second before the f
 exactly one pass is timed. Going through the API keeps the bench independent of how the service
 keys collections internally.
 
-The 100,000 other jobs are written as rows in the store's own entity format (`_job_entity`)
-through batch transactions, and indexed with the store's `put_due_many`; that is not measured.
+The 100,000 other jobs are written as rows in the store's own entity format (`job_entity`)
+through batch transactions, and indexed with the due index's `put_many`; that is not measured.
 Their collections are created through the API.
 """
 
@@ -41,7 +41,8 @@ from shared.engine.records import DueEntry, StoredJob
 from shared.model.job import JobProperties, JobState
 from shared.names import CollectionRef
 from shared.runtime import Runtime
-from shared.store import JobStore, _job_entity
+from shared.storage.codecs import job_entity
+from shared.storage.store import JobStore
 from shared.storage.table_batch import MAX_OPERATIONS, Kind, Operation, submit
 from shared.timefmt import to_iso
 
@@ -241,7 +242,7 @@ async def _seed_rows(
             next_fire=start,
             scheduled_from=created,
         )
-        job_rows[job.collection].append(_job_entity(job))
+        job_rows[job.collection].append(job_entity(job))
         due_rows[job.collection].append(DueEntry(start, job.collection, job.name))
     store = JobStore.from_settings(settings)
     try:
@@ -258,7 +259,7 @@ async def _seed_rows(
             ),
         )
         await bounded(
-            SEED_IN_FLIGHT, (store.put_due_many(entries, created) for entries in due_batches)
+            SEED_IN_FLIGHT, (store.due_index.put_many(entries, created) for entries in due_batches)
         )
     finally:
         await store.close()

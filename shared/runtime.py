@@ -19,7 +19,7 @@ from shared.engine.dispatcher import Dispatcher
 from shared.engine.executor import Executor
 from shared.engine.service import JobService
 from shared.storage.queue import ExecutionQueue
-from shared.store import JobStore
+from shared.storage.store import JobStore
 
 
 @dataclass

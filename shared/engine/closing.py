@@ -15,7 +15,7 @@ from dataclasses import replace
 from shared.engine.records import Watch
 from shared.errors import Conflict
 from shared.model.job import JobState
-from shared.store import JobStore
+from shared.storage.store import JobStore
 
 log = logging.getLogger(__name__)
 

@@ -55,7 +55,8 @@ from shared.model.job import JobState
 from shared.names import CollectionRef
 from shared.recurrence import Timeline
 from shared.storage.queue import ExecutionMessage, ExecutionQueue
-from shared.store import DISPATCHES_PER_TRANSACTION, JobStore
+from shared.storage.runs import DISPATCHES_PER_TRANSACTION
+from shared.storage.store import JobStore
 
 log = logging.getLogger(__name__)
 
@@ -218,13 +219,20 @@ class Dispatcher:
             else:
                 plans.append(self._plan(job, entry))
         report.stale += len(stale)
-        await self._store.put_due_many(
-            (DueEntry(p.following, p.job.collection, p.job.name) for p in plans if p.following),
-            self._clock.now(),
+
+        async def commit_and_send() -> list[_Plan]:
+            committed = await self._commit(plans, report)
+            await self._send_all(committed, sends)
+            return committed
+
+        committed = await self._store.indexed_write(
+            commit_and_send,
+            index=[
+                DueEntry(p.following, p.job.collection, p.job.name) for p in plans if p.following
+            ],
+            unindex=lambda done: [p.entry for p in done] + stale,
+            now=self._clock.now(),
         )
-        committed = await self._commit(plans, report)
-        await self._send_all(committed, sends)
-        await self._store.delete_due_many([p.entry for p in committed] + stale)
         for plan in committed:
             report.dispatched += 1
             report.missed += plan.run.missed

@@ -46,7 +46,7 @@ from shared.model.actions import JobErrorAction
 from shared.model.job import ActionName, HistoryStatus, JobState
 from shared.names import CollectionRef
 from shared.storage.queue import EARLY_ARRIVAL_SECONDS, ExecutionMessage, ExecutionQueue
-from shared.store import JobStore
+from shared.storage.store import JobStore
 from shared.timefmt import compact
 
 log = logging.getLogger(__name__)

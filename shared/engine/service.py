@@ -29,7 +29,8 @@ from shared.model.job import HistoryStatus, JobProperties, JobState, parse_job_d
 from shared.names import CollectionRef, check_name
 from shared.recurrence import Timeline
 from shared.secret_carry import carry_secrets, check_identity_retarget
-from shared.store import CollectionGone, JobLimitReached, JobStore
+from shared.storage.jobs import CollectionGone, JobLimitReached
+from shared.storage.store import JobStore
 
 _MAX_WRITE_TRIES = 10
 # Occurrences looked at to find a job's shortest spacing against a recurrence quota.
@@ -283,14 +284,14 @@ class JobService:
     ) -> StoredJob:
         if existing is None:
             return await self._create(job, collection, limits)
-        if job.next_fire is not None:
-            await self._store.put_due(
-                DueEntry(job.next_fire, job.collection, job.name), self._clock.now()
-            )
-        written = await self._store.update_job(job)
-        if existing.next_fire is not None and existing.next_fire != job.next_fire:
-            await self._store.delete_due(DueEntry(existing.next_fire, job.collection, job.name))
-        return written
+        fires = [job.next_fire] if job.next_fire is not None else []
+        fired = [existing.next_fire] if existing.next_fire is not None else []
+        return await self._store.indexed_write(
+            lambda: self._store.update_job(job),
+            index=[DueEntry(due, job.collection, job.name) for due in fires],
+            unindex=lambda _: [DueEntry(due, job.collection, job.name) for due in fired],
+            now=self._clock.now(),
+        )
 
     async def _create(self, job: StoredJob, collection: Collection, limits: Limits) -> StoredJob:
         """Insert the job, counted against the collection's counter in the same step."""

@@ -14,6 +14,7 @@ from shared.clock import FixedClock
 from shared.engine.records import DueEntry, RunStatus
 from shared.model.job import ActionName, HistoryStatus, JobState
 from shared.names import CollectionRef
+from shared.storage.rows import row_keys
 from shared.timefmt import to_iso
 from tests.support.engine import job_as_shown, work_queue
 from tests.support.http_target import HttpTarget
@@ -286,10 +287,12 @@ async def test_the_due_index_lists_a_collection_until_its_rows_are_gone_and_minu
     overdue = DueEntry(t0 - timedelta(days=1), COLLECTION, "overdue")
     await store.put_due(later, t0)
     await store.put_due(overdue, t0)  # filed in the minute it is written, not in its own
-    await store.due_index.upsert_entity({"PartitionKey": "203101011200", "RowKey": "s|g|gone"})
+    await store.tables.due_index.upsert_entity(
+        {"PartitionKey": "203101011200", "RowKey": "s|g|gone"}
+    )
 
     async def index() -> set[tuple[str, str]]:
-        rows = store.due_index.list_entities()
+        rows = store.tables.due_index.list_entities()
         return {(row["PartitionKey"], row["RowKey"]) async for row in rows}
 
     assert await index() == {
@@ -536,7 +539,8 @@ async def _executions(runtime, job: str, count: int) -> bool:
 
 
 async def _no_runs_left(runtime, _: int) -> bool:
-    remaining = [key async for key in runtime.store._row_keys(COLLECTION, "run|")]
+    table = runtime.store.table_for(COLLECTION)
+    remaining = [key async for key in row_keys(table, COLLECTION, "run|")]
     return remaining == []
 
 
