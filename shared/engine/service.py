@@ -29,6 +29,7 @@ from shared.model.job import HistoryStatus, JobProperties, JobState, parse_job_d
 from shared.names import CollectionRef, check_name
 from shared.recurrence import Timeline
 from shared.secret_carry import carry_secrets, check_identity_retarget
+from shared.storage.due_index import due_row_of
 from shared.storage.jobs import CollectionGone, JobLimitReached
 from shared.storage.store import JobStore
 
@@ -284,12 +285,10 @@ class JobService:
     ) -> StoredJob:
         if existing is None:
             return await self._create(job, collection, limits)
-        fires = [job.next_fire] if job.next_fire is not None else []
-        fired = [existing.next_fire] if existing.next_fire is not None else []
         return await self._store.indexed_write(
             lambda: self._store.update_job(job),
-            index=[DueEntry(due, job.collection, job.name) for due in fires],
-            unindex=lambda _: [DueEntry(due, job.collection, job.name) for due in fired],
+            index=due_row_of(job),
+            unindex=lambda _: due_row_of(existing),
             now=self._clock.now(),
         )
 

@@ -23,7 +23,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableEntity
 
 from shared.concurrency import run_bounded
-from shared.engine.records import DueEntry, DueScan, Watch
+from shared.engine.records import DueEntry, DueScan, StoredJob, Watch
 from shared.storage.codecs import due_entity, due_from_entity, watch_entity, watch_from_entity
 from shared.storage.keys import DUE_PREFIX, WATCH_PREFIX, due_key, filed, minute, up_to
 from shared.storage.rows import chunks, delete_row, delete_rows, key_range
@@ -37,6 +37,11 @@ _READ_CONCURRENCY = 8
 # A minute of the due index is settled (no writer files rows in it any more) this long after it
 # ended: writers file in the minute they write, and instances' clocks differ by far less.
 _INDEX_SETTLES_AFTER = timedelta(minutes=5)
+
+
+def due_row_of(job: StoredJob) -> list[DueEntry]:
+    """The due row a job points at: its next occurrence's, or none when it has no next one."""
+    return [] if job.next_fire is None else [DueEntry(job.next_fire, job.collection, job.name)]
 
 
 class DueIndex:
@@ -184,4 +189,4 @@ class DueIndex:
         return [row for row in rows if from_iso(row[field]) <= instant]
 
 
-__all__ = ["DueIndex"]
+__all__ = ["DueIndex", "due_row_of"]

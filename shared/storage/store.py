@@ -29,7 +29,7 @@ from shared.engine.records import (
 from shared.model.job import HistoryStatus, JobState
 from shared.names import CollectionRef
 from shared.storage.codecs import JobCount
-from shared.storage.due_index import DueIndex
+from shared.storage.due_index import DueIndex, due_row_of
 from shared.storage.history import HistoryRows
 from shared.storage.jobs import JobRows
 from shared.storage.rows import delete_rows
@@ -77,8 +77,7 @@ class JobStore:
             await delete_rows(self.tables.table_for(collection), collection, keys)
             await self.job_rows.delete_counted(collection, name)
 
-        due = [DueEntry(job.next_fire, collection, name)] if job.next_fire is not None else []
-        await self.indexed_write(delete, unindex=lambda _: due)
+        await self.indexed_write(delete, unindex=lambda _: due_row_of(job))
         return True
 
     # -- collections and jobs (shared/storage/jobs.py) ---------------------------------------
