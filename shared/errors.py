@@ -15,8 +15,9 @@ SchedulerError
  └── StorageError         storage refused what the store asked
       ├── TransactionFailed    an entity-group transaction refused, with its status and the
       │                        failed operation's index (shared/storage/table_batch.py)
-      ├── CollectionGone       the collection has no job count row: it was deleted (store)
-      └── JobLimitReached      a create would pass the collection's job count limit (store)
+      ├── CollectionGone       the collection has no job count row: it was deleted
+      │                        (shared/storage/jobs.py)
+      └── JobLimitReached      a create would pass the collection's job count limit (same)
 
 Faults of the network or of storage itself (azure.core's AzureError, OSError, timeouts) are not
 ours: `is_transient` tells which of them may pass on a retry.
