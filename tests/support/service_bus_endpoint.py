@@ -1,7 +1,7 @@
 """A local HTTPS stand-in for Service Bus's REST send endpoint, on 127.0.0.1.
 
 No Service Bus emulator runs here without Docker, so this server checks a Send Message request
-the way the REST reference describes it (docs/service-bus.md) and answers as the service would:
+the way the REST reference describes it (docs/service-bus.md §6) and answers as the service would:
 201 and the message recorded; 401 for a token that is malformed, expired, signed wrongly, for an
 unknown key name or for another resource; 403 for a rule without the Send right or a message
 past the entity's size; 410 for an entity that does not exist; 400 for malformed broker or custom
