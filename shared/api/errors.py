@@ -34,12 +34,12 @@ def error_response(
     return JSONResponse({"error": error}, status_code=status, headers=headers)
 
 
-def field_path(loc: tuple[int | str, ...], prefix: str = "") -> str:
+def field_path(loc: tuple[int | str, ...]) -> str:
     """`("properties", "recurrence", "schedule", "monthDays", 0)` -> `properties.recurrence...[0]`.
 
     Union branch names that pydantic inserts (`function-after[...]`) are left out.
     """
-    path = prefix
+    path = ""
     for part in loc:
         if isinstance(part, int):
             path += f"[{part}]"
