@@ -1,14 +1,78 @@
-"""The FastAPI application factory. Routes carry the `/api` prefix because the Functions host
-passes the full URL path (route prefix included) to an AsgiFunctionApp."""
+"""The FastAPI application factory: the routers mounted on both path families, the error
+handlers and the front door. Routes carry the `/api` prefix because the Functions host passes
+the full URL path (route prefix included) to an AsgiFunctionApp."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
+from fastapi import APIRouter, Depends, FastAPI
+from fastapi.routing import APIRoute
+
+from shared.api import collections as collections_api
+from shared.api import history as history_api
+from shared.api import jobs as jobs_api
 from shared.api.errors import install_error_handlers
 from shared.api.middleware import FrontDoor
-from shared.api.routes import RuntimeProvider, build_router
+from shared.api.refs import RuntimeProvider, arm_scope
+from shared.api.schemas import ERRORS
 from shared.runtime import current_runtime
+
+ARM_PREFIX = (
+    "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}"
+    "/providers/Microsoft.Scheduler/jobCollections"
+)
+SHORT_PREFIX = "/jobCollections"
+# The short paths' list of collections names no resource group: its id says so.
+_SHORT_IDS = {"JobCollections_ListByResourceGroup": "JobCollections_ListDefault"}
+
+
+def _arm_operation_id(route: APIRoute) -> str:
+    return route.name
+
+
+def _short_operation_id(route: APIRoute) -> str:
+    return _SHORT_IDS.get(route.name, f"{route.name}_Short")
+
+
+@dataclass(frozen=True)
+class Mount:
+    """Where the collection-relative routers go: a prefix, the dependencies its own path
+    parameters need, the tag that groups it in the document, and its operations' ids."""
+
+    prefix: str
+    tag: str
+    operation_id: Callable[[APIRoute], str]
+    dependencies: Sequence[Any] = ()
+
+
+MOUNTS = (
+    Mount(ARM_PREFIX, "jobCollections", _arm_operation_id, (Depends(arm_scope),)),
+    Mount(SHORT_PREFIX, "jobCollections (short paths)", _short_operation_id),
+)
+ROUTERS = (collections_api.router, jobs_api.router, history_api.router)
+
+
+def build_router() -> APIRouter:
+    """Every operation under `/api`: each router once per mount, and the subscription list."""
+    api = APIRouter(prefix="/api", responses=ERRORS)
+    api.include_router(
+        collections_api.by_subscription,
+        tags=["jobCollections"],
+        generate_unique_id_function=_arm_operation_id,
+    )
+    for mount in MOUNTS:
+        for router in ROUTERS:
+            api.include_router(
+                router,
+                prefix=mount.prefix,
+                tags=[mount.tag],
+                dependencies=mount.dependencies,
+                generate_unique_id_function=mount.operation_id,
+            )
+    return api
 
 
 def create_api(get_runtime: RuntimeProvider = current_runtime) -> FastAPI:

@@ -34,12 +34,12 @@ def error_response(
     return JSONResponse({"error": error}, status_code=status, headers=headers)
 
 
-def field_path(loc: tuple[int | str, ...], prefix: str = "") -> str:
+def field_path(loc: tuple[int | str, ...]) -> str:
     """`("properties", "recurrence", "schedule", "monthDays", 0)` -> `properties.recurrence...[0]`.
 
     Union branch names that pydantic inserts (`function-after[...]`) are left out.
     """
-    path = prefix
+    path = ""
     for part in loc:
         if isinstance(part, int):
             path += f"[{part}]"
@@ -50,16 +50,18 @@ def field_path(loc: tuple[int | str, ...], prefix: str = "") -> str:
     return path
 
 
-def validation_details(error: ValidationError, prefix: str) -> list[dict[str, str]]:
+def validation_details(error: ValidationError) -> list[dict[str, str]]:
     details = []
     for item in error.errors(include_url=False):
         message = str(item["msg"]).removeprefix("Value error, ")
-        details.append({"target": field_path(tuple(item["loc"]), prefix), "message": message})
+        details.append({"target": field_path(tuple(item["loc"])), "message": message})
     return details
 
 
-def bad_request_from_validation(error: ValidationError, prefix: str) -> JSONResponse:
-    details = validation_details(error, prefix)
+def bad_request_from_validation(error: ValidationError) -> JSONResponse:
+    """A body the domain models refused: its locations are paths in the body as the API
+    documents it (shared/model makes them so), each one a detail; the first is the target."""
+    details = validation_details(error)
     first = details[0]
     return error_response(
         400,
@@ -83,6 +85,12 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(InvalidRequest)
     async def invalid(_: Request, exc: InvalidRequest) -> JSONResponse:
         return error_response(400, "BadRequest", f"{exc.field}: {exc.reason}", exc.field)
+
+    @app.exception_handler(ValidationError)
+    async def model_invalid(_: Request, exc: ValidationError) -> JSONResponse:
+        # The service validates bodies with the domain models and lets their refusal out;
+        # this is the one place it becomes a 400.
+        return bad_request_from_validation(exc)
 
     @app.exception_handler(NotFound)
     async def not_found(_: Request, exc: NotFound) -> JSONResponse:

@@ -218,11 +218,21 @@ class HistoryRecord:
     @property
     def row_key(self) -> str:
         """Newest first; unique per attempt even when two attempts start in the same ms."""
+        return f"hist|{self.job}|" + "|".join(self._attempt_parts())
+
+    @property
+    def public_id(self) -> str:
+        """The last segment of the record's resource id in the API: the same parts as the row
+        key, joined by '-' (so the ids sort as the rows do)."""
+        return "-".join(self._attempt_parts())
+
+    def _attempt_parts(self) -> tuple[str, str, str]:
+        """Start (inverted, so newest first), occurrence, and phase with attempt number."""
         props = self.properties
         inverted = HISTORY_KEY_INVERT_MS - epoch_ms(props.start_time)
         phase = "m" if props.action_name is ActionName.MAIN_ACTION else "e"
         occurrence = compact(props.expected_execution_time) + self.run_token
-        return f"hist|{self.job}|{inverted:013d}|{occurrence}|{phase}{props.retry_count:03d}"
+        return f"{inverted:013d}", occurrence, f"{phase}{props.retry_count:03d}"
 
 
 @dataclass

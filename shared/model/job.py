@@ -102,12 +102,12 @@ def parse_job_definition(
 
     `now` feeds the rules that depend on time (endTime must be in the future), `limits` the
     request size limits of the app settings.
-    Raises pydantic.ValidationError whose locations name the offending field.
+    Raises pydantic.ValidationError whose locations name the offending field as a path in the
+    envelope (`properties.action...`), whichever form was sent.
     """
     context = {"now": now, "limits": limits}
-    if isinstance(body, dict) and "properties" in body:
-        return JobEnvelope.model_validate(body, context=context).properties
-    return JobProperties.model_validate(body, context=context)
+    envelope = body if isinstance(body, dict) and "properties" in body else {"properties": body}
+    return JobEnvelope.model_validate(envelope, context=context).properties
 
 
 def load_stored_definition(data: object) -> JobProperties:

@@ -95,3 +95,15 @@ def test_start_whose_wall_clock_in_the_zone_is_off_the_calendar_names_start_time
     start: str, zone: str
 ) -> None:
     assert zone in start_error(start, zone=zone)
+
+
+def test_a_bare_properties_object_is_refused_at_the_same_location_as_the_envelope() -> None:
+    """The API names the field from the location alone, whichever form the body came in."""
+    bad = {"startTime": "not a time", "action": ACTION}
+    locations = []
+    for body in ({"properties": bad}, bad):
+        with pytest.raises(ValidationError) as caught:
+            parse_job_definition(body, NOW)
+        locations.append([error["loc"] for error in caught.value.errors()])
+
+    assert locations == [[("properties", "startTime")], [("properties", "startTime")]]

@@ -1,0 +1,88 @@
+"""The operations the API document lists: every collection, job and history operation on ARM's
+paths and on the short ones (the routers are written once and mounted on both), with the
+operation ids and path parameters it always had. No storage: the document is built, not served."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from shared.api.app import create_api
+from shared.runtime import Runtime
+
+ARM = (
+    "/api/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}"
+    "/providers/Microsoft.Scheduler/jobCollections"
+)
+SHORT = "/api/jobCollections"
+C = "/{jobCollectionName}"
+J = "/{jobCollectionName}/jobs/{jobName}"
+
+# (method, path below a prefix, ARM operation id, short operation id)
+MOUNTED = [
+    ("GET", "", "JobCollections_ListByResourceGroup", "JobCollections_ListDefault"),
+    ("PUT", C, "JobCollections_CreateOrUpdate", "JobCollections_CreateOrUpdate_Short"),
+    ("PATCH", C, "JobCollections_Patch", "JobCollections_Patch_Short"),
+    ("GET", C, "JobCollections_Get", "JobCollections_Get_Short"),
+    ("DELETE", C, "JobCollections_Delete", "JobCollections_Delete_Short"),
+    ("POST", f"{C}/enable", "JobCollections_Enable", "JobCollections_Enable_Short"),
+    ("POST", f"{C}/disable", "JobCollections_Disable", "JobCollections_Disable_Short"),
+    ("GET", f"{C}/jobs", "Jobs_List", "Jobs_List_Short"),
+    ("PUT", J, "Jobs_CreateOrUpdate", "Jobs_CreateOrUpdate_Short"),
+    ("PATCH", J, "Jobs_Patch", "Jobs_Patch_Short"),
+    ("GET", J, "Jobs_Get", "Jobs_Get_Short"),
+    ("DELETE", J, "Jobs_Delete", "Jobs_Delete_Short"),
+    ("POST", f"{J}/run", "Jobs_Run", "Jobs_Run_Short"),
+    ("GET", f"{J}/history", "Jobs_ListJobHistory", "Jobs_ListJobHistory_Short"),
+    ("GET", f"{J}/occurrences", "Jobs_ListOccurrences", "Jobs_ListOccurrences_Short"),
+]
+BY_SUBSCRIPTION = "/api/subscriptions/{subscriptionId}/providers/Microsoft.Scheduler/jobCollections"
+
+
+async def _no_runtime() -> Runtime:
+    raise AssertionError("building the document needs no runtime")
+
+
+@pytest.fixture(scope="module")
+def operations() -> dict[tuple[str, str], dict[str, Any]]:
+    document = create_api(_no_runtime).openapi()
+    return {
+        (method.upper(), path): operation
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+    }
+
+
+def test_every_operation_is_on_both_path_families_and_nothing_else(operations) -> None:
+    expected = {("GET", BY_SUBSCRIPTION): "JobCollections_ListBySubscription"}
+    for method, below, arm_id, short_id in MOUNTED:
+        expected[(method, ARM + below)] = arm_id
+        expected[(method, SHORT + below)] = short_id
+
+    found = {key: operation["operationId"] for key, operation in operations.items()}
+
+    assert found == expected
+
+
+def path_parameters(operation: dict[str, Any]) -> set[str]:
+    return {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
+
+
+@pytest.mark.parametrize(("method", "below"), [(m, b) for m, b, _, _ in MOUNTED])
+def test_each_mount_documents_exactly_its_path_parameters(operations, method, below) -> None:
+    own = {"jobCollectionName"} if C in below else set()
+    own |= {"jobName"} if J in below else set()
+
+    assert path_parameters(operations[(method, ARM + below)]) == own | {
+        "subscriptionId",
+        "resourceGroupName",
+    }
+    assert path_parameters(operations[(method, SHORT + below)]) == own
+    assert operations[(method, ARM + below)]["tags"] == ["jobCollections"]
+    assert operations[(method, SHORT + below)]["tags"] == ["jobCollections (short paths)"]
+
+
+def test_every_operation_declares_the_arm_error_responses(operations) -> None:
+    for operation in operations.values():
+        assert {"400", "404"} <= set(operation["responses"]), operation["operationId"]
