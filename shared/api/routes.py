@@ -23,13 +23,13 @@ from shared.api.schemas import (
     COLLECTION_PUT_BODY,
     ERRORS,
     JOB_PATCH_BODY,
-    JOB_PUT_BODY,
     CollectionListOut,
     CollectionOut,
     HistoryListOut,
     JobListOut,
     JobOut,
     OccurrencesOut,
+    job_put_body,
 )
 from shared.engine.records import Collection, HistoryRecord, StoredJob
 from shared.errors import InvalidRequest
@@ -442,7 +442,7 @@ def _add_collection_routes(
         responses={201: {"model": JobOut, "description": "Created"}},
         operation_id=f"Jobs_CreateOrUpdate{suffix}",
         tags=tags,
-        openapi_extra=JOB_PUT_BODY,
+        openapi_extra=job_put_body(),  # the action kinds known when the API is built
     )
     async def put_job(
         jobName: JobName,

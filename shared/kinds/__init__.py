@@ -1,0 +1,1 @@
+"""Action kinds: one module or package per kind, each declaring its model, runner, timeout and secrets."""
