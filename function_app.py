@@ -14,6 +14,11 @@ from shared.config import Settings
 
 Settings.from_env()  # the runtime parses them again when first used, in its own event loop
 
+# Action kinds beyond the built-in ones (Http, Https, StorageQueue) are added here, before the
+# API is built, one line each (docs/ARCHITECTURE.md "How to add an action kind"):
+#     from shared.runtime import register_kind
+#     register_kind(MY_KIND)
+
 app = func.AsgiFunctionApp(app=create_api(), http_auth_level=func.AuthLevel.FUNCTION)
 
 

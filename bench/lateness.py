@@ -253,7 +253,7 @@ def app_settings(connection: str, prefix: str) -> dict[str, str]:
         "SCHEDULER_TABLE_PREFIX": prefix,
         "SCHEDULER_EXECUTION_QUEUE": f"{prefix}-exec",
         "DISPATCH_SCHEDULE": SCHEDULE,
-        # HTTP actions may not reach loopback unless allowed (shared/actions/network_guard.py).
+        # HTTP actions may not reach loopback unless allowed (shared/kinds/http/network_guard.py).
         "SCHEDULER_ALLOWED_NETWORKS": "loopback",
     }
 

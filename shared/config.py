@@ -20,17 +20,17 @@ from datetime import timedelta
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from shared.actions.network_guard import SETTING as NETWORKS_SETTING
-from shared.actions.network_guard import NetworkPolicy
-from shared.actions.outbound_auth import (
+from shared.errors import ConfigError
+from shared.kinds.http.model import DEFAULT_LIMITS, RequestLimits
+from shared.kinds.http.network_guard import SETTING as NETWORKS_SETTING
+from shared.kinds.http.network_guard import NetworkPolicy
+from shared.kinds.http.outbound_auth import (
     AUTHORITY_SETTING,
     DEFAULT_AUTHORITY,
     EXTRA_CA_SETTING,
     IDENTITY_ENDPOINT_SETTING,
     IDENTITY_HEADER_SETTING,
 )
-from shared.errors import ConfigError
-from shared.model.actions import DEFAULT_LIMITS, RequestLimits
 from shared.outbound_policy import (
     DEFAULT_EXECUTION_QUEUE,
     EXECUTION_QUEUE_SETTING,

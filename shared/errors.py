@@ -10,8 +10,9 @@ SchedulerError
  ├── ActionError          an attempt's target could not be reached as asked; the text is safe
  │    │                   for job history (no secret, no token)
  │    ├── GuardError      the network guard refused or could not resolve the target
- │    │                   (shared/actions/network_guard.py: OutboundRefused, ResolutionFailed)
- │    └── CredentialError credentials could not be obtained (shared/actions/outbound_auth.py)
+ │    │                   (shared/kinds/http/network_guard.py: OutboundRefused, ResolutionFailed)
+ │    ├── CredentialError credentials could not be obtained (shared/kinds/http/outbound_auth.py)
+ │    └── QueueSendError  a user's queue refused the message (shared/storage/user_queue.py)
  └── StorageError         storage refused what the store asked
       ├── TransactionFailed    an entity-group transaction refused, with its status and the
       │                        failed operation's index (shared/storage/table_batch.py)

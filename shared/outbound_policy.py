@@ -21,12 +21,16 @@ import functools
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from shared.errors import InvalidRequest
-from shared.model.actions import JobErrorAction, StorageQueueMessage
+from shared.model.actions import JobErrorAction
 from shared.model.auth import ManagedServiceIdentityAuthentication
 from shared.model.job import JobProperties
 from shared.storage.connections import queue_account
+
+if TYPE_CHECKING:
+    from shared.kinds.storage_queue import StorageQueueMessage
 
 IDENTITY_AUDIENCES_SETTING = "SCHEDULER_IDENTITY_AUDIENCES"
 IDENTITY_CLIENT_IDS_SETTING = "SCHEDULER_IDENTITY_CLIENT_IDS"
@@ -109,16 +113,9 @@ class OutboundPolicy:
         return queue in self.app_queues or queue.startswith(HOST_QUEUE_PREFIX)
 
     def refusals(self, action: JobErrorAction, path: str) -> Iterator[tuple[str, str]]:
-        """(field path, reason) of every refusal of an action."""
-        auth = action.request.authentication if action.request is not None else None
-        if isinstance(auth, ManagedServiceIdentityAuthentication):
-            refusal = self.identity_refusal(auth)
-            if refusal is not None:
-                yield f"{path}.request.authentication.{refusal[0]}", refusal[1]
-        if action.queue_message is not None:
-            refusal = self.queue_refusal(action.queue_message)
-            if refusal is not None:
-                yield f"{path}.queueMessage.{refusal[0]}", refusal[1]
+        """(field path, reason) of every refusal of an action; its kind knows where it goes."""
+        for field, reason in action.kind.refusals(action.payload, self):
+            yield f"{path}.{action.kind.payload_field}.{field}", reason
 
     def check_job(self, properties: JobProperties) -> None:
         """`InvalidRequest` (400) naming the first refused field of a job being written."""

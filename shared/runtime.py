@@ -1,23 +1,29 @@
-"""The process's objects (store, queue, dispatcher, executor, service), built lazily.
+"""The process's objects (store, queue, kinds and their runners, dispatcher, executor,
+service), built lazily: the composition root.
 
 The Functions host runs triggers and HTTP in one event loop per worker, but FastAPI's lifespan
 only starts on the first HTTP request, so nothing here depends on it: the first caller of
 `current_runtime()` in a loop builds the runtime, everyone after shares it.
+
+An app adds an action kind of its own with `register_kind(kind)` before its first request or
+trigger (function_app.py shows where); `Runtime.create(kinds=...)` does the same for one runtime.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from shared.actions.registry import Runners
 from shared.clock import Clock, SystemClock
 from shared.config import Settings
 from shared.engine.dispatcher import Dispatcher
 from shared.engine.executor import Executor
 from shared.engine.service import JobService
+from shared.kinds.base import Kind
+from shared.kinds.registry import KindRunners, register_kinds
 from shared.storage.queue import ExecutionQueue
 from shared.storage.store import JobStore
 
@@ -28,7 +34,7 @@ class Runtime:
     clock: Clock
     store: JobStore
     queue: ExecutionQueue
-    runners: Runners
+    runners: KindRunners
     dispatcher: Dispatcher
     executor: Executor
     jobs: JobService
@@ -40,14 +46,17 @@ class Runtime:
         *,
         clock: Clock | None = None,
         app_settings: Mapping[str, str] | None = None,
+        kinds: Iterable[Kind[Any]] = (),
     ) -> Runtime:
+        """Build everything; `kinds` are action kinds beyond the built-in ones (they become
+        known to the whole process: stored jobs of theirs must parse everywhere)."""
         clock = clock or SystemClock()
         store = await JobStore.from_settings(settings).ensure()
         queue = ExecutionQueue.from_connection_string(
             settings.storage_connection, settings.execution_queue
         )
         await queue.ensure()
-        runners = Runners()
+        runners = KindRunners(register_kinds(kinds), settings)
         dispatcher = Dispatcher(store, queue, clock, settings)
         executor = Executor(
             store,
@@ -72,6 +81,14 @@ class Runtime:
         await self.runners.aclose()
         await self.queue.close()
         await self.store.close()
+
+
+def register_kind(kind: Kind[Any]) -> None:
+    """Add an action kind to this app: its type names and payload field become valid in job
+    definitions and the OpenAPI document, and every runtime built from now on runs it. Call it
+    at import of the app (function_app.py), before any request or trigger; not safe to call
+    after a runtime exists (that runtime would not run the kind)."""
+    register_kinds([kind])
 
 
 _runtimes: dict[asyncio.AbstractEventLoop, Runtime] = {}

@@ -23,6 +23,8 @@ from typing import Any
 from pydantic.alias_generators import to_snake
 
 from shared.errors import InvalidRequest
+from shared.kinds.http.model import HttpRequest
+from shared.kinds.storage_queue import StorageQueueMessage
 from shared.model.actions import JobErrorAction
 from shared.model.auth import (
     ActiveDirectoryOAuthAuthentication,
@@ -74,15 +76,16 @@ def check_identity_retarget(patch: dict[str, Any], stored: JobProperties) -> Non
         pairs.append((error_action, stored.action.error_action, "properties.action.errorAction"))
     for given, old, path in pairs:
         request = _get(given, "request")
-        if not isinstance(request, dict) or old.request is None:
+        old_request = old.payload_as(HttpRequest)
+        if not isinstance(request, dict) or old_request is None:
             continue
-        if not isinstance(old.request.authentication, ManagedServiceIdentityAuthentication):
+        if not isinstance(old_request.authentication, ManagedServiceIdentityAuthentication):
             continue
         uri = _get(request, "uri")
         if not isinstance(uri, str) or _get(request, "authentication") is not None:
             continue
         try:
-            moved = origin_of(uri) != origin_of(old.request.uri)
+            moved = origin_of(uri) != origin_of(old_request.uri)
         except ValueError:
             continue  # the uri is refused by validation, with its own message
         if moved:
@@ -96,10 +99,10 @@ def check_identity_retarget(patch: dict[str, Any], stored: JobProperties) -> Non
 def _carry_into_action(action: dict[str, Any], stored: JobErrorAction, path: str) -> dict[str, Any]:
     action = dict(action)
     request = _get(action, "request")
-    if isinstance(request, dict) and stored.request is not None:
+    if isinstance(request, dict) and stored.payload_as(HttpRequest) is not None:
         action[_key(action, "request")] = _carry_into_request(request, stored, f"{path}.request")
     message = _get(action, "queueMessage")
-    if isinstance(message, dict) and stored.queue_message is not None:
+    if isinstance(message, dict) and stored.payload_as(StorageQueueMessage) is not None:
         key = _key(action, "queueMessage")
         action[key] = _carry_into_queue_message(message, stored, f"{path}.queueMessage")
     return action
@@ -108,9 +111,10 @@ def _carry_into_action(action: dict[str, Any], stored: JobErrorAction, path: str
 def _carry_into_request(
     request: dict[str, Any], stored: JobErrorAction, path: str
 ) -> dict[str, Any]:
-    assert stored.request is not None
+    stored_request = stored.payload_as(HttpRequest)
+    assert stored_request is not None
     auth = _get(request, "authentication")
-    old = stored.request.authentication
+    old = stored_request.authentication
     if not isinstance(auth, dict) or old is None:
         return request
     kind = auth.get("type")
@@ -121,7 +125,7 @@ def _carry_into_request(
         return request
     uri = _get(request, "uri")
     try:
-        same_target = isinstance(uri, str) and origin_of(uri) == origin_of(stored.request.uri)
+        same_target = isinstance(uri, str) and origin_of(uri) == origin_of(stored_request.uri)
     except ValueError:
         return request  # the uri is refused by validation, with its own message
     if isinstance(old, ActiveDirectoryOAuthAuthentication):
@@ -159,12 +163,13 @@ def _stored_secrets(old: object, auth: dict[str, Any]) -> dict[str, str]:
 def _carry_into_queue_message(
     message: dict[str, Any], stored: JobErrorAction, path: str
 ) -> dict[str, Any]:
-    assert stored.queue_message is not None
-    old_token = stored.queue_message.sas_token
+    stored_message = stored.payload_as(StorageQueueMessage)
+    assert stored_message is not None
+    old_token = stored_message.sas_token
     account = _get(message, "storageAccount")
     if old_token is None or account is None or _get(message, "sasToken") is not None:
         return message
-    if account != stored.queue_message.storage_account:
+    if account != stored_message.storage_account:
         raise InvalidRequest(
             f"{path}.sasToken",
             "queueMessage.sasToken must be given again when the storage account changes",

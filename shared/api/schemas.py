@@ -165,13 +165,20 @@ COLLECTION_EXAMPLE = {
 
 
 MERGE_PATCH = {"type": "object", "description": "A JSON merge patch (RFC 7396)"}
-JOB_PUT_BODY = json_body(
-    inline_schema(JobEnvelope),
-    "The job definition. A bare properties object (without the `properties` envelope, as in "
-    "Azure Scheduler's classic examples) is accepted too. At most 16 KiB.",
-    required=True,
-    example=JOB_EXAMPLE,
-)
+
+
+def job_put_body() -> dict[str, Any]:
+    """The job PUT body's schema, made when the router is built (not at import), so the action
+    kinds an app registers before building its API are listed."""
+    return json_body(
+        inline_schema(JobEnvelope),
+        "The job definition. A bare properties object (without the `properties` envelope, as "
+        "in Azure Scheduler's classic examples) is accepted too. At most 16 KiB.",
+        required=True,
+        example=JOB_EXAMPLE,
+    )
+
+
 JOB_PATCH_BODY = json_body(
     MERGE_PATCH,
     'A JSON merge patch of the job definition (`{"properties": {...}}` or the bare properties)',

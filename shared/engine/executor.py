@@ -27,8 +27,6 @@ from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from shared.actions.base import ActionContext
-from shared.actions.registry import Runners
 from shared.clock import Clock
 from shared.config import Settings
 from shared.engine.closing import close_if_done
@@ -42,6 +40,8 @@ from shared.engine.planning import (
 )
 from shared.engine.records import Run, RunStatus, StoredJob, Watch
 from shared.errors import Conflict, is_transient
+from shared.kinds.base import ActionContext
+from shared.kinds.registry import KindRunners
 from shared.model.actions import JobErrorAction
 from shared.model.job import ActionName, HistoryStatus, JobState
 from shared.names import CollectionRef
@@ -62,7 +62,7 @@ class Executor:
         self,
         store: JobStore,
         queue: ExecutionQueue,
-        runners: Runners,
+        runners: KindRunners,
         clock: Clock,
         settings: Settings,
         app_settings: Mapping[str, str],
@@ -145,7 +145,7 @@ class Executor:
         """Take the attempt (an ETag-checked update that also moves the run's watch to the
         lease's end), leased for the action's timeout and a margin from when it will start;
         None if another executor took it first."""
-        timeout = self._timeout_of(self._action_of(job, run))
+        timeout = self._runners.timeout_of(self._action_of(job, run))
         until = start + timeout + self._settings.lease_margin
         claimed = replace(
             run, status=RunStatus.RUNNING, claimed_until=until, started_at=start, watch_at=until
@@ -173,7 +173,7 @@ class Executor:
             settings=self._settings,
             app_settings=self._app_settings,
         )
-        outcome = await self._runners.runner_for(action.type).run(action, context)
+        outcome = await self._runners.run(action, context)
         finished = self._clock.now()
         plan = plan_next_step(job, claimed, action, outcome, started, finished)
         # Settle the final state when the schedule has ended and this run is over: it may be
@@ -261,10 +261,6 @@ class Executor:
         if run.phase is ActionName.ERROR_ACTION and action.error_action is not None:
             return action.error_action
         return action
-
-    def _timeout_of(self, action: JobErrorAction) -> timedelta:
-        seconds = action.request.timeout_seconds if action.request else None
-        return timedelta(seconds=seconds) if seconds else self._settings.http_timeout
 
 
 def _execution_tag(run: Run) -> str:

@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from shared.actions.base import ActionOutcome
 from shared.engine.records import HistoryRecord, Run, RunStatus, StoredJob, Tally, TallyRow
+from shared.kinds.base import ActionOutcome
 from shared.model.actions import JobErrorAction
 from shared.model.job import ActionName, HistoryStatus, JobHistoryProperties, JobState
 from shared.recurrence import Timeline

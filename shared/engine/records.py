@@ -1,5 +1,5 @@
 """The engine's records: what the store keeps about collections, jobs, runs (occurrences in
-flight), their watches, tallies and history, as plain dataclasses. No I/O: shared/store.py reads
+flight), their watches, tallies and history, as plain dataclasses. No I/O: shared/storage/ reads
 and writes them; the API, the dispatcher and the executor work on them.
 """
 

@@ -331,11 +331,7 @@ def _stored_definition(job: StoredJob) -> dict[str, Any]:
 def _uses_authentication(properties: JobProperties) -> bool:
     actions = [properties.action, properties.action.error_action]
     return any(
-        action is not None
-        and action.request is not None
-        and action.request.authentication is not None
-        and action.request.authentication.type != "NotSpecified"
-        for action in actions
+        action is not None and action.kind.authenticates(action.payload) for action in actions
     )
 
 

@@ -1,57 +1,40 @@
 """What a job does when it fires: its action, optional error action and retry policy.
 
-Shapes follow Azure Scheduler 2016-03-01 (`JobAction`, `JobErrorAction`, `HttpRequest`,
-`StorageQueueMessage`, `RetryPolicy`) with three extensions: `request.timeoutSeconds`,
-`queueMessage.connectionSetting` (so a queue can be reached by an app setting, e.g. Azurite) and
-Cloud Scheduler's exponential backoff (`retryType: Exponential`). Service Bus actions are refused
-with a clear message rather than silently ignored. `request.authentication` is one of the kinds in
-`shared.model.auth`; its secrets are write-only (`public_json()` shows each kind's public fields).
+Shapes follow Azure Scheduler 2016-03-01 (`JobAction`, `JobErrorAction`, `RetryPolicy`) plus
+Cloud Scheduler's exponential backoff (`retryType: Exponential`). An action is
+`{"type", <payload field>: {...}, "retryPolicy"}`; what `type` may be, which field holds the
+payload and how the payload is validated come from the action kinds the process knows
+(`shared/kinds/`, see docs/ARCHITECTURE.md "How to add an action kind"). A type no kind claims is
+refused naming `type`; Azure's Service Bus types, while no kind claims them, with a clear
+"not supported".
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
+import builtins
 from datetime import timedelta
-from typing import Any, Literal, get_args
+from typing import Any, TypeVar
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
-
-from shared.model.auth import (
-    ClientCertificateAuthentication,
-    HttpAuthentication,
-    parse_authentication,
-    public_authentication_json,
+from pydantic import (
+    Field,
+    GetJsonSchemaHandler,
+    PrivateAttr,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
 )
-from shared.model.common import ApiModel, CaseInsensitiveEnum, Integer
-from shared.model.target import callable_http_url, scheme_of
+from pydantic.alias_generators import to_snake
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, ErrorDetails, InitErrorDetails, PydanticCustomError
 
-# Azure Scheduler limits (docs/azure-scheduler.md §5).
-
-
-@dataclass(frozen=True)
-class RequestLimits:
-    """Azure Scheduler's limits on an action's request; the app settings may change them
-    (passed in as validation context `limits`, see shared/config.py)."""
-
-    uri_length: int = 2048
-    header_count: int = 50
-    headers_length: int = 4096
-    body_length: int = 8192
-
-
-DEFAULT_LIMITS = RequestLimits()
-# Stored jobs are re-read without limits: lowering a setting must not make them unreadable.
-NO_LIMITS = RequestLimits(10**9, 10**9, 10**9, 10**9)
-
-
-def _limits(info: ValidationInfo) -> RequestLimits:
-    context = info.context if isinstance(info.context, dict) else {}
-    limits = context.get("limits", DEFAULT_LIMITS)
-    return limits if isinstance(limits, RequestLimits) else DEFAULT_LIMITS
-
-
-MAX_TIMEOUT_SECONDS = 600
+from shared.kinds.base import Kind
+from shared.kinds.registry import KindRegistry, known_kinds
+from shared.model.common import ApiModel, CaseInsensitiveEnum, Integer, field_error
 
 MIN_RETRY_INTERVAL = timedelta(seconds=1)
 MAX_RETRY_INTERVAL = timedelta(days=548)  # "18 months"
@@ -64,27 +47,11 @@ DEFAULT_MIN_BACKOFF = timedelta(seconds=5)
 DEFAULT_MAX_BACKOFF = timedelta(hours=1)
 DEFAULT_MAX_DOUBLINGS = 5
 
-HttpMethod = Literal["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
-_METHODS: frozenset[str] = frozenset(get_args(HttpMethod))
 
-# Always `fullmatch`: with `match` and `$`, a value ending in a newline would pass.
-_QUEUE_NAME = re.compile(r"(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
-_ACCOUNT_NAME = re.compile(r"[a-z0-9]{3,24}")
-_SETTING_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,256}")
-_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token
-_HEADER_VALUE = re.compile(r"[\x20-\x7e\t]*")  # printable ASCII: what httpx can send
-_COMPUTED_HEADERS = frozenset({"content-length", "transfer-encoding"})
-_UNSUPPORTED_TYPES = {"servicebusqueue": "ServiceBusQueue", "servicebustopic": "ServiceBusTopic"}
+# Azure Scheduler's types that, unless a registered kind claims them, get a clear refusal.
+_AZURE_TYPES = {"servicebusqueue": "ServiceBusQueue", "servicebustopic": "ServiceBusTopic"}
 
-# Write-only fields: accepted on input, never returned (docs/azure-scheduler.md §6). Within
-# `authentication`, only each kind's public fields are shown (a whitelist).
-_SECRET_KEYS = frozenset({"sasToken"})
-
-
-class ActionType(CaseInsensitiveEnum):
-    HTTP = "Http"
-    HTTPS = "Https"
-    STORAGE_QUEUE = "StorageQueue"
+P = TypeVar("P", bound=ApiModel)
 
 
 class RetryType(CaseInsensitiveEnum):
@@ -93,174 +60,7 @@ class RetryType(CaseInsensitiveEnum):
     EXPONENTIAL = "Exponential"
 
 
-def _without_secrets(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {
-            key: (
-                public_authentication_json(item)
-                if key == "authentication" and isinstance(item, dict)
-                else _without_secrets(item)
-            )
-            for key, item in value.items()
-            if key not in _SECRET_KEYS
-        }
-    if isinstance(value, list):
-        return [_without_secrets(item) for item in value]
-    return value
-
-
-class _ActionModel(ApiModel):
-    def public_json(self) -> dict[str, Any]:
-        """`to_json_dict()` minus write-only secrets (SAS tokens, passwords): safe to return."""
-        result: dict[str, Any] = _without_secrets(self.to_json_dict())
-        return result
-
-
-class HttpRequest(_ActionModel):
-    uri: str
-    method: HttpMethod = "GET"
-    headers: dict[str, str] | None = None
-    body: str | None = None
-    authentication: HttpAuthentication | None = None
-    timeout_seconds: Integer | None = Field(default=None, ge=1, le=MAX_TIMEOUT_SECONDS)
-
-    @field_validator("uri")
-    @classmethod
-    def _absolute_http_url(cls, uri: str, info: ValidationInfo) -> str:
-        limit = _limits(info).uri_length
-        if len(uri) > limit:
-            raise ValueError(f"uri is longer than {limit} characters")
-        stored = isinstance(info.context, dict) and info.context.get("stored") is True
-        if not stored:  # a job written before these checks must still load (and then fail)
-            callable_http_url(uri)
-        return uri
-
-    @field_validator("method", mode="before")
-    @classmethod
-    def _upper_method(cls, method: object) -> object:
-        if isinstance(method, str):
-            if method.upper() not in _METHODS:
-                raise ValueError(f"method must be one of {', '.join(sorted(_METHODS))}")
-            return method.upper()
-        return method
-
-    @field_validator("headers")
-    @classmethod
-    def _sendable_headers(
-        cls, headers: dict[str, str] | None, info: ValidationInfo
-    ) -> dict[str, str] | None:
-        if headers is None:
-            return None
-        limits = _limits(info)
-        if len(headers) > limits.header_count:
-            raise ValueError(f"headers: at most {limits.header_count} headers are allowed")
-        if sum(len(k) + len(v) for k, v in headers.items()) > limits.headers_length:
-            raise ValueError(
-                f"headers: names and values total more than {limits.headers_length} chars"
-            )
-        for name, value in headers.items():
-            if not _HEADER_NAME.fullmatch(name):
-                raise ValueError(f"headers: {name!r} is not a valid header name")
-            if not _HEADER_VALUE.fullmatch(value):
-                raise ValueError(f"headers: the value of {name!r} must be printable ASCII")
-            if name.lower() in _COMPUTED_HEADERS:
-                raise ValueError(f"headers: {name} is computed from the body; do not set it")
-        return headers
-
-    @field_validator("body")
-    @classmethod
-    def _body_size(cls, body: str | None, info: ValidationInfo) -> str | None:
-        limit = _limits(info).body_length
-        if body is not None and len(body) > limit:
-            raise ValueError(f"body is longer than {limit} characters")
-        return body
-
-    @field_validator("authentication", mode="before")
-    @classmethod
-    def _authentication_of_its_kind(cls, auth: object) -> object:
-        return parse_authentication(auth)
-
-    @model_validator(mode="after")
-    def _certificate_needs_https(self) -> HttpRequest:
-        # Refused rather than sent without the certificate: plain HTTP has no TLS to present it in.
-        if isinstance(self.authentication, ClientCertificateAuthentication) and (
-            scheme_of(self.uri) != "https"
-        ):
-            raise ValueError("authentication: ClientCertificate needs an https:// uri")
-        return self
-
-
-class StorageQueueMessage(_ActionModel):
-    storage_account: str | None = None
-    queue_name: str
-    sas_token: str | None = None
-    message: str
-    connection_setting: str | None = None
-
-    @field_validator("queue_name")
-    @classmethod
-    def _azure_queue_name(cls, name: str) -> str:
-        if not _QUEUE_NAME.fullmatch(name):
-            raise ValueError(
-                "queueName must be 3-63 characters of lowercase letters, digits and single "
-                "hyphens, starting and ending with a letter or digit"
-            )
-        return name
-
-    @field_validator("storage_account")
-    @classmethod
-    def _azure_account_name(cls, name: str | None) -> str | None:
-        if name is not None and not _ACCOUNT_NAME.fullmatch(name):
-            raise ValueError("storageAccount must be 3-24 lowercase letters and digits")
-        return name
-
-    @field_validator("sas_token")
-    @classmethod
-    def _strip_question_mark(cls, token: str | None) -> str | None:
-        if token is None:
-            return None
-        token = token.removeprefix("?")
-        if not token:
-            raise ValueError("sasToken must not be empty")
-        return token
-
-    @field_validator("connection_setting")
-    @classmethod
-    def _setting_name(cls, name: str | None) -> str | None:
-        if name is not None and not _SETTING_NAME.fullmatch(name):
-            raise ValueError(
-                "connectionSetting must be an app setting name (letters, digits, _.:-)"
-            )
-        return name
-
-    @model_validator(mode="after")
-    def _one_way_to_reach_the_queue(self) -> StorageQueueMessage:
-        by_account = self.storage_account is not None or self.sas_token is not None
-        if self.connection_setting is not None and by_account:
-            raise ValueError(
-                "connectionSetting: give either connectionSetting or "
-                "storageAccount + sasToken, not both"
-            )
-        if self.connection_setting is None:
-            if self.storage_account is None:
-                raise ValueError(
-                    "storageAccount is required (with sasToken), or give connectionSetting"
-                )
-            if self.sas_token is None:
-                raise ValueError(
-                    "sasToken is required with storageAccount, or give connectionSetting"
-                )
-        return self
-
-    @property
-    def queue_url(self) -> str | None:
-        """The SAS URL of the queue; None when the queue is reached through `connectionSetting`."""
-        if self.storage_account is None or self.sas_token is None:
-            return None
-        return f"https://{self.storage_account}.queue.core.windows.net/{self.queue_name}?{self.sas_token}"
-
-
-class RetryPolicy(_ActionModel):
+class RetryPolicy(ApiModel):
     """How often an occurrence is retried after a failure; omitted values get the defaults."""
 
     retry_type: RetryType = RetryType.FIXED
@@ -331,37 +131,114 @@ class RetryPolicy(_ActionModel):
         return min(timedelta(seconds=seconds), self.max_backoff)
 
 
-class JobErrorAction(_ActionModel):
-    """An action without `errorAction`: what runs once the main action's retries are exhausted."""
+class JobErrorAction(ApiModel):
+    """An action without `errorAction`: what runs once the main action's retries are exhausted.
 
-    type: ActionType
-    request: HttpRequest | None = None
-    queue_message: StorageQueueMessage | None = None
+    `type` is the kind's spelling of the type (`http` on input, `Http` stored and answered);
+    `payload` is the kind's payload model, read from and written to the kind's payload field.
+    """
+
+    type: str
     retry_policy: RetryPolicy | None = None
+    _payload: ApiModel = PrivateAttr()
 
-    @field_validator("type", mode="before")
+    @model_validator(mode="wrap")
     @classmethod
-    def _refuse_service_bus(cls, value: object) -> object:
-        if isinstance(value, str) and value.casefold() in _UNSUPPORTED_TYPES:
-            name = _UNSUPPORTED_TYPES[value.casefold()]
-            raise ValueError(f"{name} actions are not supported by this scheduler")
-        return value
+    def _dispatch_to_kind(
+        cls, data: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo
+    ) -> Any:
+        if not isinstance(data, dict):
+            return handler(data)  # a model instance passes; anything else: "a valid dictionary"
+        kinds = known_kinds()
+        fields = kinds.payload_fields
+        # Like pydantic with fields: every part is validated (type, each payload present, the
+        # rest) and all their errors reported together; the rules between them come after.
+        errors: list[ErrorDetails] = []
+        payloads: dict[str, ApiModel] = {}
+        kind: Kind[Any] | None = None
+        try:
+            kind = _kind_of(data.get("type"), kinds)
+        except ValidationError as error:
+            errors += error.errors()
+        type_name = kinds.canonical(data["type"]) if kind is not None else ""
+        for key in (k for k in data if k in fields):
+            try:
+                payloads[key] = _payload_of(fields[key], key, data[key], info)
+            except ValidationError as error:
+                errors += error.errors()
+        try:
+            action = handler(
+                {**{k: v for k, v in data.items() if k not in fields}, "type": type_name}
+            )
+        except ValidationError as error:
+            errors += error.errors()
+        if errors or kind is None:
+            raise _errors(errors)
+        for key in payloads:
+            if fields[key] is not kind:
+                raise field_error(key, data[key], f"{key} is not allowed when type is {type_name}")
+        if not payloads:
+            raise ValueError(f"{kind.payload_field} is required when type is {type_name}")
+        payload = next(iter(payloads.values()))
+        kind.check(type_name, payload)
+        action._payload = payload
+        return action
 
-    @model_validator(mode="after")
-    def _target_matches_type(self) -> JobErrorAction:
-        if self.type is ActionType.STORAGE_QUEUE:
-            if self.queue_message is None:
-                raise ValueError("queueMessage is required when type is StorageQueue")
-            if self.request is not None:
-                raise ValueError("request is not allowed when type is StorageQueue")
-            return self
-        if self.request is None:
-            raise ValueError(f"request is required when type is {self.type.value}")
-        if self.queue_message is not None:
-            raise ValueError(f"queueMessage is not allowed when type is {self.type.value}")
-        if self.type is ActionType.HTTPS and scheme_of(self.request.uri) != "https":
-            raise ValueError("request.uri must be an https:// URL when type is Https")
-        return self
+    @model_serializer(mode="wrap")
+    def _with_payload(
+        self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
+    ) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        payload = self._payload.model_dump(
+            mode=info.mode, by_alias=info.by_alias, exclude_none=info.exclude_none
+        )
+        field = self.kind.payload_field if info.by_alias else to_snake(self.kind.payload_field)
+        return {"type": data.pop("type"), field: payload, **data}
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        """The schema lists every known kind: its type names and its payload field."""
+        reference = handler(core_schema)
+        schema = handler.resolve_ref_schema(reference)
+        kinds = known_kinds()
+        properties = schema.setdefault("properties", {})
+        properties["type"] = {
+            "type": "string",
+            "enum": kinds.type_names,
+            "description": "The action kind (case-insensitive); it decides the payload field",
+        }
+        for kind in kinds.kinds:
+            payload = handler(kind.payload_model.__pydantic_core_schema__)
+            properties[kind.payload_field] = {
+                **payload,
+                "description": f"The payload when type is {' or '.join(kind.type_names)}",
+            }
+        schema["required"] = ["type"]
+        return reference
+
+    @property
+    def payload(self) -> ApiModel:
+        """What the kind validated from the payload field (`HttpRequest`, ...)."""
+        return self._payload
+
+    def payload_as(self, model: builtins.type[P]) -> P | None:
+        """The payload if it is a `model`, else None (code that knows one kind's payload)."""
+        return self._payload if isinstance(self._payload, model) else None
+
+    @property
+    def kind(self) -> Kind[Any]:
+        kind = known_kinds().kind_of(self.type)
+        if kind is None:  # only if a kind is unregistered while its actions live
+            raise LookupError(f"no known kind runs {self.type} actions")
+        return kind
+
+    def public_json(self) -> dict[str, Any]:
+        """`to_json_dict()` minus write-only secrets (SAS tokens, passwords): safe to return."""
+        data = self.to_json_dict()
+        data[self.kind.payload_field] = self.kind.public_json(self._payload)
+        return data
 
     def effective_retry_policy(self) -> RetryPolicy:
         """The policy to apply: a missing one is Azure Scheduler's default, 4 retries 30 s apart."""
@@ -377,3 +254,47 @@ class JobAction(JobErrorAction):
         if isinstance(value, dict) and ({"errorAction", "error_action"} & value.keys()):
             raise ValueError("errorAction cannot have an errorAction of its own (no nesting)")
         return value
+
+    def public_json(self) -> dict[str, Any]:
+        data = super().public_json()
+        if self.error_action is not None:
+            data["errorAction"] = self.error_action.public_json()
+        return data
+
+
+def _kind_of(value: object, kinds: KindRegistry) -> Kind[Any]:
+    """The kind of a `type` value; a 400 naming `type` when none claims it."""
+    known = ", ".join(kinds.type_names)
+    if not isinstance(value, str):
+        reason = "type is required" if value is None else "type must be a string"
+        raise field_error("type", value, f"{reason}: one of {known}")
+    kind = kinds.kind_of(value)
+    if kind is not None:
+        return kind
+    if value.casefold() in _AZURE_TYPES:
+        name = _AZURE_TYPES[value.casefold()]
+        raise field_error("type", value, f"{name} actions are not supported by this scheduler")
+    raise field_error("type", value, f"type must be one of {known}")
+
+
+def _payload_of(kind: Kind[P], key: str, value: object, info: ValidationInfo) -> P:
+    """The kind's payload model from `value`; its errors are located under the payload field."""
+    try:
+        return kind.payload_model.model_validate(value, context=info.context)
+    except ValidationError as error:
+        raise _errors(error.errors(), prefix=(key,)) from None
+
+
+def _errors(details: list[ErrorDetails], prefix: tuple[str, ...] = ()) -> ValidationError:
+    """One ValidationError of `details`, their locations under `prefix`, messages unchanged."""
+    return ValidationError.from_exception_data(
+        "JobErrorAction",
+        [
+            InitErrorDetails(
+                type=PydanticCustomError(detail["type"], detail["msg"].replace("{", "{{")),
+                loc=(*prefix, *detail["loc"]),
+                input=detail.get("input"),
+            )
+            for detail in details
+        ],
+    )

@@ -8,7 +8,8 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator, model_validator
 
-from shared.model.actions import DEFAULT_LIMITS, NO_LIMITS, JobAction, RequestLimits
+from shared.kinds.http.model import DEFAULT_LIMITS, NO_LIMITS, RequestLimits
+from shared.model.actions import JobAction
 from shared.model.common import (
     CALENDAR_RANGE,
     ApiModel,

@@ -1,1 +1,2 @@
-"""Everything that talks to Azure Storage: the only package that imports azure.data.tables or azure.storage."""  # noqa: E501
+"""Everything that talks to Azure Storage: the only package that imports azure.data.tables or
+azure.storage."""

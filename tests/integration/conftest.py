@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from shared.actions.http import HttpActionRunner
 from shared.clock import Clock, FixedClock
+from shared.kinds.http.runner import HttpActionRunner
 from shared.runtime import Runtime
 from tests.support.engine import API_NOW, make_runtime, make_settings
 from tests.support.http_target import HttpTarget

@@ -15,11 +15,13 @@ from typing import Any
 import pytest
 from azure.storage.queue.aio import QueueClient
 
-from shared.actions import ActionContext, Runners
-from shared.actions.http import HttpActionRunner
-from shared.actions.storage_queue import StorageQueueActionRunner
 from shared.config import Settings
-from shared.model.actions import ActionType, JobAction
+from shared.kinds.base import ActionContext
+from shared.kinds.http.runner import HttpActionRunner
+from shared.kinds.registry import KindRegistry, KindRunners, known_kinds
+from shared.kinds.storage_queue import StorageQueueActionRunner
+from shared.model.actions import JobAction
+from tests.support.actions import queue_message_of
 
 pytestmark = pytest.mark.integration
 
@@ -307,13 +309,21 @@ def test_http_runner_survives_a_new_event_loop(target: Target) -> None:
 
 
 async def test_registry_maps_types_to_runners(target: Target) -> None:
-    runners = Runners()
-    assert isinstance(runners.runner_for(ActionType.HTTP), HttpActionRunner)
-    assert runners.runner_for(ActionType.HTTPS) is runners.runner_for(ActionType.HTTP)
-    assert isinstance(runners.runner_for(ActionType.STORAGE_QUEUE), StorageQueueActionRunner)
-    action = http_action(target.url("/ok"))
-    assert (await runners.runner_for(action.type).run(action, context())).succeeded
+    runners = KindRunners(known_kinds(), context().settings)
+    http = http_action(target.url("/ok"))
+    https = JobAction.model_validate({"type": "Https", "request": {"uri": "https://a.example/"}})
+    queue = queue_action("jobs", "m")
+    assert isinstance(runners.runner_for(http), HttpActionRunner)
+    assert runners.runner_for(https) is runners.runner_for(http)
+    assert isinstance(runners.runner_for(queue), StorageQueueActionRunner)
+    assert (await runners.run(http, context())).succeeded
     await runners.aclose()
+
+
+def test_two_kinds_may_not_claim_one_type() -> None:
+    [http, _] = known_kinds().kinds
+    with pytest.raises(ValueError, match="claimed by two kinds"):
+        KindRegistry([http, http])
 
 
 # --- storage queue -------------------------------------------------------------------------------
@@ -395,7 +405,7 @@ async def test_unreachable_storage_fails_cleanly(unique_name: str) -> None:
 
 def test_account_and_sas_token_address_the_queue_url() -> None:
     """The SAS path cannot reach Azurite (its URL is *.queue.core.windows.net): check the client."""
-    from shared.actions.storage_queue import _client
+    from shared.kinds.storage_queue import queue_of
 
     action = JobAction.model_validate(
         {
@@ -408,9 +418,8 @@ def test_account_and_sas_token_address_the_queue_url() -> None:
             },
         }
     )
-    assert action.queue_message is not None
-    client = _client(action.queue_message, context(), 5)
-    assert client.account_name == "acct1"
-    assert client.queue_name == "jobs"
-    assert client.url.startswith("https://acct1.queue.core.windows.net/jobs?")
-    assert "sig=abc" in client.url
+    queue = queue_of(queue_message_of(action), context().app_settings)
+    assert queue.queue_name == "jobs"
+    assert queue.queue_url is not None
+    assert queue.queue_url.startswith("https://acct1.queue.core.windows.net/jobs?")
+    assert "sig=abc" in queue.queue_url

@@ -267,7 +267,7 @@ async def test_job_size_limit_is_a_clear_400(api):
 
 
 async def test_request_limits_come_from_settings(runtimes):
-    from shared.model.actions import RequestLimits
+    from shared.kinds.http.model import RequestLimits
 
     runtime = await runtimes(
         clock=FixedClock(NOW), request_limits=RequestLimits(uri_length=40, body_length=10)

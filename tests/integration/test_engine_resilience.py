@@ -281,8 +281,8 @@ async def test_two_hundred_concurrent_runs_call_once_each_and_count_exactly(runt
 async def test_a_job_whose_closer_died_is_settled_by_the_next_pass(runtimes, target):
     """The executor recorded the last run's end (with the reminder to settle the job) and died
     before settling it: the timer pass that finds the reminder due gives the job its state."""
-    from shared.actions.base import ActionOutcome
     from shared.engine.planning import FINAL_CHECK_GRACE, plan_next_step
+    from shared.kinds.base import ActionOutcome
 
     runtime, clock = await with_job(runtimes, target, "orphaned")
     clock.set(START - timedelta(seconds=1))

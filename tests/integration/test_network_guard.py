@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from shared.actions.http import HttpActionRunner
 from shared.errors import ConfigError
+from shared.kinds.http.runner import HttpActionRunner
 from shared.model.actions import JobAction
 from tests.integration.test_outbound_auth import (
     PFX_PASSWORD,

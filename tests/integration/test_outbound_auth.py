@@ -29,11 +29,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from shared.actions import ActionContext
-from shared.actions import http as http_module
-from shared.actions.http import HttpActionRunner
 from shared.config import Settings
 from shared.errors import ConfigError
+from shared.kinds.base import ActionContext
+from shared.kinds.http import runner as http_module
+from shared.kinds.http.runner import HttpActionRunner
 from shared.model.actions import JobAction
 
 pytestmark = pytest.mark.integration

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from azure.storage.queue.aio import QueueClient
 
-from shared.actions import ActionContext
-from shared.actions.storage_queue import StorageQueueActionRunner
+from shared.kinds.base import ActionContext
+from shared.kinds.storage_queue import StorageQueueActionRunner
 from shared.model.actions import JobAction
 from shared.outbound_policy import OutboundPolicy
 from shared.runtime import Runtime

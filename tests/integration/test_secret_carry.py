@@ -12,6 +12,7 @@ import pytest
 
 from shared.names import CollectionRef
 from shared.runtime import Runtime
+from tests.support.actions import queue_message_of, request_of
 from tests.support.engine import api_client, work_queue
 from tests.support.http_target import HttpTarget
 from tests.unit.test_auth_models import PASSWORD as PFX_PASSWORD
@@ -75,7 +76,7 @@ async def test_patching_the_uri_to_another_host_does_not_send_the_password_there
         "authentication.password must be given again when the target changes",
     )
     assert SECRET not in answer.text
-    request = (await stored_action(runtime)).request
+    request = request_of(await stored_action(runtime))
     assert request.uri == f"{target.url}/a"  # nothing stored
     # Given again, the move is accepted and the new host gets the new password only.
     moved["properties"]["action"]["request"]["authentication"] = {"password": "new-pw-1"}
@@ -98,7 +99,7 @@ async def test_a_patch_on_the_same_origin_keeps_the_secrets(
     assert (await api.put(JOB, json=http_job(f"{target.url}/a", BASIC))).status_code == 201
     same_origin = {"properties": {"action": {"request": {"uri": f"{target.url}/other?x=1"}}}}
     assert (await api.patch(JOB, json=same_origin)).status_code == 200
-    auth = (await stored_action(runtime)).request.authentication
+    auth: Any = request_of(await stored_action(runtime)).authentication
     assert auth.password.get_secret_value() == SECRET
 
 
@@ -124,7 +125,7 @@ async def test_a_put_that_replaces_follows_the_same_rule(
     refused(answer, "properties.action.request.authentication.password", "target changes")
     # The same target: the body as GET showed it keeps the stored password.
     assert (await api.put(JOB, json=http_job(f"{target.url}/b", public))).status_code == 200
-    auth = (await stored_action(runtime)).request.authentication
+    auth: Any = request_of(await stored_action(runtime)).authentication
     assert auth.password.get_secret_value() == SECRET
 
 
@@ -159,7 +160,7 @@ async def test_client_certificate_is_not_carried_to_another_host(
     assert PFX_PASSWORD not in answer.text
     state = {"properties": {"state": "Disabled"}}
     assert (await api.patch(JOB, json=state)).status_code == 200
-    kept = (await stored_action(runtime)).request.authentication
+    kept: Any = request_of(await stored_action(runtime)).authentication
     assert kept.pfx.get_secret_value() == pfx
     assert kept.password.get_secret_value() == PFX_PASSWORD
 
@@ -207,4 +208,4 @@ async def test_sas_token_is_not_carried_to_another_storage_account(
     assert "s3cr3t" not in answer.text
     renamed = {"properties": {"action": {"queueMessage": {"queueName": "other"}}}}
     assert (await api.patch(JOB, json=renamed)).status_code == 200
-    assert (await stored_action(runtime)).queue_message.sas_token == "sv=1&sig=s3cr3t"
+    assert queue_message_of(await stored_action(runtime)).sas_token == "sv=1&sig=s3cr3t"

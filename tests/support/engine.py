@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from shared.actions.network_guard import NetworkPolicy
 from shared.api.app import create_api
 from shared.clock import Clock
 from shared.config import Settings
 from shared.engine.records import StoredJob
+from shared.kinds.http.network_guard import NetworkPolicy
 from shared.runtime import Runtime
 from shared.storage.queue import ExecutionMessage
 

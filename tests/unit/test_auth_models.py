@@ -15,7 +15,8 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 from pydantic import ValidationError
 
-from shared.model.actions import HttpRequest, JobAction
+from shared.kinds.http.model import HttpRequest
+from shared.model.actions import JobAction
 from shared.model.auth import (
     ActiveDirectoryOAuthAuthentication,
     BasicAuthentication,
@@ -25,6 +26,7 @@ from shared.model.auth import (
     public_authentication_json,
 )
 from shared.model.job import JobProperties
+from tests.support.actions import request_of
 
 PASSWORD = "pfx-pass-9f2c"
 EXPIRES = dt.datetime(2031, 5, 6, 7, 8, 9, tzinfo=dt.UTC)
@@ -113,8 +115,8 @@ def test_type_is_case_insensitive_and_answered_in_pascal_case(spelling: str, kin
         NotSpecifiedAuthentication: {},
     }[kind]
     action = JobAction.model_validate(request_with({"type": spelling, **auth}))
-    assert action.request is not None
-    assert isinstance(action.request.authentication, kind)
+    assert request_of(action) is not None
+    assert isinstance(request_of(action).authentication, kind)
     assert action.to_json_dict()["request"]["authentication"]["type"] == kind.kind
 
 
@@ -130,7 +132,7 @@ def test_missing_or_unknown_type_is_refused() -> None:
 
 def test_null_authentication_means_none() -> None:
     action = JobAction.model_validate(request_with(None))
-    assert action.request is not None and action.request.authentication is None
+    assert request_of(action) is not None and request_of(action).authentication is None
     assert "authentication" not in action.public_json()["request"]
 
 
@@ -150,8 +152,9 @@ def test_basic_public_json_shows_only_type_and_username() -> None:
         "type": "Basic",
         "username": "alice",
     }
-    assert action.request is not None and action.request.authentication is not None
-    assert action.request.authentication.public_json() == {"type": "Basic", "username": "alice"}
+    auth = request_of(action).authentication
+    assert auth is not None
+    assert auth.public_json() == {"type": "Basic", "username": "alice"}
     assert "hunter22" not in json.dumps(action.public_json())
 
 
@@ -191,8 +194,8 @@ def test_client_certificate_computes_thumbprint_subject_and_expiration(
     action = JobAction.model_validate(
         request_with({"type": "clientCertificate", "pfx": pfx, "password": PASSWORD})
     )
-    assert action.request is not None
-    auth = action.request.authentication
+    assert request_of(action) is not None
+    auth = request_of(action).authentication
     assert isinstance(auth, ClientCertificateAuthentication)
     thumbprint = cert.fingerprint(hashes.SHA1()).hex().upper()
     assert auth.certificate_thumbprint == thumbprint
@@ -400,8 +403,8 @@ def test_repr_and_str_never_show_secrets(pfx_and_cert: tuple[str, x509.Certifica
     pfx, _ = pfx_and_cert
     for auth in all_kinds(pfx):
         action = JobAction.model_validate(request_with(auth))
-        assert action.request is not None
-        for text in (repr(action), str(action), repr(action.request.authentication)):
+        assert request_of(action) is not None
+        for text in (repr(action), str(action), repr(request_of(action).authentication)):
             assert pfx[:40] not in text
             for secret in SECRETS:
                 assert secret not in text
@@ -451,9 +454,9 @@ def test_round_trip_through_storage_keeps_secrets_and_computed_fields(
         stored = json.dumps(properties.model_dump(mode="json", by_alias=True, exclude_none=True))
         reloaded = JobProperties.model_validate(json.loads(stored))
         assert reloaded == properties
-        assert reloaded.action.request is not None and properties.action.request is not None
-        again = reloaded.action.request.authentication
-        first = properties.action.request.authentication
+        assert request_of(reloaded.action) is not None and request_of(properties.action) is not None
+        again = request_of(reloaded.action).authentication
+        first = request_of(properties.action).authentication
         assert type(again) is type(first)
         assert reloaded.action.public_json() == properties.action.public_json()
     basic = JobProperties.model_validate({"action": request_with(all_kinds(pfx)[0])})
@@ -472,8 +475,8 @@ def test_stored_client_certificate_reloads_with_its_facts(
     assert stored["pfx"] == pfx and stored["password"] == PASSWORD
     assert stored["certificateThumbprint"] == cert.fingerprint(hashes.SHA1()).hex().upper()
     reloaded = JobProperties.model_validate(data)
-    assert reloaded.action.request is not None
-    reloaded_auth = reloaded.action.request.authentication
+    assert request_of(reloaded.action) is not None
+    reloaded_auth = request_of(reloaded.action).authentication
     assert isinstance(reloaded_auth, ClientCertificateAuthentication)
     assert reloaded_auth.pfx.get_secret_value() == pfx
     assert reloaded_auth.certificate_expiration_date == EXPIRES

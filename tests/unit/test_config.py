@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.actions.network_guard import AddressClass
 from shared.config import ManagedIdentity, Settings
 from shared.errors import ConfigError
+from shared.kinds.http.network_guard import AddressClass
 
 CONNECTION = {"AzureWebJobsStorage": "UseDevelopmentStorage=true"}
 SECRET_KEY = "c2VjcmV0LWtleS10aGF0LW11c3Qtbm90LWxlYWs="

@@ -8,8 +8,10 @@ import ssl
 import httpx
 import pytest
 
-from shared.actions import network_guard
-from shared.actions.network_guard import (
+from shared.config import Settings
+from shared.errors import ConfigError
+from shared.kinds.http import network_guard
+from shared.kinds.http.network_guard import (
     AddressClass,
     AddressOnlyTransport,
     NetworkPolicy,
@@ -20,8 +22,6 @@ from shared.actions.network_guard import (
     pinned_request,
     vet_url,
 )
-from shared.config import Settings
-from shared.errors import ConfigError
 
 A = AddressClass
 

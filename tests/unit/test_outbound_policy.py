@@ -6,7 +6,7 @@ import pytest
 
 from shared.config import Settings
 from shared.errors import ConfigError
-from shared.model.actions import StorageQueueMessage
+from shared.kinds.storage_queue import StorageQueueMessage
 from shared.model.auth import ManagedServiceIdentityAuthentication
 from shared.outbound_policy import OutboundPolicy
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from shared.actions.base import ActionOutcome
 from shared.engine.planning import SCHEDULED_GRACE, AttemptPlan, plan_next_step
 from shared.engine.records import Run, RunStatus, StoredJob, Tally
+from shared.kinds.base import ActionOutcome
 from shared.model.actions import JobErrorAction
 from shared.model.job import ActionName, HistoryStatus, JobState, parse_job_definition
 

@@ -6,7 +6,7 @@ import base64
 import json
 from urllib.parse import quote, quote_plus
 
-from shared.actions.scrub import margin, scrub
+from shared.kinds.common.scrub import margin, scrub
 
 SIG = "Zm9v+YmFy/cXV4="  # a SAS signature: '+', '/' and '=' change when URL-encoded
 

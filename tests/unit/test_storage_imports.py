@@ -9,10 +9,6 @@ from pathlib import Path
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 STORAGE = SHARED / "storage"
 FORBIDDEN = ("azure.data.tables", "azure.storage")
-EXPECTED_EXCEPTIONS = {
-    # moves to kinds/ with user_queue.py
-    SHARED / "actions" / "storage_queue.py",
-}
 
 
 def _imported_modules(tree: ast.AST) -> set[str]:
@@ -40,9 +36,7 @@ def test_only_the_storage_package_imports_the_storage_sdks() -> None:
     offenders = {
         str(path.relative_to(SHARED.parent)): found
         for path in sorted(SHARED.rglob("*.py"))
-        if STORAGE not in path.parents
-        and path not in EXPECTED_EXCEPTIONS
-        and (found := _storage_imports(path))
+        if STORAGE not in path.parents and (found := _storage_imports(path))
     }
     assert offenders == {}
 
@@ -66,8 +60,3 @@ def test_the_check_sees_every_form_of_import() -> None:
         "azure.storage",
         "azure.storage.queue",
     ]
-
-
-def test_the_expected_exceptions_still_exist() -> None:
-    """An exception for a file that moved or went would hide nothing: drop it then."""
-    assert all(path.is_file() for path in EXPECTED_EXCEPTIONS)

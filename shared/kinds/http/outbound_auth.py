@@ -39,8 +39,8 @@ import certifi
 import httpx
 from cryptography.hazmat.primitives import serialization
 
-from shared.actions.scrub import margin, scrub
 from shared.errors import ActionError
+from shared.kinds.common.scrub import margin, scrub
 from shared.model.auth import (
     ActiveDirectoryOAuthAuthentication,
     BasicAuthentication,

@@ -16,21 +16,25 @@ import asyncio
 from collections import Counter, OrderedDict
 from datetime import UTC
 from http import HTTPStatus
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import httpx
 
 from shared import log_guard
-from shared.actions.base import ActionContext, ActionOutcome
-from shared.actions.network_guard import AddressOnlyTransport, GuardError, send_pinned, vet_url
-from shared.actions.outbound_auth import (
+from shared.kinds.base import ActionContext, ActionOutcome
+from shared.kinds.http.model import HttpRequest
+from shared.kinds.http.network_guard import AddressOnlyTransport, GuardError, send_pinned, vet_url
+from shared.kinds.http.outbound_auth import (
     CredentialError,
     Credentials,
     OutboundAuthenticator,
     tls_context,
 )
-from shared.model.actions import JobErrorAction
 from shared.model.auth import ClientCertificateAuthentication
+
+if TYPE_CHECKING:
+    from shared.model.actions import JobErrorAction
 
 MAX_BODY_BYTES = 2048  # what Azure Scheduler kept of a response body in job history
 USER_AGENT = "azure-functions-job-scheduler"
@@ -54,9 +58,9 @@ class HttpActionRunner:
         log_guard.install()  # httpcore's debug records would print echoed headers
 
     async def run(self, action: JobErrorAction, context: ActionContext) -> ActionOutcome:
-        request = action.request
+        request = action.payload_as(HttpRequest)
         if request is None:
-            raise ValueError(f"{action.type.value} action without a request")
+            raise ValueError(f"{action.type} action without a request")
         seconds = (
             request.timeout_seconds
             if request.timeout_seconds is not None

@@ -1,0 +1,1 @@
+"""What several kinds share (scrubbing secrets out of what they report)."""

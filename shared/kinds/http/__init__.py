@@ -1,0 +1,1 @@
+"""Http and Https actions: the request model, the guarded runner, outbound authentication."""
