@@ -183,8 +183,9 @@ class Query:
 
 # --------------------------------------------------------------------------------------------
 # Grammar. Precedence, loosest first: OR, AND, NOT, comparison/IN/NIN, + -, * / %, unary minus.
-# Keywords are case-insensitive and share NAME's flags, so lark turns a NAME spelled like a
-# keyword into that keyword only where the parser can accept one: `tags.and` stays a path.
+# Keywords are case-insensitive and share NAME's flags, so lark's lexer reads a word spelled like
+# a keyword as that keyword everywhere (`a = 1 AND AND` fails at the second AND); after a dot the
+# grammar takes a keyword back as a name, so `tags.and` is a path.
 
 _GRAMMAR = r"""
 condition: or_expr
@@ -209,8 +210,10 @@ query: _SELECT STAR _FROM path [_WHERE or_expr]
     | _IS_DEFINED "(" path ")" -> is_defined
     | "(" or_expr ")" -> parenthesised
 
-path: segment ("." segment)*
-?segment: NAME | ESCAPED
+path: (NAME | ESCAPED) ("." segment)*
+?segment: NAME | ESCAPED | keyword_name
+!keyword_name: _SELECT | _FROM | _WHERE | _OR | _AND | _NOT | _IN | _NIN | _IS_DEFINED
+    | TRUE | FALSE | NULL | UNDEFINED
 
 ?constant: NUMBER -> number
     | STRING -> string
@@ -255,12 +258,12 @@ PERCENT: "%"
 _PARSER = Lark(
     _GRAMMAR,
     parser="lalr",
-    lexer="contextual",
+    lexer="basic",
     start=["condition", "query"],
     propagate_positions=True,
 )
 
-# Words the printer escapes in paths: where the parser can accept a keyword, it reads one.
+# Words the printer escapes in paths (a keyword cannot begin one; `group` is reserved).
 _KEYWORDS = frozenset(
     {"select", "from", "where", "or", "and", "not", "in", "nin", "is_defined"}
     | {"true", "false", "null", "undefined", "group"}
@@ -324,8 +327,6 @@ def _syntax_error(error: UnexpectedInput, text: str, what: str, field: str) -> I
         offset = error.pos_in_stream or 0
         if text[offset] in "'\"":
             return InvalidQuery(field, "unterminated string", offset + 1)
-        if text.startswith("[[", offset):
-            return InvalidQuery(field, "unterminated or empty escaped name", offset + 1)
         return InvalidQuery(field, f"unexpected character {_quote(text[offset])}", offset + 1)
     if isinstance(error, UnexpectedEOF):
         return InvalidQuery(field, f"unexpected end of {what}", end)
@@ -438,17 +439,16 @@ class _Builder(Transformer_NonRecursive[Token, "Expression | Query"]):
         assert isinstance(path, _PathAt)
         return IsDefined(path.path)
 
+    def keyword_name(self, children: list[Token]) -> Token:
+        return children[0]
+
     def path(self, children: list[Token]) -> _PathAt:
-        first = children[0]
-        if first.type == "NAME" and str(first).casefold() in _KEYWORDS - _RESERVED:
-            # Lexed as a name only because no keyword can stand here (`a = 1 AND AND`).
-            raise InvalidQuery(self._field, f"unexpected {_quote(str(first))}", _position(first))
         return _PathAt(Path(tuple(map(self._segment, children))), _position(children[0]))
 
     def _segment(self, token: Token) -> str:
         if token.type == "ESCAPED":
             return str(token)[2:-2]
-        if str(token).casefold() in _RESERVED:
+        if token.type == "NAME" and str(token).casefold() in _RESERVED:
             raise InvalidQuery(
                 self._field,
                 f"{_quote(str(token))} is a reserved word; write [[{token}]] for a property "
@@ -668,13 +668,9 @@ def evaluate(
             truth = evaluate(operand, document, scope)
             return (not truth) if isinstance(truth, bool) else UNDEFINED
         case And(operands):
-            return _three_valued(
-                [evaluate(item, document, scope) for item in operands], decisive=False
-            )
+            return _three_valued(operands, document, scope, decisive=False)
         case Or(operands):
-            return _three_valued(
-                [evaluate(item, document, scope) for item in operands], decisive=True
-            )
+            return _three_valued(operands, document, scope, decisive=True)
     raise AssertionError(expression)  # pragma: no cover
 
 
@@ -683,7 +679,7 @@ def resolve(document: object, segments: tuple[str, ...]) -> Value:
     when exactly one key matches so."""
     value = document
     for segment in segments:
-        if not isinstance(value, Mapping):
+        if type(value) is not dict and not isinstance(value, Mapping):  # dict: the fast case
             return UNDEFINED
         if segment in value:
             value = value[segment]
@@ -782,13 +778,22 @@ def _member(negated: bool, value: Value, values: tuple[ConstantValue, ...]) -> V
     return found != negated
 
 
-def _three_valued(values: list[Value], decisive: bool) -> Value:
-    """AND (decisive False) and OR (decisive True) over Booleans, UNDEFINED otherwise."""
-    if any(value is decisive for value in values):
-        return decisive
-    if all(value is (not decisive) for value in values):
-        return not decisive
-    return UNDEFINED
+def _three_valued(
+    operands: tuple[Expression, ...],
+    document: Mapping[str, object],
+    scope: tuple[str, ...],
+    decisive: bool,
+) -> Value:
+    """AND (decisive False) and OR (decisive True): the decisive value wins at once; all the
+    other Boolean gives it; anything else makes the result UNDEFINED."""
+    result: Value = not decisive
+    for operand in operands:
+        value = evaluate(operand, document, scope)
+        if value is decisive:
+            return decisive
+        if value is not result:
+            result = UNDEFINED
+    return result
 
 
 # --------------------------------------------------------------------------------------------
