@@ -24,8 +24,9 @@ Semantics follow IoT Hub's (and those of the DocumentDB SQL it descends from):
 - Arithmetic (`+ - * / %`, unary minus) takes numbers only; anything else, a division by zero or
   a result out of range is `undefined`. `%` keeps the sign of the dividend (as C# does).
 - `IS_DEFINED(path)` is true when the property exists, even when its value is `null`.
-- Keywords (`AND`, `or`, `Not`, `is_defined`, `NULL`, ...) are case-insensitive. `group` is
-  reserved and must be escaped (`tags.[[group]]`); any segment may be escaped this way.
+- Keywords (`AND`, `or`, `Not`, `is_defined`, `NULL`, ...) are case-insensitive and cannot
+  begin a path (`[[select]].x`), though they may follow a dot (`tags.and`). `group` is reserved
+  anywhere and must be escaped (`tags.[[group]]`); any segment may be escaped this way.
 
 Property names: twins store keys case-sensitively (a twin may hold both `Mode` and `mode`), but
 IoT Hub's query documentation calls property names case-insensitive, and its maintainers' recipe
