@@ -5,6 +5,8 @@ SchedulerError
  ├── Conflict             a write that lost a race (ETag mismatch, row already there) (-> 409)
  │    └── LimitExceeded   a collection's SKU or quota refuses the change (-> 409)
  ├── InvalidRequest       input refused, with the field it is about (-> HTTP 400)
+ │    └── InvalidQuery    a device query or condition that does not parse, with the 1-based
+ │                        position of the fault (shared/devices/query.py)
  ├── BodyTooLarge         a request body past the API's cap (-> 413; shared/api/middleware.py)
  ├── ConfigError          an app setting refused at start-up, with its name (stops the app)
  ├── ActionError          an attempt's target could not be reached as asked; the text is safe
@@ -46,6 +48,15 @@ class InvalidRequest(SchedulerError):
         super().__init__(f"{field}: {reason}")
         self.field = field
         self.reason = reason
+
+
+class InvalidQuery(InvalidRequest):
+    """A device query or condition refused; `position` (1-based, counted in characters from the
+    start of the text) is where the fault is, so a client can point at it."""
+
+    def __init__(self, field: str, reason: str, position: int) -> None:
+        super().__init__(field, f"{reason} at position {position}")
+        self.position = position
 
 
 class LimitExceeded(Conflict):

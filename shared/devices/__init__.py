@@ -1,0 +1,1 @@
+"""The device registry and its query language (IoT Hub-compatible)."""
