@@ -17,7 +17,7 @@ from shared.api import jobs as jobs_api
 from shared.api.errors import install_error_handlers
 from shared.api.middleware import FrontDoor
 from shared.api.refs import RuntimeProvider, arm_scope
-from shared.api.schemas import ERRORS
+from shared.api.schemas import ERRORS, job_put_body
 from shared.runtime import current_runtime
 
 ARM_PREFIX = (
@@ -57,6 +57,10 @@ ROUTERS = (collections_api.router, jobs_api.router, history_api.router)
 
 def build_router() -> APIRouter:
     """Every operation under `/api`: each router once per mount, and the subscription list."""
+    put_body = job_put_body()  # the action kinds registered by now, not those known at import
+    for route in jobs_api.router.routes:
+        if isinstance(route, APIRoute) and route.endpoint is jobs_api.put_job:
+            route.openapi_extra = put_body
     api = APIRouter(prefix="/api", responses=ERRORS)
     api.include_router(
         collections_api.by_subscription,
