@@ -32,5 +32,5 @@ async def dispatch_due_jobs(timer: func.TimerRequest) -> None:
     queue_name="%SCHEDULER_EXECUTION_QUEUE%",
     connection="AzureWebJobsStorage",
 )
-async def execute_occurrence(message: func.QueueMessage) -> None:
-    await triggers.execute_occurrence(message)
+async def execute_attempt(message: func.QueueMessage) -> None:
+    await triggers.execute_attempt(message)

@@ -8,15 +8,13 @@ from azure.storage.queue.aio import QueueClient
 
 from bench.util import CpuMeter, CpuSample, bounded, unique_name
 from shared.model.job import ActionName
-from shared.storage.queue import ExecutionMessage
+from shared.storage.queue import AttemptMessage
 
 MESSAGES = 1_000
 WARM_UP = 32
 
 # A message of the dispatcher's size and shape.
-BODY = ExecutionMessage(
-    "due", "run|due-0001|1|20261122T000000Z", ActionName.MAIN_ACTION, 0
-).to_json()
+BODY = AttemptMessage("due", "run|due-0001|1|20261122T000000Z", ActionName.MAIN_ACTION, 0).to_json()
 
 
 async def plain_sends(connection: str, in_flight: int, meter: CpuMeter) -> CpuSample:

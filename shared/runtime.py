@@ -24,7 +24,7 @@ from shared.engine.executor import Executor
 from shared.engine.service import JobService
 from shared.kinds.base import Kind
 from shared.kinds.registry import KindRunners, register_kinds
-from shared.storage.queue import ExecutionQueue
+from shared.storage.queue import AttemptQueue
 from shared.storage.store import JobStore
 
 
@@ -33,7 +33,7 @@ class Runtime:
     settings: Settings
     clock: Clock
     store: JobStore
-    queue: ExecutionQueue
+    queue: AttemptQueue
     runners: KindRunners
     dispatcher: Dispatcher
     executor: Executor
@@ -52,7 +52,7 @@ class Runtime:
         known to the whole process: stored jobs of theirs must parse everywhere)."""
         clock = clock or SystemClock()
         store = await JobStore.from_settings(settings).ensure()
-        queue = ExecutionQueue.from_connection_string(
+        queue = AttemptQueue.from_connection_string(
             settings.storage_connection, settings.execution_queue
         )
         await queue.ensure()

@@ -8,7 +8,7 @@ import azure.functions as func
 
 from shared.engine.dispatcher import DispatchReport
 from shared.runtime import current_runtime
-from shared.storage.queue import ExecutionMessage
+from shared.storage.queue import AttemptMessage
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +20,6 @@ async def dispatch_due_jobs(timer: func.TimerRequest) -> DispatchReport:
     return await runtime.dispatcher.dispatch_due()
 
 
-async def execute_occurrence(message: func.QueueMessage) -> None:
+async def execute_attempt(message: func.QueueMessage) -> None:
     runtime = await current_runtime()
-    await runtime.executor.execute(ExecutionMessage.from_json(message.get_body().decode()))
+    await runtime.executor.execute(AttemptMessage.from_json(message.get_body().decode()))

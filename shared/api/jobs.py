@@ -94,7 +94,7 @@ async def delete_job(jobName: JobName, rt: RuntimeDep, ref: CollectionRefDep) ->
 
 @router.post(f"{JOB}/run", response_class=Response, name="Jobs_Run", summary="Run Job")
 async def run_job(jobName: JobName, rt: RuntimeDep, ref: CollectionRefDep) -> Response:
-    await rt.jobs.run_now(ref, jobName)
+    await rt.jobs.run_on_demand(ref, jobName)
     return Response(status_code=200)
 
 

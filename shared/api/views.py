@@ -49,7 +49,7 @@ def history_json(record: HistoryRecord) -> dict[str, Any]:
     props = record.properties.to_json_dict()
     if record.late_seconds:
         props["lateSeconds"] = round(record.late_seconds, 3)
-    if record.manual:
+    if record.on_demand:
         props["onDemand"] = True
     return {
         "id": f"{ref.resource_id}/jobs/{record.job}/history/{record.public_id}",

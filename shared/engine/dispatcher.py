@@ -1,6 +1,6 @@
-"""The dispatcher: turns due index rows into runs and delayed queue messages.
+"""The dispatcher: turns due due rows into runs and delayed queue messages.
 
-For each index row due before now + lookahead, in an order that survives a crash between any
+For each due row due before now + lookahead, in an order that survives a crash between any
 two storage calls:
 
 1. index the job's following occurrence (a duplicate or orphan row is harmless: step 0 drops it);
@@ -8,7 +8,7 @@ two storage calls:
    a racing dispatcher or an API write makes us stop) and create the run, keyed by job,
    generation and nominal time;
 3. send the message, hidden until the occurrence's second;
-4. delete the index row.
+4. delete the due row.
 
 Step 0 for every row the job does not point at:
 - the job points at a later occurrence (or none): the row is stale, unless step 2 ran and step
@@ -41,7 +41,7 @@ from datetime import datetime, timedelta
 from shared.clock import Clock
 from shared.concurrency import Limit, run_bounded
 from shared.config import Settings
-from shared.engine.closing import close_if_done
+from shared.engine.final_state import settle_final_state
 from shared.engine.planning import (
     LATE_TOLERANCE_SECONDS,
     SCHEDULED_GRACE,
@@ -54,7 +54,7 @@ from shared.model.collection import CollectionState
 from shared.model.job import JobState
 from shared.names import CollectionRef
 from shared.recurrence import Timeline
-from shared.storage.queue import ExecutionMessage, ExecutionQueue
+from shared.storage.queue import AttemptMessage, AttemptQueue
 from shared.storage.runs import DISPATCHES_PER_TRANSACTION
 from shared.storage.store import JobStore
 
@@ -93,13 +93,13 @@ def _chunks(items: list[_Plan], size: int) -> list[list[_Plan]]:
     return [items[start : start + size] for start in range(0, len(items), size)]
 
 
-def message_for(run: Run) -> ExecutionMessage:
-    return ExecutionMessage(run.collection, run.row_key, run.phase, run.attempt)
+def message_for(run: Run) -> AttemptMessage:
+    return AttemptMessage(run.collection, run.row_key, run.phase, run.attempt)
 
 
 class Dispatcher:
     def __init__(
-        self, store: JobStore, queue: ExecutionQueue, clock: Clock, settings: Settings
+        self, store: JobStore, queue: AttemptQueue, clock: Clock, settings: Settings
     ) -> None:
         self._store = store
         self._queue = queue
@@ -131,7 +131,7 @@ class Dispatcher:
 
         async def look(watch: Watch) -> None:
             if watch.run_key is None:
-                if await close_if_done(self._store, watch.collection, watch.job, watch):
+                if await settle_final_state(self._store, watch.collection, watch.job, watch):
                     await self._store.delete_watch(watch)
                 return
             run = await self._store.get_run(watch.collection, watch.run_key)
@@ -148,9 +148,8 @@ class Dispatcher:
             await self._queue.send(message_for(run), due=run.due, now=now)
             report.resumed += 1
             log.warning(
-                "Resumed: collection=%s run=%s step=%s (%s)",
-                run.collection,
-                run.row_key,
+                "Resumed: %s step=%s (%s)",
+                run.log_name,
                 run.step,
                 "its lease ended" if run.status is RunStatus.RUNNING else "nobody took it",
             )
@@ -237,11 +236,8 @@ class Dispatcher:
             report.dispatched += 1
             report.missed += plan.run.missed
             log.info(
-                "Dispatched: collection=%s job=%s nominal=%s attempt=0 outcome=Queued "
-                "lateness=%.3fs missed=%d",
-                plan.job.collection,
-                plan.job.name,
-                plan.run.nominal.isoformat(),
+                "Dispatched: %s attempt=0 outcome=Queued lateness=%.3fs missed=%d",
+                plan.run.log_name,
                 plan.lateness,
                 plan.run.missed,
             )
@@ -321,7 +317,7 @@ class Dispatcher:
 
         await run_bounded(limit, send, plans)
 
-    async def run_now(self, job: StoredJob) -> Run:
+    async def run_on_demand(self, job: StoredJob) -> Run:
         """An on-demand run: its own run row and message, outside the schedule."""
         now = self._clock.now().replace(microsecond=0)
         run = Run(
@@ -331,12 +327,12 @@ class Dispatcher:
             nominal=now,
             repeat_count=0,
             due=now,
-            manual=True,
+            on_demand=True,
             token="manual-" + uuid.uuid4().hex[:8],
         )
         run = await self._store.create_run(run, now)
         await self._queue.send(message_for(run), due=now, now=now)
-        log.info("Run now: collection=%s job=%s nominal=%s", job.collection, job.name, run.nominal)
+        log.info("On-demand run: %s", run.log_name)
         return run
 
     async def _recover_or_drop(

@@ -3,7 +3,7 @@
 Queues deliver at least once, so the message only points at the run; the run row decides:
 - a message for an earlier step than the run's is stale (its retry was already planned): if
   that retry's message may have been lost in a crash, it is sent again;
-- a run held by another executor whose lease is live is looked at again when the lease ends
+- a run leased by another executor whose lease is live is looked at again when the lease ends
   (its holder may have died, or failed to record the attempt); the run's watch row makes the
   timer look at it then too, whether or not any message comes back;
 - a run of a job that was disabled or replaced is cancelled, and its history says so; a run of
@@ -12,7 +12,7 @@ Queues deliver at least once, so the message only points at the run; the run row
   message surfaced early, performed, and recorded (the run's next step, its watch, the history
   row and the counter tally) in one transaction that does not touch the job row, retried until
   it lands or the lease is about to end. The job's final state is settled when its last
-  outstanding run ends (shared/engine/closing.py).
+  outstanding run ends (shared/engine/final_state.py).
 Retries are new delayed messages, not the host's poison mechanism. Storage faults raise, so
 the host redelivers the message.
 """
@@ -29,8 +29,8 @@ from datetime import datetime, timedelta
 
 from shared.clock import Clock
 from shared.config import Settings
-from shared.engine.closing import close_if_done
 from shared.engine.dispatcher import message_for
+from shared.engine.final_state import settle_final_state
 from shared.engine.planning import (
     FINAL_CHECK_GRACE,
     AttemptPlan,
@@ -45,7 +45,7 @@ from shared.kinds.registry import KindRunners
 from shared.model.actions import JobErrorAction
 from shared.model.job import ActionName, HistoryStatus, JobState
 from shared.names import CollectionRef
-from shared.storage.queue import EARLY_ARRIVAL_SECONDS, ExecutionMessage, ExecutionQueue
+from shared.storage.queue import EARLY_ARRIVAL_SECONDS, AttemptMessage, AttemptQueue
 from shared.storage.store import JobStore
 from shared.timefmt import compact
 
@@ -61,7 +61,7 @@ class Executor:
     def __init__(
         self,
         store: JobStore,
-        queue: ExecutionQueue,
+        queue: AttemptQueue,
         runners: KindRunners,
         clock: Clock,
         settings: Settings,
@@ -74,7 +74,7 @@ class Executor:
         self._settings = settings
         self._app_settings = app_settings
 
-    async def execute(self, message: ExecutionMessage) -> None:
+    async def execute(self, message: AttemptMessage) -> None:
         run = await self._store.get_run(message.collection, message.run_key)
         if run is None:
             log.info("Skipped: run %s is gone (finished or deleted)", message.run_key)
@@ -89,7 +89,7 @@ class Executor:
         now = self._clock.now()
         if run.status is RunStatus.RUNNING and run.claimed_until and run.claimed_until > now:
             # Held by another executor, or by one that died: look again when the lease ends.
-            log.info("Deferred: run %s is held until %s", run.row_key, run.claimed_until)
+            log.info("Deferred: %s is leased until %s", run.log_name, run.claimed_until)
             await self._queue.send(message_for(run), due=run.claimed_until, now=now)
             return
         job = await self._store.get_job(run.collection, run.job)
@@ -110,7 +110,7 @@ class Executor:
         if hold > 0:
             await asyncio.sleep(hold)
             # The job may have been disabled, replaced or deleted (its collection too) while
-            # we held the claim: a call must not start after such a change was answered.
+            # we had the claim: a call must not start after such a change was answered.
             job = await self._store.get_job(run.collection, run.job)
             if job is None or not wanted(job, claimed):
                 await self._cancel(claimed, job)
@@ -133,7 +133,7 @@ class Executor:
                 now,
                 now,
             )
-        log.info("Cancelled: collection=%s run=%s (%s)", run.collection, run.row_key, reason)
+        log.info("Cancelled: %s (%s)", run.log_name, reason)
         try:
             await self._store.commit_attempt(
                 run, None, history=history, tally=None, check_final_at=None, now=self._clock.now()
@@ -153,7 +153,7 @@ class Executor:
         try:
             return await self._store.move_run(run, claimed, self._clock.now())
         except Conflict:
-            log.info("Skipped: another executor claimed %s", run.row_key)
+            log.info("Skipped: another executor claimed %s", run.log_name)
             return None
 
     async def _attempt(self, job: StoredJob, run: Run, claimed: Run) -> None:
@@ -163,8 +163,8 @@ class Executor:
         context = ActionContext(
             collection=CollectionRef.from_key(run.collection).name,
             job=run.job,
-            expected_time=run.nominal,
-            execution_tag=_execution_tag(run),
+            nominal=run.nominal,
+            attempt_tag=_attempt_tag(run),
             request_id=str(uuid.uuid4()),
             idempotency_key=f"{run.collection}/{run.job}/{compact(run.nominal)}{run.token}",
             retry_count=run.attempt,
@@ -178,17 +178,14 @@ class Executor:
         plan = plan_next_step(job, claimed, action, outcome, started, finished)
         # Settle the final state when the schedule has ended and this run is over: it may be
         # the last one outstanding (the watch makes the timer check, should we die first).
-        closing = plan.next_run is None and not run.manual and job.next_fire is None
-        check_final_at = finished + FINAL_CHECK_GRACE if closing else None
+        ends_schedule = plan.next_run is None and not run.on_demand and job.next_fire is None
+        check_final_at = finished + FINAL_CHECK_GRACE if ends_schedule else None
         if not await self._record(claimed, plan, check_final_at, finished):
             return
         lateness = (started - run.due).total_seconds()
         log.info(
-            "Attempt: collection=%s job=%s nominal=%s action=%s attempt=%d outcome=%s "
-            "lateness=%.3fs",
-            run.collection,
-            run.job,
-            run.nominal.isoformat(),
+            "Attempt: %s phase=%s attempt=%d outcome=%s lateness=%.3fs",
+            run.log_name,
             run.phase.value,
             run.attempt,
             "Succeeded" if outcome.succeeded else "Failed",
@@ -198,7 +195,7 @@ class Executor:
             await self._queue.send(message_for(plan.next_run), due=plan.next_run.due, now=finished)
         if check_final_at is not None:
             watch = Watch.final_state_of(run.collection, run.job, check_final_at)
-            await close_if_done(self._store, run.collection, run.job, watch)
+            await settle_final_state(self._store, run.collection, run.job, watch)
         if self._store.housekeeping_due(claimed.tally_key):
             await self._housekeeping(run.collection, run.job, finished)
 
@@ -226,7 +223,7 @@ class Executor:
                     # Our own earlier try may have landed with its answer lost.
                     if await self._store.has_history(plan.history):
                         return True
-                    log.warning("Lost run %s while recording its attempt", claimed.row_key)
+                    log.warning("Lost the run while recording its attempt: %s", claimed.log_name)
                     return False
             except Exception as error:
                 if (
@@ -235,9 +232,9 @@ class Executor:
                 ):
                     raise
                 log.warning(
-                    "Recording the attempt of %s failed (%s); retrying",
-                    claimed.row_key,
+                    "Recording the attempt failed (%s); retrying: %s",
                     type(error).__name__,
+                    claimed.log_name,
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _RECORD_BACKOFF[1])
@@ -263,7 +260,7 @@ class Executor:
         return action
 
 
-def _execution_tag(run: Run) -> str:
+def _attempt_tag(run: Run) -> str:
     """Unique per attempt, stable if the same attempt is recorded twice."""
     text = f"{run.collection}|{run.row_key}|{run.phase.value}|{run.attempt}"
     return hashlib.sha256(text.encode()).hexdigest()[:32]

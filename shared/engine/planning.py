@@ -39,7 +39,7 @@ class AttemptPlan:
 def wanted(job: StoredJob, run: Run) -> bool:
     """On-demand runs always run; scheduled ones unless their job was replaced or disabled
     (a job whose schedule ended still carries its runs in flight to their end)."""
-    return run.manual or (job.schedules(run) and job.state is not JobState.DISABLED)
+    return run.on_demand or (job.schedules(run) and job.state is not JobState.DISABLED)
 
 
 def plan_next_step(
@@ -69,18 +69,18 @@ def plan_next_step(
                 next_run = replace(
                     run, phase=ActionName.ERROR_ACTION, attempt=0, due=finished, faulted=True
                 )
-    closing = None
-    if next_run is None and run.last and not run.manual:
-        closing = JobState.FAULTED if occurrence_failed else JobState.COMPLETED
+    final_state = None
+    if next_run is None and run.last and not run.on_demand:
+        final_state = JobState.FAULTED if occurrence_failed else JobState.COMPLETED
     tally = None
-    if main or closing:
+    if main or final_state:
         tally = TallyRow(
             collection=run.collection,
             job=run.job,
             key=run.tally_key,
             tally=Tally(executions, failures, faulted, started if main else None),
             generation=run.generation,
-            closing=closing,
+            final_state=final_state,
         )
     status = HistoryStatus.COMPLETED if outcome.succeeded else HistoryStatus.FAILED
     history = history_record(run, status, _history_message(run, outcome), started, finished)
@@ -112,14 +112,14 @@ def history_record(
             repeat_count=run.repeat_count,
         ),
         late_seconds=run.late_seconds,
-        manual=run.manual,
+        on_demand=run.on_demand,
         run_token=run.token,
     )
 
 
 def _history_message(run: Run, outcome: ActionOutcome) -> str:
     notes = []
-    if run.manual:
+    if run.on_demand:
         notes.append("Run on demand.")
     if run.phase is ActionName.MAIN_ACTION and run.attempt == 0:
         if run.late_seconds:

@@ -51,15 +51,15 @@ class Tally:
 
 @dataclass(frozen=True)
 class TallyRow:
-    """One attempt's tally as stored; `closing` is the final state its job takes if this attempt
-    ended the job's last scheduled occurrence (of job version `generation`)."""
+    """One attempt's tally as stored; `final_state` is the final state its job takes if this attempt
+    ended the job's last scheduled occurrence (of generation `generation`)."""
 
     collection: str
     job: str
     key: str
     tally: Tally
     generation: int
-    closing: JobState | None = None
+    final_state: JobState | None = None
 
 
 @dataclass
@@ -81,8 +81,8 @@ class StoredJob:
     last_execution_time: datetime | None = None
     scheduled_from: datetime | None = None
     # The final state decided by the last scheduled occurrence (folded from its tally).
-    closing: JobState | None = None
-    closing_generation: int = 0
+    final_state: JobState | None = None
+    final_state_generation: int = 0
     etag: str | None = None
     # Read alongside the row for the API, never stored: unfolded tallies, and the earliest
     # occurrence already dispatched but not started.
@@ -92,7 +92,7 @@ class StoredJob:
     def schedules(self, run: Run) -> bool:
         """Whether `run` is an occurrence of this version's schedule (not an on-demand run,
         not a run of a version the job was replaced by)."""
-        return not run.manual and run.generation == self.generation
+        return not run.on_demand and run.generation == self.generation
 
     @property
     def counters(self) -> Tally:
@@ -105,21 +105,21 @@ class StoredJob:
         )
 
     def folded(self, tallies: Iterable[TallyRow]) -> StoredJob:
-        """The job with these tallies added to its row's counters (and their closing state)."""
+        """The job with these tallies added to its row's counters (and their final state)."""
         total = self.counters
-        closing, closing_generation = self.closing, self.closing_generation
+        final_state, final_state_generation = self.final_state, self.final_state_generation
         for row in tallies:
             total += row.tally
-            if row.closing is not None:
-                closing, closing_generation = row.closing, row.generation
+            if row.final_state is not None:
+                final_state, final_state_generation = row.final_state, row.generation
         return replace(
             self,
             execution_count=total.executions,
             failure_count=total.failures,
             faulted_count=total.faulted,
             last_execution_time=total.last_execution_time,
-            closing=closing,
-            closing_generation=closing_generation,
+            final_state=final_state,
+            final_state_generation=final_state_generation,
             pending=Tally(),
         )
 
@@ -147,7 +147,7 @@ class Run:
     nominal: datetime
     repeat_count: int
     due: datetime
-    manual: bool = False
+    on_demand: bool = False
     last: bool = False
     phase: ActionName = ActionName.MAIN_ACTION
     attempt: int = 0
@@ -166,6 +166,11 @@ class Run:
     @property
     def row_key(self) -> str:
         return run_row_key(self.job, self.generation, self.nominal, self.token)
+
+    @property
+    def log_name(self) -> str:
+        """How every log line names a run, so one grep follows it from dispatch to its end."""
+        return f"collection={self.collection} job={self.job} nominal={self.nominal.isoformat()}"
 
     @property
     def step(self) -> tuple[int, int]:
@@ -212,7 +217,7 @@ class HistoryRecord:
     job: str
     properties: JobHistoryProperties
     late_seconds: float = 0.0
-    manual: bool = False
+    on_demand: bool = False
     run_token: str = ""
 
     @property

@@ -1,7 +1,7 @@
 """Job and collection operations behind the API: validate, check limits, store, index, dispatch.
 
 Every job write keeps the due index consistent in a crash-safe order: index the new next
-occurrence first, then write the job (ETag-checked), then drop the old index row. A leftover
+occurrence first, then write the job (ETag-checked), then drop the old due row. A leftover
 row is recognised as stale by the dispatcher; a missing one cannot happen.
 """
 
@@ -102,7 +102,7 @@ class JobService:
         await self._store.put_collection(collection, new=existing is None)
         was_enabled = existing is None or existing.state is CollectionState.ENABLED
         if collection.state is CollectionState.ENABLED and not was_enabled:
-            # Its jobs' index rows were dropped while it was off: put them back.
+            # Its jobs' due rows were dropped while it was off: put them back.
             for job_name in await self._store.collection_job_names(ref.key):
                 await self._reindex(ref.key, job_name)
         return collection
@@ -180,9 +180,9 @@ class JobService:
         """The jobs as the API shows them: counters and next execution time complete."""
         return await self._store.with_status(jobs)
 
-    async def run_now(self, ref: CollectionRef, name: str) -> Run:
+    async def run_on_demand(self, ref: CollectionRef, name: str) -> Run:
         job = await self.get_job(ref, name)
-        return await self._dispatcher.run_now(job)
+        return await self._dispatcher.run_on_demand(job)
 
     async def preview(
         self, ref: CollectionRef, name: str, count: int, after: datetime | None
@@ -307,7 +307,7 @@ class JobService:
             raise NotFound(f"job collection '{collection.ref.name}' does not exist") from error
 
     async def _reindex(self, collection: str, name: str) -> None:
-        """Put back the index row of a job whose collection was off; occurrences missed
+        """Put back the due row of a job whose collection was off; occurrences missed
         meanwhile are coalesced by the dispatcher like after downtime."""
         job = await self._store.get_job(collection, name)
         if job is None or job.state is not JobState.ENABLED or job.next_fire is None:

@@ -30,8 +30,8 @@ class ActionContext:
 
     collection: str
     job: str
-    expected_time: datetime  # the occurrence's nominal time, aware
-    execution_tag: str
+    nominal: datetime  # the occurrence's nominal time, aware
+    attempt_tag: str
     request_id: str
     idempotency_key: str  # the same for every attempt of one occurrence
     retry_count: int
@@ -42,8 +42,8 @@ class ActionContext:
     app_settings: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        if self.expected_time.tzinfo is None:
-            raise ValueError("expected_time must be timezone-aware")
+        if self.nominal.tzinfo is None:
+            raise ValueError("nominal must be timezone-aware")
 
 
 @dataclass(frozen=True)

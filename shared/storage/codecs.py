@@ -31,7 +31,7 @@ from shared.model.job import (
     load_stored_definition,
 )
 from shared.names import CollectionRef
-from shared.storage.keys import COUNTER_KEY, due_job, due_key, filed, job_key, job_name
+from shared.storage.keys import JOB_COUNT_KEY, due_job, due_key, filed, job_key, job_name
 from shared.timefmt import from_iso, to_iso
 
 ENTITY_VERSION = 1
@@ -84,8 +84,8 @@ def job_entity(job: StoredJob) -> dict[str, Any]:
         "missed_count": job.missed_count,
         "last_execution_time": opt_iso(job.last_execution_time),
         "scheduled_from": opt_iso(job.scheduled_from),
-        "closing": job.closing.value if job.closing else None,
-        "closing_generation": job.closing_generation,
+        "closing": job.final_state.value if job.final_state else None,
+        "closing_generation": job.final_state_generation,
     }
 
 
@@ -105,8 +105,8 @@ def job_from_entity(entity: TableEntity) -> StoredJob:
         missed_count=int(entity["missed_count"]),
         last_execution_time=opt_dt(entity.get("last_execution_time")),
         scheduled_from=opt_dt(entity.get("scheduled_from")),
-        closing=JobState(entity["closing"]) if entity.get("closing") else None,
-        closing_generation=int(entity.get("closing_generation") or 0),
+        final_state=JobState(entity["closing"]) if entity.get("closing") else None,
+        final_state_generation=int(entity.get("closing_generation") or 0),
         etag=entity.metadata["etag"],
     )
 
@@ -122,7 +122,7 @@ def run_entity(run: Run) -> dict[str, Any]:
         "token": run.token,
         "repeat_count": run.repeat_count,
         "due": to_iso(run.due),
-        "manual": run.manual,
+        "manual": run.on_demand,
         "last": run.last,
         "phase": run.phase.value,
         "attempt": run.attempt,
@@ -146,7 +146,7 @@ def run_from_entity(entity: TableEntity) -> Run:
         token=entity.get("token") or "",
         repeat_count=int(entity["repeat_count"]),
         due=from_iso(entity["due"]),
-        manual=bool(entity["manual"]),
+        on_demand=bool(entity["manual"]),
         last=bool(entity["last"]),
         phase=ActionName(entity["phase"]),
         attempt=int(entity["attempt"]),
@@ -187,7 +187,7 @@ def tally_entity(row: TallyRow) -> dict[str, Any]:
         "faulted": tally.faulted,
         "last_execution_time": opt_iso(tally.last_execution_time),
         "generation": row.generation,
-        "closing": row.closing.value if row.closing else None,
+        "closing": row.final_state.value if row.final_state else None,
     }
 
 
@@ -203,7 +203,7 @@ def tally_from_entity(entity: TableEntity) -> TallyRow:
             opt_dt(entity.get("last_execution_time")),
         ),
         generation=int(entity["generation"]),
-        closing=JobState(entity["closing"]) if entity.get("closing") else None,
+        final_state=JobState(entity["closing"]) if entity.get("closing") else None,
     )
 
 
@@ -223,7 +223,7 @@ def history_entity(record: HistoryRecord) -> dict[str, Any]:
         "retry_count": props.retry_count,
         "repeat_count": props.repeat_count,
         "late_seconds": float(record.late_seconds),
-        "manual": record.manual,
+        "manual": record.on_demand,
         "run_token": record.run_token,
     }
 
@@ -243,7 +243,7 @@ def history_from_entity(entity: TableEntity) -> HistoryRecord:
             repeat_count=int(entity["repeat_count"]),
         ),
         late_seconds=float(entity.get("late_seconds") or 0.0),
-        manual=bool(entity.get("manual")),
+        on_demand=bool(entity.get("manual")),
         run_token=entity.get("run_token") or "",
     )
 
@@ -257,11 +257,11 @@ def collection_from_entity(entity: TableEntity) -> Collection:
     )
 
 
-def counter_entity(collection: str, jobs: int) -> dict[str, Any]:
-    return {"PartitionKey": collection, "RowKey": COUNTER_KEY, "v": ENTITY_VERSION, "jobs": jobs}
+def job_count_entity(collection: str, jobs: int) -> dict[str, Any]:
+    return {"PartitionKey": collection, "RowKey": JOB_COUNT_KEY, "v": ENTITY_VERSION, "jobs": jobs}
 
 
-def counter_from_entity(entity: TableEntity) -> JobCount:
+def job_count_from_entity(entity: TableEntity) -> JobCount:
     etag = entity.metadata["etag"]
     if etag is None:  # every row read from the service has one; without it no write is safe
         raise ValueError("the job counter was read without its ETag")
@@ -286,8 +286,8 @@ __all__ = [
     "JobCount",
     "collection_entity",
     "collection_from_entity",
-    "counter_entity",
-    "counter_from_entity",
+    "job_count_entity",
+    "job_count_from_entity",
     "due_entity",
     "due_from_entity",
     "history_entity",

@@ -1,9 +1,9 @@
-"""Collections and jobs: their rows, pages of them, and each collection's job counter.
+"""Collections and jobs: their rows, pages of them, and each collection's job count row.
 
-The job counter (``meta|jobs``) is the collection's count and its "alive" mark: a job is
-inserted or deleted in one transaction with the counter's new value, conditional on the
-counter's ETag, so a quota holds under any number of concurrent creates, and a collection whose
-counter was deleted takes no new job.
+The job count row (``meta|jobs``) is the collection's count and its "alive" mark: a job is
+inserted or deleted in one transaction with the job count row's new value, conditional on
+the row's ETag, so a quota holds under any number of concurrent creates, and a collection whose
+job count row was deleted takes no new job.
 """
 
 from __future__ import annotations
@@ -27,13 +27,13 @@ from shared.storage.codecs import (
     JobCount,
     collection_entity,
     collection_from_entity,
-    counter_entity,
-    counter_from_entity,
+    job_count_entity,
+    job_count_from_entity,
     job_entity,
     job_from_entity,
 )
 from shared.storage.due_index import DueIndex
-from shared.storage.keys import COUNTER_KEY, job_key, job_name, prefix_filter
+from shared.storage.keys import JOB_COUNT_KEY, job_key, job_name, prefix_filter
 from shared.storage.rows import (
     chunks,
     delete_row,
@@ -49,12 +49,12 @@ from shared.storage.tables import Tables
 _MAX_COMPARISONS = 15
 _NAMES_PER_QUERY = _MAX_COMPARISONS - 1
 _READ_CONCURRENCY = 8
-# Every create and delete of a collection's jobs changes its counter row, so concurrent ones
-# take turns: a loser re-reads the counter after a random, growing pause. Enough tries for a
+# Every create and delete of a collection's jobs changes its job count row, so concurrent ones
+# take turns: a loser re-reads the job count row after a random, growing pause. Enough tries for a
 # few hundred creates at once in one collection.
-_COUNTER_TRIES = 60
-_COUNTER_BACKOFF_SECONDS = 0.005
-_COUNTER_BACKOFF_CAP_SECONDS = 0.2
+_JOB_COUNT_TRIES = 60
+_JOB_COUNT_BACKOFF_SECONDS = 0.005
+_JOB_COUNT_BACKOFF_CAP_SECONDS = 0.2
 # A collection's purge reads its partition again until a read finds no row (a dispatch racing
 # with it may still write one), at most this many times.
 _PURGE_PASSES = 5
@@ -62,7 +62,7 @@ _JOB_ROWS = f"PartitionKey eq @pk and {prefix_filter('job|')}"
 
 
 class CollectionGone(StorageError):
-    """The collection's job counter is missing: the collection was deleted, or is being."""
+    """The collection's job count row is missing: the collection was deleted, or is being."""
 
 
 class JobLimitReached(StorageError):
@@ -74,12 +74,12 @@ class JobLimitReached(StorageError):
 
 
 class JobRows:
-    """Collections, jobs and job counters."""
+    """Collections, jobs and job count rows."""
 
     def __init__(self, tables: Tables, due_index: DueIndex) -> None:
         self._tables = tables
         self._due_index = due_index
-        self._counter_locks: dict[str, asyncio.Lock] = {}
+        self._job_count_locks: dict[str, asyncio.Lock] = {}
         # The counter as this process last wrote it: a create here need not read it first.
         self._counts: dict[str, JobCount] = {}
 
@@ -105,12 +105,12 @@ class JobRows:
         if new:
             self._counts.pop(key, None)
             await self._purge(key)
-            await self._insert_counter(key, 0)
+            await self._insert_job_count(key, 0)
         await self._tables.collections.upsert_entity(
             collection_entity(collection), mode=UpdateMode.REPLACE
         )
         if not new and await self.job_count(key) is None:
-            await self._insert_counter(key, len(await self.collection_job_names(key)))
+            await self._insert_job_count(key, len(await self.collection_job_names(key)))
 
     async def delete_collection(self, ref: CollectionRef) -> None:
         """Delete the collection and everything of it. The counter goes first, so every create
@@ -118,7 +118,7 @@ class JobRows:
         history, due rows), so no dispatch or attempt can be committed any more; then the
         collection row."""
         self._counts.pop(ref.key, None)
-        await delete_row(self._tables.table_for(ref.key), ref.key, COUNTER_KEY)
+        await delete_row(self._tables.table_for(ref.key), ref.key, JOB_COUNT_KEY)
         await self._purge(ref.key)
         await self.delete_collection_row(ref)
 
@@ -213,12 +213,12 @@ class JobRows:
         return jobs, (job_name(last_key) if last_key else None)
 
     async def job_count(self, collection: str) -> JobCount | None:
-        """The collection's job counter; None when it has none (the collection is gone)."""
+        """The collection's job count row; None when it has none (the collection is gone)."""
         try:
-            entity = await self._tables.table_for(collection).get_entity(collection, COUNTER_KEY)
+            entity = await self._tables.table_for(collection).get_entity(collection, JOB_COUNT_KEY)
         except ResourceNotFoundError:
             return None
-        return counter_from_entity(entity)
+        return job_count_from_entity(entity)
 
     async def collection_job_names(self, collection: str) -> list[str]:
         names = []
@@ -229,8 +229,8 @@ class JobRows:
         return names
 
     async def create_job(self, job: StoredJob, *, max_jobs: int | None, now: datetime) -> StoredJob:
-        """Insert a new job and its due row in one transaction with the counter's new value,
-        which holds only if the counter is still the one read: the count check and the insert
+        """Insert a new job and its due row in one transaction with the job count row's new value,
+        which holds only if the job count row is still the one read: the count check and the insert
         are one step, and a refused create leaves no row in the collection's table.
 
         Raises JobLimitReached when the collection holds `max_jobs`, CollectionGone when it has
@@ -274,25 +274,25 @@ class JobRows:
         delta: int,
         max_jobs: int | None = None,
     ) -> list[str | None]:
-        """Run one job's `operations` in one transaction with the collection's job counter moved
-        by `delta`, conditional on the counter's ETag; when another writer moved it first, read
+        """Run one job's `operations` in one transaction with the collection's job count row moved
+        by `delta`, conditional on its ETag; when another writer moved it first, read
         it again and retry. Returns the ETags of `operations`.
 
         Raises CollectionGone when there is no counter, JobLimitReached when a create would
         pass `max_jobs`, TransactionFailed when one of `operations` was refused."""
         table = self._tables.table_for(collection)
-        for attempt in range(_COUNTER_TRIES):
-            async with self._counter_lock(collection):
+        for attempt in range(_JOB_COUNT_TRIES):
+            async with self._job_count_lock(collection):
                 count = self._counts.get(collection)
                 cached = count is not None and (max_jobs is None or count.jobs + delta <= max_jobs)
                 if not cached:  # never refuse on a count remembered from earlier
-                    count = await self._read_counter(collection)
+                    count = await self._read_job_count(collection)
                 if count is None:
                     raise CollectionGone(collection)
                 if delta > 0 and max_jobs is not None and count.jobs + delta > max_jobs:
                     raise JobLimitReached(count.jobs)
                 jobs = max(0, count.jobs + delta)
-                counter = Operation(Kind.REPLACE, counter_entity(collection, jobs), count.etag)
+                counter = Operation(Kind.REPLACE, job_count_entity(collection, jobs), count.etag)
                 try:
                     etags = await submit(table, [*operations, counter])
                 except TransactionFailed as error:
@@ -309,15 +309,15 @@ class JobRows:
                     if etags[-1] is not None:
                         self._counts[collection] = JobCount(jobs, etags[-1])
                     return etags[:-1]
-            await _counter_backoff(attempt)  # another instance moved the counter meanwhile
+            await _job_count_backoff(attempt)  # another instance moved the job count row meanwhile
         raise Conflict(f"the job count of {collection} kept changing; try again")
 
-    async def _read_counter(self, collection: str) -> JobCount | None:
+    async def _read_job_count(self, collection: str) -> JobCount | None:
         """The counter, or None; a table deleted by hand under a collection that still exists
         is made again, empty, its counter at zero (a collection's delete keeps its table, so
         this never brings back a collection being deleted)."""
         try:
-            entity = await self._tables.table_for(collection).get_entity(collection, COUNTER_KEY)
+            entity = await self._tables.table_for(collection).get_entity(collection, JOB_COUNT_KEY)
         except ResourceNotFoundError as error:
             # azure-data-tables sets error_code on the errors it raises; its stubs omit it.
             if getattr(error, "error_code", None) != TableErrorCode.TABLE_NOT_FOUND:
@@ -326,19 +326,21 @@ class JobRows:
             if await self.get_collection(CollectionRef.from_key(collection)) is None:
                 return None
             await self._tables.ensure_table(collection)
-            await self._insert_counter(collection, 0)
+            await self._insert_job_count(collection, 0)
             return await self.job_count(collection)
-        return counter_from_entity(entity)
+        return job_count_from_entity(entity)
 
-    def _counter_lock(self, collection: str) -> asyncio.Lock:
+    def _job_count_lock(self, collection: str) -> asyncio.Lock:
         """Creates and deletes of one collection's jobs in this process take turns at its
         counter instead of colliding on its ETag; other instances' are caught by the ETag."""
-        return self._counter_locks.setdefault(collection, asyncio.Lock())
+        return self._job_count_locks.setdefault(collection, asyncio.Lock())
 
-    async def _insert_counter(self, collection: str, jobs: int) -> None:
+    async def _insert_job_count(self, collection: str, jobs: int) -> None:
         """Start the collection's counter; one that is there already (a racing PUT) stays."""
         try:
-            await self._tables.table_for(collection).create_entity(counter_entity(collection, jobs))
+            await self._tables.table_for(collection).create_entity(
+                job_count_entity(collection, jobs)
+            )
         except ResourceExistsError:
             pass
 
@@ -359,9 +361,9 @@ def _collection_cursor(collection: Collection) -> str:
     return f"{collection.ref.resource_group}|{collection.ref.name}"
 
 
-async def _counter_backoff(attempt: int) -> None:
+async def _job_count_backoff(attempt: int) -> None:
     """A random pause that grows with the tries, so racing writers of a counter spread out."""
-    ceiling = min(_COUNTER_BACKOFF_CAP_SECONDS, _COUNTER_BACKOFF_SECONDS * 2**attempt)
+    ceiling = min(_JOB_COUNT_BACKOFF_CAP_SECONDS, _JOB_COUNT_BACKOFF_SECONDS * 2**attempt)
     await asyncio.sleep(random.uniform(0, ceiling))
 
 

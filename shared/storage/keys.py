@@ -11,7 +11,7 @@
                                             are folded into the job row
     ``hist|<job>|<inverted start ms>|<phase><attempt>``   one history row per attempt, newest first
     ``due|<due>|<job>``                     the job's next occurrence, for the timer
-    ``meta|jobs``                           the job counter: how many jobs the collection holds
+    ``meta|jobs``                           the job count row: how many jobs the collection holds
 
 ``{prefix}Due``   PartitionKey = a minute (``yyyymmddHHMM``), RowKey = collection key
 ``{prefix}Collections``  PartitionKey = ``<subscription>|<resourceGroup>``, RowKey = name
@@ -35,7 +35,7 @@ from shared.timefmt import compact, epoch_ms
 JOB_PREFIX = "job|"
 DUE_PREFIX = "due|"
 WATCH_PREFIX = "watch|"
-COUNTER_KEY = "meta|jobs"
+JOB_COUNT_KEY = "meta|jobs"
 
 
 def collection_table(table_prefix: str, collection: str) -> str:
@@ -105,7 +105,7 @@ def history_older_than(row_key: str, instant: datetime) -> bool:
 
 
 __all__ = [
-    "COUNTER_KEY",
+    "JOB_COUNT_KEY",
     "DUE_PREFIX",
     "JOB_PREFIX",
     "WATCH_PREFIX",

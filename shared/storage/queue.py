@@ -25,7 +25,7 @@ EARLY_ARRIVAL_SECONDS = 1
 
 
 @dataclass(frozen=True)
-class ExecutionMessage:
+class AttemptMessage:
     """Points at one attempt of one run: the executor re-reads everything else from the store."""
 
     collection: str
@@ -45,7 +45,7 @@ class ExecutionMessage:
         )
 
     @classmethod
-    def from_json(cls, text: str) -> ExecutionMessage:
+    def from_json(cls, text: str) -> AttemptMessage:
         data = json.loads(text)
         return cls(
             collection=data["collection"],
@@ -66,13 +66,13 @@ def visibility_delay(due: datetime, now: datetime) -> int:
     return max(0, min(seconds, MAX_VISIBILITY_SECONDS))
 
 
-class ExecutionQueue:
+class AttemptQueue:
     def __init__(self, client: QueueClient) -> None:
         self._client = client
         self._ready = False
 
     @classmethod
-    def from_connection_string(cls, connection: str, queue_name: str) -> ExecutionQueue:
+    def from_connection_string(cls, connection: str, queue_name: str) -> AttemptQueue:
         client = QueueClient.from_connection_string(
             connection,
             queue_name,
@@ -97,7 +97,7 @@ class ExecutionQueue:
                 pass
             self._ready = True
 
-    async def send(self, message: ExecutionMessage, *, due: datetime, now: datetime) -> None:
+    async def send(self, message: AttemptMessage, *, due: datetime, now: datetime) -> None:
         await self._client.send_message(
             message.to_json(), visibility_timeout=visibility_delay(due, now), time_to_live=-1
         )

@@ -60,7 +60,7 @@ class RunRows:
         return run_from_entity(entity)
 
     async def runs_of(self, collection: str, job: str) -> list[Run]:
-        """The job's runs in flight (every version, on-demand ones included)."""
+        """The job's runs in flight (every generation, on-demand ones included)."""
         return [run async for run in self._runs_between(collection, job, job)]
 
     async def keys_of(self, collection: str, name: str) -> list[str]:

@@ -43,8 +43,8 @@ def context(settings: dict[str, str] | None = None, **changes: Any) -> ActionCon
     values: dict[str, Any] = {
         "collection": "coll-1",
         "job": "job-1",
-        "expected_time": EXPECTED,
-        "execution_tag": "tag-123",
+        "nominal": EXPECTED,
+        "attempt_tag": "tag-123",
         "request_id": "req-456",
         "idempotency_key": "job-1/2030-01-02T03:04:05Z",
         "retry_count": 0,

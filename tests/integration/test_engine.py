@@ -427,7 +427,7 @@ async def test_crash_while_running_is_taken_over_after_the_lease(runtimes, targe
     )
     job = await runtime.store.get_job(COLLECTION, "orphan")
     assert job is not None
-    run = await runtime.dispatcher.run_now(job)
+    run = await runtime.dispatcher.run_on_demand(job)
     stored_run = await runtime.store.get_run(COLLECTION, run.row_key)
     assert stored_run is not None
     from dataclasses import replace
@@ -443,14 +443,14 @@ async def test_crash_while_running_is_taken_over_after_the_lease(runtimes, targe
     assert len(messages) == 1
     # Held by the (dead) executor: a redelivery before the lease ends is not run, but put back
     # to be looked at when the lease ends (so a holder that never records cannot lose the run).
-    from shared.storage.queue import ExecutionMessage
+    from shared.storage.queue import AttemptMessage
 
-    await runtime.executor.execute(ExecutionMessage.from_json(messages[0].content))
+    await runtime.executor.execute(AttemptMessage.from_json(messages[0].content))
     assert target.requests == []
     properties = await runtime.queue.client.get_queue_properties()
     assert properties.approximate_message_count == 2
     clock.set(now + timedelta(minutes=3))
-    await runtime.executor.execute(ExecutionMessage.from_json(messages[0].content))
+    await runtime.executor.execute(AttemptMessage.from_json(messages[0].content))
     assert len(target.requests) == 1
     [row] = await history_of(runtime, "orphan")
     assert row.status is HistoryStatus.COMPLETED and "on demand" in row.message.lower()
@@ -463,7 +463,7 @@ async def test_run_now_counts_an_execution_without_touching_the_schedule(runtime
     job, _ = await runtime.jobs.put_job(
         REF, "manual", http_job(target, startTime=to_iso(later), state="Disabled")
     )
-    await runtime.jobs.run_now(REF, "manual")
+    await runtime.jobs.run_on_demand(REF, "manual")
 
     async def arrived() -> bool:
         return len(await history_of(runtime, "manual")) == 1
@@ -500,11 +500,11 @@ async def test_history_keeps_the_newest_rows_within_the_limits(runtimes, target)
     await runtime.jobs.put_job(
         REF, "chatty", http_job(target, startTime=to_iso(now + timedelta(days=5)))
     )
-    await runtime.jobs.run_now(REF, "chatty")  # 61 days ago
+    await runtime.jobs.run_on_demand(REF, "chatty")  # 61 days ago
     await work_queue(runtime, lambda: _history_count(runtime, "chatty", 1))
     clock.set(now)
     for count in range(2, 8):
-        await runtime.jobs.run_now(REF, "chatty")
+        await runtime.jobs.run_on_demand(REF, "chatty")
         await work_queue(runtime, functools.partial(_executions, runtime, "chatty", count))
     rows = await history_of(runtime, "chatty")
     assert len(rows) == 4
@@ -518,7 +518,7 @@ async def test_deleting_a_job_removes_its_index_runs_and_history(runtimes, targe
     await runtime.jobs.put_collection(REF, ENABLED)
     later = datetime.now(UTC) + timedelta(days=1)
     await runtime.jobs.put_job(REF, "gone", http_job(target, startTime=to_iso(later)))
-    await runtime.jobs.run_now(REF, "gone")
+    await runtime.jobs.run_on_demand(REF, "gone")
     await work_queue(runtime, lambda: _history_count(runtime, "gone", 1))
     await runtime.jobs.delete_job(REF, "gone")
     assert await runtime.store.get_job(COLLECTION, "gone") is None

@@ -18,7 +18,7 @@ from shared.engine.records import DueEntry, Run, RunStatus
 from shared.model.job import ActionName, HistoryStatus, JobState
 from shared.names import CollectionRef
 from shared.runtime import Runtime
-from shared.storage.queue import ExecutionMessage
+from shared.storage.queue import AttemptMessage
 from shared.timefmt import to_iso
 from tests.support.engine import api_client, job_as_shown, work_queue
 from tests.support.flaky_proxy import FlakyProxy
@@ -137,10 +137,10 @@ async def test_a_call_that_reached_the_target_is_recorded_once_despite_a_reset(
     await runtime.jobs.put_collection(REF, ENABLED)
     later = datetime.now(UTC) + timedelta(days=1)
     await runtime.jobs.put_job(REF, "reset", http_job(target, startTime=to_iso(later)))
-    await runtime.jobs.run_now(REF, "reset")
+    await runtime.jobs.run_on_demand(REF, "reset")
     messages = [m async for m in runtime.queue.client.receive_messages(visibility_timeout=60)]
     [message] = messages
-    parsed = ExecutionMessage.from_json(message.content)
+    parsed = AttemptMessage.from_json(message.content)
     run = await runtime.store.get_run(COLLECTION, parsed.run_key)
     assert run is not None
 

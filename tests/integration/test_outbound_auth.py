@@ -394,8 +394,8 @@ def context(settings: dict[str, str] | None = None) -> ActionContext:
     return ActionContext(
         collection="coll-1",
         job="job-1",
-        expected_time=datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC),
-        execution_tag="tag-1",
+        nominal=datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC),
+        attempt_tag="tag-1",
         request_id="req-1",
         idempotency_key="key-1",
         retry_count=0,

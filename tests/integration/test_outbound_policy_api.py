@@ -152,8 +152,8 @@ async def test_a_job_cannot_write_into_the_apps_execution_queue(
     context = ActionContext(
         collection="c",
         job="j",
-        expected_time=datetime(2030, 1, 1, tzinfo=UTC),
-        execution_tag="t",
+        nominal=datetime(2030, 1, 1, tzinfo=UTC),
+        attempt_tag="t",
         request_id="r",
         idempotency_key="k",
         retry_count=0,

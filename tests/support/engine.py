@@ -15,7 +15,7 @@ from shared.config import Settings
 from shared.engine.records import StoredJob
 from shared.kinds.http.network_guard import NetworkPolicy
 from shared.runtime import Runtime
-from shared.storage.queue import ExecutionMessage
+from shared.storage.queue import AttemptMessage
 
 # The API tests' fixed "now": a Monday morning, years ahead of any real clock.
 API_NOW = datetime(2030, 5, 6, 8, 0, 0, tzinfo=UTC)
@@ -61,7 +61,7 @@ async def work_queue(
             continue
 
         async def handle(message: object) -> None:
-            parsed = ExecutionMessage.from_json(message.content)  # type: ignore[attr-defined]
+            parsed = AttemptMessage.from_json(message.content)  # type: ignore[attr-defined]
             runs = [runtime.executor.execute(parsed)]
             if deliver_twice:
                 runs.append(runtime.executor.execute(parsed))

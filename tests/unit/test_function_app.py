@@ -23,7 +23,7 @@ def test_the_app_registers_the_api_the_timer_and_the_executor(monkeypatch: pytes
 
     # Indexed through devhost's cache: get_functions() may only run once per app object.
     functions = {f.get_function_name(): f for f in _functions_of(function_app.app)}
-    assert set(functions) == {"http_app_func", "dispatch_due_jobs", "execute_occurrence"}
+    assert set(functions) == {"http_app_func", "dispatch_due_jobs", "execute_attempt"}
     bindings = {
         name: json.loads(f.get_function_json())["bindings"][0] for name, f in functions.items()
     }
@@ -31,9 +31,9 @@ def test_the_app_registers_the_api_the_timer_and_the_executor(monkeypatch: pytes
     assert bindings["http_app_func"]["authLevel"].lower() == "function"
     assert bindings["dispatch_due_jobs"]["type"] == "timerTrigger"
     assert bindings["dispatch_due_jobs"]["schedule"] == "%DISPATCH_SCHEDULE%"
-    assert bindings["execute_occurrence"]["type"] == "queueTrigger"
-    assert bindings["execute_occurrence"]["queueName"] == "%SCHEDULER_EXECUTION_QUEUE%"
-    assert bindings["execute_occurrence"]["connection"] == "AzureWebJobsStorage"
+    assert bindings["execute_attempt"]["type"] == "queueTrigger"
+    assert bindings["execute_attempt"]["queueName"] == "%SCHEDULER_EXECUTION_QUEUE%"
+    assert bindings["execute_attempt"]["connection"] == "AzureWebJobsStorage"
 
 
 def import_app(settings: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -73,7 +73,7 @@ def test_a_first_attempt_that_succeeds_ends_the_run_and_counts_one_execution() -
     assert result.tally.tally == Tally(
         executions=1, failures=0, faulted=0, last_execution_time=STARTED
     )
-    assert result.tally.closing is None  # not the last occurrence
+    assert result.tally.final_state is None  # not the last occurrence
     history = result.history.properties
     assert history.status is HistoryStatus.COMPLETED
     assert (history.action_name, history.retry_count, history.repeat_count) == (
@@ -142,7 +142,7 @@ def test_retries_exhausted_without_error_action_end_the_run_faulted() -> None:
     assert result.next_run is None
     assert result.tally is not None
     assert result.tally.tally == Tally(0, 1, 1, STARTED)
-    assert result.tally.closing is None
+    assert result.tally.final_state is None
 
 
 def test_no_retry_policy_faults_at_the_first_failure() -> None:
@@ -191,7 +191,7 @@ def test_the_last_scheduled_occurrence_closes_the_job_when_its_run_ends(
 ) -> None:
     job = stored_job()
     result = plan(job, run_of(job, last=True, **fields), outcome)
-    assert (result.tally.closing if result.tally else None) is closing
+    assert (result.tally.final_state if result.tally else None) is closing
     if closing is not None:
         assert result.tally is not None and result.tally.generation == job.generation
 
@@ -200,7 +200,7 @@ def test_the_last_occurrence_without_error_action_closes_faulted_when_out_of_ret
     job = stored_job(error_action=False)
     result = plan(job, run_of(job, last=True, attempt=2), FAILED)
     assert result.tally is not None
-    assert result.tally.closing is JobState.FAULTED
+    assert result.tally.final_state is JobState.FAULTED
 
 
 def test_a_closing_error_action_writes_a_tally_with_no_counts_only_the_state() -> None:
@@ -209,24 +209,24 @@ def test_a_closing_error_action_writes_a_tally_with_no_counts_only_the_state() -
     result = plan(job, run, OK)
     assert result.tally is not None
     assert result.tally.tally == Tally()
-    assert result.tally.closing is JobState.FAULTED
+    assert result.tally.final_state is JobState.FAULTED
 
 
 def test_an_occurrence_before_the_last_never_closes_the_job() -> None:
     job = stored_job(error_action=False)
     for run, outcome in [(run_of(job), OK), (run_of(job, attempt=2), FAILED)]:
         result = plan(job, run, outcome)
-        assert result.tally is not None and result.tally.closing is None
+        assert result.tally is not None and result.tally.final_state is None
 
 
 @pytest.mark.parametrize("outcome", [OK, FAILED])
 def test_a_manual_run_never_closes_the_job(outcome: ActionOutcome) -> None:
     job = stored_job(error_action=False, retry={"retryType": "None"})
-    run = run_of(job, last=True, manual=True, token="manual-abcd1234", repeat_count=0)
+    run = run_of(job, last=True, on_demand=True, token="manual-abcd1234", repeat_count=0)
     result = plan(job, run, outcome)
     assert result.next_run is None
-    assert result.tally is not None and result.tally.closing is None
-    assert result.history.manual
+    assert result.tally is not None and result.tally.final_state is None
+    assert result.history.on_demand
     assert result.history.properties.message.startswith("Run on demand.")
 
 

@@ -167,11 +167,11 @@ def scheduler_headers(headers: dict[str, str] | None, context: ActionContext) ->
     """The job's headers plus Azure Scheduler's `x-ms-*` ones and `Idempotency-Key` (ours win)."""
     result = httpx.Headers({"User-Agent": USER_AGENT})
     result.update(headers or {})
-    expected = context.expected_time.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    expected = context.nominal.astimezone(UTC).isoformat().replace("+00:00", "Z")
     result["x-ms-scheduler-jobid"] = context.job
     result["x-ms-scheduler-jobcollectionid"] = context.collection
     result["x-ms-scheduler-expected-execution-time"] = expected
-    result["x-ms-execution-tag"] = context.execution_tag
+    result["x-ms-execution-tag"] = context.attempt_tag
     result["x-ms-client-request-id"] = context.request_id
     result["Idempotency-Key"] = context.idempotency_key
     return result
