@@ -72,7 +72,7 @@ class HttpFrontend:
         self._routes: RouteTable[FunctionSpec] = RouteTable()
         for spec in specs:
             route = str(spec.trigger.get("route") or spec.name)
-            self._routes.add(route_prefix, route, spec.trigger.get("methods"), spec)
+            self._routes.add(spec.name, route_prefix, route, spec.trigger.get("methods"), spec)
         self._key = key
         self._manual_invoke = manual_invoke
         self._manual_names = manual_names
