@@ -5,7 +5,7 @@ A service client (azure-iot-hub 2.7.0, `sastoken.py`) sends, on every request,
 `sr = quote_plus(HostName)` (the host name as the client wrote it in its connection string,
 port and path included: `localhost%3A7071%2Fapi`), `sig = quote(base64(HMAC-SHA256(
 b64decode(policy key), sr + "\\n" + se)))` over the raw, still-encoded `sr` text, and `se` is
-a Unix time (docs: reference next-features.md §1.3).
+a Unix time (azure-iot-hub 2.7.0 `sastoken.py`, `_service_token_format`).
 
 A token is accepted when `skn` names a configured policy, the signature recomputed over the raw
 `sr` text matches (compared in constant time), `se` is not past (`CLOCK_SKEW_SECONDS` allowed),

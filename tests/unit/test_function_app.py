@@ -85,6 +85,10 @@ def test_importing_the_app_checks_the_settings_and_does_no_io():
             "ConfigError: SCHEDULER_LOOKAHEAD_SECONDS: must be at least 1 (is 0)",
         ),
         (
+            {**STORAGE, "SCHEDULER_IOT_POLICIES": "owner=not*base64:RegistryRead"},
+            "ConfigError: SCHEDULER_IOT_POLICIES: policy 'owner': the key is not base64",
+        ),
+        (
             {**STORAGE, "SCHEDULER_ALLOWED_NETWORKS": "lopback"},
             "ConfigError: SCHEDULER_ALLOWED_NETWORKS: 'lopback' is neither a network name",
         ),

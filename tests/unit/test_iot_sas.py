@@ -24,7 +24,7 @@ KEY = b"k3y-for-known-answer-tests-32byt"
 KEY_B64 = "azN5LWZvci1rbm93bi1hbnN3ZXItdGVzdHMtMzJieXQ="
 EXPIRY = 1796010558
 # openssl: printf 'localhost%3A7071%2Fapi\n1796010558' | openssl dgst -sha256 -mac HMAC
-#   -macopt hexkey:<hex of KEY> -binary | base64   (reference next-features.md §1.3)
+#   -macopt hexkey:<hex of KEY> -binary | base64   (the formula of azure-iot-hub sastoken.py)
 KNOWN_SIG = "L1C09GFE/JjpE5IknjHUVshYwww+6euneiJzVOuENHg="
 # The SDK URL-encodes it with urllib's quote(): "/" stays, "+" and "=" are escaped.
 KNOWN_HEADER = (
