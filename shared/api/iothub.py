@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 
 from fastapi.responses import JSONResponse
 
+from shared.errors import SchedulerError
+
 # Served by HTTP functions of their own under Azure Functions (function_app.py), anonymous at the
 # host: the shared access signature decides (shared/api/iot_auth.py).
 PATH_PREFIXES = ("/api/devices", "/api/twins", "/api/jobs/v2")
@@ -25,7 +27,7 @@ def is_iot_path(path: str) -> bool:
     return any(lowered == p or lowered.startswith(f"{p}/") for p in PATH_PREFIXES)
 
 
-class IotHubError(Exception):
+class IotHubError(SchedulerError):
     """An error to answer in IoT Hub's shape: status, IoT Hub's error code, a safe message."""
 
     def __init__(self, status: int, code: str, message: str) -> None:

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from urllib.parse import quote, quote_plus, unquote, unquote_plus
 
+from shared.errors import SchedulerError
+
 SCHEME = "SharedAccessSignature"
 # A client whose clock runs a little ahead (or a request that waited in a queue) is not refused
 # for a token that expired moments ago; IoT Hub tokens live an hour, so a minute is small.
@@ -62,7 +64,7 @@ class AccessPolicy:
         return right in self.rights or any(right in _IMPLIED.get(r, ()) for r in self.rights)
 
 
-class SasRefused(Exception):
+class SasRefused(SchedulerError):
     """The token does not authorise the request; the message says why and holds no secret."""
 
 
