@@ -24,7 +24,7 @@ $(STAMP_NODE): package.json package-lock.json
 install: $(STAMP_PY) $(STAMP_NODE) ## Create .venv and install Azurite (only what is missing)
 
 run: install ## Start Azurite (data in .azurite/) and the app on http://localhost:7071/api
-	$(PY) -m devhost --with-azurite
+	$(PY) -m devhost --with-azurite $(DEVHOST_ARGS)
 
 test: install ## Run the whole suite against a private, in-memory Azurite
 	$(PY) -m pytest

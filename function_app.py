@@ -1,5 +1,9 @@
 """The Functions app: registers the HTTP API, the dispatch timer and the executor, nothing else.
 
+The HTTP API is one ASGI app behind two kinds of function: a catch-all that needs a function
+key, and anonymous ones for the IoT Hub paths (/api/devices, /api/twins, /api/jobs/v2), where
+IoT Hub's shared access signature decides (shared/api/functions.py).
+
 All behaviour lives in the `shared` package. The app settings are checked as the host loads
 this module: a bad one stops the app here, with a `ConfigError` naming it.
 """
@@ -10,6 +14,7 @@ import azure.functions as func
 
 from shared import triggers
 from shared.api.app import create_api
+from shared.api.functions import CATCH_ALL_FUNCTION, serve_iot_hub_paths
 from shared.config import Settings
 
 Settings.from_env()  # the runtime parses them again when first used, in its own event loop
@@ -19,7 +24,10 @@ Settings.from_env()  # the runtime parses them again when first used, in its own
 #     from shared.runtime import register_kind
 #     register_kind(MY_KIND)
 
-app = func.AsgiFunctionApp(app=create_api(), http_auth_level=func.AuthLevel.FUNCTION)
+app = func.AsgiFunctionApp(
+    app=create_api(), http_auth_level=func.AuthLevel.FUNCTION, function_name=CATCH_ALL_FUNCTION
+)
+serve_iot_hub_paths(app)
 
 
 @app.timer_trigger(schedule="%DISPATCH_SCHEDULE%", arg_name="timer", use_monitor=True)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from devhost.azurite import Azurite, start_azurite
 from devhost.host import FUNCTION_KEY_SETTING, DevHost
+from devhost.tls import CERT_SETTING, CertificateError, HttpsCertificate
 
 logger = logging.getLogger("devhost")
 
@@ -38,8 +39,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=_function_key,
         help="require this function key (default: DEVHOST_FUNCTION_KEY; unset: the API is open)",
     )
+    parser.add_argument(
+        "--cert",
+        type=Path,
+        help=f"serve HTTPS with this certificate: .pfx/.p12, or PEM (default: {CERT_SETTING})",
+    )
+    parser.add_argument("--cert-key", type=Path, help="the PEM private key of a PEM --cert")
+    parser.add_argument("--password", help="the password of the .pfx (or of the PEM key)")
     parser.add_argument("--verbose", action="store_true", help="debug logging")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if (args.cert_key or args.password) and not args.cert:
+        parser.error("--cert-key and --password go with --cert")
+    return args
 
 
 def _function_key(value: str) -> str:
@@ -109,11 +120,15 @@ def main(argv: list[str] | None = None) -> int:
         host=args.host,
         port=args.port,
         key=args.key,
+        https=HttpsCertificate(args.cert, args.cert_key, args.password) if args.cert else None,
     )
     try:
         asyncio.run(serve(host))
     except KeyboardInterrupt:
         return 130
+    except CertificateError as error:
+        logger.error("Cannot serve HTTPS: %s", error)
+        return 2
     except Exception:
         logger.exception("devhost stopped on an error")
         return 1

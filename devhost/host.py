@@ -34,6 +34,14 @@ from devhost.settings import (
     request_body_limit,
 )
 from devhost.timers import TimerRunner
+from devhost.tls import (
+    CERT_SETTING,
+    KEY_SETTING,
+    PASSWORD_SETTING,
+    HttpsCertificate,
+    PemFiles,
+    prepare,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +68,7 @@ class DevHost:
     `settings_overrides` win over the environment and local.settings.json (tests use them for
     per-test queue names). With `key` set, non-anonymous HTTP functions require that key;
     without it, the app setting DEVHOST_FUNCTION_KEY decides (empty or unset: the API is open).
+    With `https` (or the DEVHOST_HTTPS_CERT setting) the HTTP functions are served over HTTPS.
     """
 
     def __init__(
@@ -71,6 +80,7 @@ class DevHost:
         host: str = "127.0.0.1",
         port: int = 7071,
         key: str | None = None,
+        https: HttpsCertificate | None = None,
         stop_timeout: float = 30.0,
     ) -> None:
         self.app_path = app_path
@@ -79,7 +89,9 @@ class DevHost:
         self.host = host
         self.port = port
         self.key = None if key is None else check_function_key(key, "the function key")
+        self.https = https
         self.stop_timeout = stop_timeout
+        self._tls: PemFiles | None = None
         self.config = HostConfig()
         self.specs: list[FunctionSpec] = []
         self._environment = EnvironmentPatch()
@@ -105,7 +117,8 @@ class DevHost:
     @property
     def base_url(self) -> str:
         host = "127.0.0.1" if self.host in LOOPBACK_NAMES else self.host
-        return f"http://{host}:{self.http_port}"
+        scheme = "https" if self.https else "http"
+        return f"{scheme}://{host}:{self.http_port}"
 
     @property
     def api_url(self) -> str:
@@ -134,6 +147,15 @@ class DevHost:
             # Like a function key in Azure. Empty counts as unset (the example settings file
             # ships it empty): the API is open, and the start-up log says so.
             self.key = check_function_key(settings[FUNCTION_KEY_SETTING], FUNCTION_KEY_SETTING)
+        if self.https is None and settings.get(CERT_SETTING, "").strip():
+            self.https = HttpsCertificate(
+                Path(settings[CERT_SETTING].strip()),
+                Path(settings[KEY_SETTING].strip())
+                if settings.get(KEY_SETTING, "").strip()
+                else None,
+                settings.get(PASSWORD_SETTING) or None,
+            )
+        self._tls = prepare(self.https) if self.https else None
         self.specs = discover(app, settings, self.project_dir)
         by_type = {
             t: [s for s in self.specs if s.trigger_type == t]
@@ -158,7 +180,7 @@ class DevHost:
             manual_names={s.name for s in self.specs if s.trigger_type != HTTP_TRIGGER},
             max_body=max_body,
         )
-        self._http = HttpServer(frontend, host=self.host, port=self.port)
+        self._http = HttpServer(frontend, host=self.host, port=self.port, tls=self._tls)
         self._http_port = await self._http.start()
 
         runners: list[TimerRunner | QueueListener] = [*self._timers.values(), *self._queues]
@@ -189,6 +211,9 @@ class DevHost:
             await listener.close()
         if self._http is not None:
             await self._http.stop()
+        if self._tls is not None:
+            self._tls.close()
+            self._tls = None
         self._environment.restore()
         if self._added_to_path:
             sys.path.remove(str(self.project_dir))

@@ -45,6 +45,7 @@ from devhost.invoker import Outcome, invoke
 from devhost.request_body import BodyTooLarge, read_body
 from devhost.routes import RouteTable
 from devhost.settings import DEFAULT_REQUEST_BODY_LIMIT, REQUEST_BODY_LIMIT_SETTING
+from devhost.tls import PemFiles
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ class HttpFrontend:
         self._routes: RouteTable[FunctionSpec] = RouteTable()
         for spec in specs:
             route = str(spec.trigger.get("route") or spec.name)
-            self._routes.add(route_prefix, route, spec.trigger.get("methods"), spec)
+            self._routes.add(spec.name, route_prefix, route, spec.trigger.get("methods"), spec)
         self._key = key
         self._manual_invoke = manual_invoke
         self._manual_names = manual_names
@@ -208,10 +209,15 @@ class _Server(uvicorn.Server):
 
 
 class HttpServer:
-    def __init__(self, app: HttpFrontend, *, host: str, port: int) -> None:
+    """uvicorn on one socket; HTTPS when given PEM files (devhost/tls.py prepares them)."""
+
+    def __init__(
+        self, app: HttpFrontend, *, host: str, port: int, tls: PemFiles | None = None
+    ) -> None:
         self._app = app
         self._host = host
         self._port = port
+        self._tls = tls
         self._server: _Server | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -229,6 +235,9 @@ class HttpServer:
             access_log=False,
             proxy_headers=False,
             timeout_graceful_shutdown=5,
+            ssl_certfile=self._tls.certfile if self._tls else None,
+            ssl_keyfile=self._tls.keyfile if self._tls else None,
+            ssl_keyfile_password=self._tls.password if self._tls else None,
         )
         self._server = _Server(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]))

@@ -6,6 +6,12 @@ Matching is case-insensitive and tolerates a leading or trailing `/`, as the hos
 values are matched on the decoded path, as ASP.NET Core routing does: a parameter takes any
 character but `/` and a catch-all takes every character, control characters (`%0A`) included,
 so such a path reaches the function that owns the catch-all instead of a 404 of the host.
+
+Precedence is the Functions host's, not ASP.NET Core's: the host registers one route per
+function in the order of the function names (`FunctionMetadataNameComparer`, ordinal, ignoring
+case) and the first route that matches the path and method wins, whatever its specificity
+(azure-functions-host#9876, #3153; azure-webjobs-sdk-extensions#842 proposes a change that has
+not landed). So a catch-all of a function named `a...` shadows `b`'s `items/new`.
 """
 
 from __future__ import annotations
@@ -27,18 +33,16 @@ _CONSTRAINTS = {
 
 @dataclass(frozen=True)
 class Route(Generic[T]):
+    function_name: str
     template: str
     pattern: re.Pattern[str]
     methods: frozenset[str]
     target: T
 
     @property
-    def specificity(self) -> tuple[int, int, int]:
-        """Sort key: literal routes before parameters, catch-alls last (like ASP.NET ordering)."""
-        catch_all = self.template.count("{*")
-        parameters = self.template.count("{")
-        literals = len([s for s in self.template.split("/") if s and "{" not in s])
-        return (catch_all, parameters, -literals)
+    def precedence(self) -> str:
+        """Sort key: the function's name, as .NET's OrdinalIgnoreCase compares (upper-cased)."""
+        return self.function_name.upper()
 
 
 def compile_template(prefix: str, template: str) -> re.Pattern[str]:
@@ -75,14 +79,22 @@ class RouteTable(Generic[T]):
     def __init__(self) -> None:
         self._routes: list[Route[T]] = []
 
-    def add(self, prefix: str, template: str, methods: list[str] | None, target: T) -> None:
+    def add(
+        self,
+        function_name: str,
+        prefix: str,
+        template: str,
+        methods: list[str] | None,
+        target: T,
+    ) -> None:
         allowed = frozenset(m.upper() for m in methods) if methods else frozenset()
-        route = Route(template, compile_template(prefix, template), allowed, target)
-        self._routes.append(route)
-        self._routes.sort(key=lambda r: r.specificity)
+        pattern = compile_template(prefix, template)
+        self._routes.append(Route(function_name, template, pattern, allowed, target))
+        self._routes.sort(key=lambda r: r.precedence)
 
     def match(self, method: str, path: str) -> tuple[T, dict[str, str]] | None:
-        """The target and route values; None means 404 (also when the method is not allowed)."""
+        """The first route's target and route values; None means 404 (also when the method is
+        not allowed)."""
         for route in self._routes:
             found = route.pattern.match(path)
             if found and (not route.methods or method.upper() in route.methods):

@@ -20,6 +20,7 @@ from datetime import timedelta
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+from shared.devices.sas import AccessPolicy, parse_policies
 from shared.errors import ConfigError
 from shared.kinds.http.model import DEFAULT_LIMITS, RequestLimits
 from shared.kinds.http.network_guard import SETTING as NETWORKS_SETTING
@@ -42,6 +43,7 @@ from shared.storage.connections import is_connection_string
 STORAGE_SETTING = "AzureWebJobsStorage"
 OWN_STORAGE_SETTING = "SCHEDULER_STORAGE"
 TABLE_PREFIX_SETTING = "SCHEDULER_TABLE_PREFIX"
+IOT_POLICIES_SETTING = "SCHEDULER_IOT_POLICIES"
 
 _MAX_SECONDS = 365 * 24 * 3600  # beyond a year, a duration is a typo (and dates overflow)
 _MAX_DAYS = 36_500
@@ -84,6 +86,9 @@ class Settings:
     aad_authority: str = DEFAULT_AUTHORITY  # without a trailing slash
     extra_ca_certs: str | None = None  # a PEM bundle that loaded at start-up
     identity: ManagedIdentity | None = None
+    # IoT Hub shared access policies guarding /api/devices, /api/twins, /api/jobs/v2 (keys are
+    # secrets: AccessPolicy keeps them out of its repr). None configured: every call is refused.
+    iot_policies: tuple[AccessPolicy, ...] = ()
 
     @property
     def due_table(self) -> str:
@@ -145,6 +150,7 @@ class Settings:
             aad_authority=_authority(values.get(AUTHORITY_SETTING, DEFAULT_AUTHORITY)),
             extra_ca_certs=_ca_bundle(values.get(EXTRA_CA_SETTING)),
             identity=_identity(values),
+            iot_policies=_iot_policies(values.get(IOT_POLICIES_SETTING, "")),
         )
 
 
@@ -209,6 +215,13 @@ def _authority(text: str) -> str:
     except ValueError:
         raise ConfigError(AUTHORITY_SETTING, f"{text!r} has a port outside 0-65535") from None
     return text.rstrip("/")
+
+
+def _iot_policies(text: str) -> tuple[AccessPolicy, ...]:
+    try:
+        return parse_policies(text)
+    except ValueError as error:
+        raise ConfigError(IOT_POLICIES_SETTING, str(error)) from None
 
 
 def _identity(values: Mapping[str, str]) -> ManagedIdentity | None:

@@ -7,6 +7,10 @@ SchedulerError
  ├── InvalidRequest       input refused, with the field it is about (-> HTTP 400)
  │    └── InvalidQuery    a device query or condition that does not parse, with the 1-based
  │                        position of the fault (shared/devices/query.py)
+ ├── SasRefused           an IoT Hub shared access signature that does not authorise the
+ │                        request; the reason holds no secret (-> 401; shared/devices/sas.py)
+ ├── IotHubError          an error answered in IoT Hub's shape, with its code
+ │                        (shared/api/iothub.py)
  ├── BodyTooLarge         a request body past the API's cap (-> 413; shared/api/middleware.py)
  ├── ConfigError          an app setting refused at start-up, with its name (stops the app)
  ├── ActionError          an attempt's target could not be reached as asked; the text is safe

@@ -15,9 +15,12 @@ from shared.api import collections as collections_api
 from shared.api import history as history_api
 from shared.api import jobs as jobs_api
 from shared.api.errors import install_error_handlers
+from shared.api.iot_auth import PoliciesProvider, install_iothub_errors
+from shared.api.iot_auth import fallback as iot_fallback
 from shared.api.middleware import FrontDoor
 from shared.api.refs import RuntimeProvider, arm_scope
 from shared.api.schemas import ERRORS, job_put_body
+from shared.devices.sas import AccessPolicy
 from shared.runtime import current_runtime
 
 ARM_PREFIX = (
@@ -79,7 +82,11 @@ def build_router() -> APIRouter:
     return api
 
 
-def create_api(get_runtime: RuntimeProvider = current_runtime) -> FastAPI:
+def create_api(
+    get_runtime: RuntimeProvider = current_runtime,
+    iot_policies: Sequence[AccessPolicy] | None = None,
+) -> FastAPI:
+    """The app; `iot_policies` (tests) stand in for the runtime's `SCHEDULER_IOT_POLICIES`."""
     api = FastAPI(
         title="Job scheduler",
         summary="Azure Scheduler (2016-03-01) compatible jobs on your own storage",
@@ -89,7 +96,21 @@ def create_api(get_runtime: RuntimeProvider = current_runtime) -> FastAPI:
         redoc_url=None,
     )
     api.state.get_runtime = get_runtime
+    api.state.get_iot_policies = _policies_provider(get_runtime, iot_policies)
     install_error_handlers(api)
+    install_iothub_errors(api)
     api.include_router(build_router())
+    api.include_router(iot_fallback)  # last: it answers what no IoT Hub route serves
     api.add_middleware(FrontDoor)
     return api
+
+
+def _policies_provider(
+    get_runtime: RuntimeProvider, given: Sequence[AccessPolicy] | None
+) -> PoliciesProvider:
+    async def policies() -> Sequence[AccessPolicy]:
+        if given is not None:
+            return given
+        return (await get_runtime()).settings.iot_policies
+
+    return policies

@@ -12,6 +12,8 @@ from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.api.iothub import API_VERSIONS as IOT_HUB_API_VERSIONS
+from shared.api.iothub import is_iot_path
 from shared.errors import SchedulerError
 
 API_VERSIONS = frozenset({"2016-03-01", "2016-01-01", "2014-08-01-preview"})
@@ -45,13 +47,14 @@ class FrontDoor:
             await send(message)
 
         version = _query_value(scope, "api-version")
-        if version is not None and version not in API_VERSIONS:
+        accepted = IOT_HUB_API_VERSIONS if is_iot_path(scope["path"]) else API_VERSIONS
+        if version is not None and version not in accepted:
             shown = "".join(c if c.isprintable() else "?" for c in version[:40])
             await _error(
                 send_with_id,
                 400,
                 "MissingOrInvalidRequiredQueryParameter",
-                f"api-version '{shown}' is not supported; use 2016-03-01",
+                f"api-version '{shown}' is not supported; use {max(accepted)}",
                 "api-version",
             )
             return

@@ -10,7 +10,7 @@ from devhost.routes import RouteTable
 def table(*routes: tuple[str, list[str] | None]) -> RouteTable[str]:
     result: RouteTable[str] = RouteTable()
     for template, methods in routes:
-        result.add("api", template, methods, template)
+        result.add(template, "api", template, methods, template)
     return result
 
 
@@ -53,17 +53,36 @@ def test_methods_are_checked():
     assert routes.match("DELETE", "/api/items/1") is None
 
 
-def test_literal_routes_win_over_parameters_and_catch_alls():
-    routes = table(("{*route}", None), ("items/{id}", None), ("items/new", None))
+def named(*routes: tuple[str, str]) -> RouteTable[str]:
+    result: RouteTable[str] = RouteTable()
+    for name, template in routes:
+        result.add(name, "api", template, None, name)
+    return result
 
-    assert routes.match("GET", "/api/items/new") == ("items/new", {})
-    assert routes.match("GET", "/api/items/7") == ("items/{id}", {"id": "7"})
-    assert routes.match("GET", "/api/other") == ("{*route}", {"route": "other"})
+
+def test_the_first_function_by_name_wins_as_in_the_functions_host():
+    """The host orders routes by function name (ignoring case), not by specificity."""
+    routes = named(("b_item", "items/{id}"), ("C_new", "items/new"), ("a_all", "{*route}"))
+    assert routes.match("GET", "/api/items/new") == ("a_all", {"route": "items/new"})
+
+    routes = named(("z_all", "{*route}"), ("B_item", "items/{id}"), ("c_new", "items/new"))
+    assert routes.match("GET", "/api/items/new") == ("B_item", {"id": "new"})
+    assert routes.match("GET", "/api/items/7") == ("B_item", {"id": "7"})
+    assert routes.match("GET", "/api/other") == ("z_all", {"route": "other"})
+
+
+def test_a_route_whose_methods_do_not_match_lets_the_next_one_answer():
+    routes: RouteTable[str] = RouteTable()
+    routes.add("a_read", "api", "devices/{*path}", ["GET"], "a_read")
+    routes.add("b_all", "api", "{*route}", None, "b_all")
+
+    assert routes.match("GET", "/api/devices/d") == ("a_read", {"path": "d"})
+    assert routes.match("PUT", "/api/devices/d") == ("b_all", {"route": "devices/d"})
 
 
 def test_an_empty_prefix_serves_from_the_root():
     routes: RouteTable[str] = RouteTable()
-    routes.add("", "{*route}", None, "all")
+    routes.add("all", "", "{*route}", None, "all")
 
     assert routes.match("GET", "/jobs") == ("all", {"route": "jobs"})
 

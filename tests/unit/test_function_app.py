@@ -1,4 +1,4 @@
-"""The app registers exactly its three functions, with the bindings the host needs."""
+"""The app registers exactly its functions, with the bindings and auth levels the host needs."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,24 +17,43 @@ ROOT = Path(__file__).resolve().parents[2]
 STORAGE = {"AzureWebJobsStorage": "UseDevelopmentStorage=true"}
 
 
-def test_the_app_registers_the_api_the_timer_and_the_executor(monkeypatch: pytest.MonkeyPatch):
+IOT_HUB = {"iot_hub_devices": "devices", "iot_hub_twins": "twins", "iot_hub_jobs": "jobs/v2"}
+
+
+def app_bindings(monkeypatch: pytest.MonkeyPatch) -> dict[str, dict[str, Any]]:
     for name, value in STORAGE.items():
         monkeypatch.setenv(name, value)  # checked at import, if this is the first one
     import function_app
 
     # Indexed through devhost's cache: get_functions() may only run once per app object.
     functions = {f.get_function_name(): f for f in _functions_of(function_app.app)}
-    assert set(functions) == {"http_app_func", "dispatch_due_jobs", "execute_attempt"}
-    bindings = {
-        name: json.loads(f.get_function_json())["bindings"][0] for name, f in functions.items()
-    }
-    assert bindings["http_app_func"]["type"] == "httpTrigger"
-    assert bindings["http_app_func"]["authLevel"].lower() == "function"
+    return {name: json.loads(f.get_function_json())["bindings"][0] for name, f in functions.items()}
+
+
+def test_the_app_registers_the_api_the_timer_and_the_executor(monkeypatch: pytest.MonkeyPatch):
+    bindings = app_bindings(monkeypatch)
+    assert set(bindings) == {"scheduler_api", "dispatch_due_jobs", "execute_attempt", *IOT_HUB}
+    assert bindings["scheduler_api"]["type"] == "httpTrigger"
+    assert bindings["scheduler_api"]["authLevel"].lower() == "function"
+    assert bindings["scheduler_api"]["route"].strip("/") == "{*route}"
     assert bindings["dispatch_due_jobs"]["type"] == "timerTrigger"
     assert bindings["dispatch_due_jobs"]["schedule"] == "%DISPATCH_SCHEDULE%"
     assert bindings["execute_attempt"]["type"] == "queueTrigger"
     assert bindings["execute_attempt"]["queueName"] == "%SCHEDULER_EXECUTION_QUEUE%"
     assert bindings["execute_attempt"]["connection"] == "AzureWebJobsStorage"
+
+
+def test_iot_hub_paths_are_anonymous_functions_that_the_host_matches_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The host tries routes in the order of function names (ignoring case), first match wins:
+    each IoT Hub function must sort before the catch-all, or the catch-all asks for a key."""
+    bindings = app_bindings(monkeypatch)
+    for name, prefix in IOT_HUB.items():
+        assert bindings[name]["type"] == "httpTrigger"
+        assert bindings[name]["authLevel"].lower() == "anonymous"
+        assert bindings[name]["route"] == f"{prefix}/{{*path}}"
+        assert name.upper() < "scheduler_api".upper()
 
 
 def import_app(settings: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -63,6 +83,10 @@ def test_importing_the_app_checks_the_settings_and_does_no_io():
         (
             {**STORAGE, "SCHEDULER_LOOKAHEAD_SECONDS": "0"},
             "ConfigError: SCHEDULER_LOOKAHEAD_SECONDS: must be at least 1 (is 0)",
+        ),
+        (
+            {**STORAGE, "SCHEDULER_IOT_POLICIES": "owner=not*base64:RegistryRead"},
+            "ConfigError: SCHEDULER_IOT_POLICIES: policy 'owner': the key is not base64",
         ),
         (
             {**STORAGE, "SCHEDULER_ALLOWED_NETWORKS": "lopback"},
