@@ -14,10 +14,10 @@ import ipaddress
 import os
 import re
 import ssl
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from shared.errors import ConfigError
@@ -31,6 +31,7 @@ from shared.kinds.http.outbound_auth import (
     IDENTITY_ENDPOINT_SETTING,
     IDENTITY_HEADER_SETTING,
 )
+from shared.kinds.registry import known_kinds
 from shared.outbound_policy import (
     DEFAULT_EXECUTION_QUEUE,
     EXECUTION_QUEUE_SETTING,
@@ -38,6 +39,9 @@ from shared.outbound_policy import (
     OutboundPolicy,
 )
 from shared.storage.connections import is_connection_string
+
+if TYPE_CHECKING:
+    from shared.kinds.base import Kind
 
 STORAGE_SETTING = "AzureWebJobsStorage"
 OWN_STORAGE_SETTING = "SCHEDULER_STORAGE"
@@ -84,6 +88,26 @@ class Settings:
     aad_authority: str = DEFAULT_AUTHORITY  # without a trailing slash
     extra_ca_certs: str | None = None  # a PEM bundle that loaded at start-up
     identity: ManagedIdentity | None = None
+    # Each known kind's own settings as its `configure` parsed them, by kind name.
+    kind_settings: Mapping[str, Any] = field(default_factory=dict)
+
+    def for_kind(self, kind: Kind[Any]) -> Any:
+        """What `kind.configure` made of the app settings at start-up; a kind these settings were
+        not parsed for (settings built by hand, in tests) gets its defaults (no app settings)."""
+        if kind.name in self.kind_settings:
+            return self.kind_settings[kind.name]
+        return kind.configure({})
+
+    def with_kinds(self, kinds: Iterable[Kind[Any]], env: Mapping[str, str]) -> Settings:
+        """These settings plus the own settings of those `kinds` not parsed yet (kinds registered
+        after `from_env`, by `Runtime.create(kinds=...)`); `ConfigError` for a bad one."""
+        values = _present(env)
+        added = {
+            kind.name: kind.configure(values)
+            for kind in kinds
+            if kind.name not in self.kind_settings
+        }
+        return replace(self, kind_settings={**self.kind_settings, **added}) if added else self
 
     @property
     def due_table(self) -> str:
@@ -99,7 +123,7 @@ class Settings:
         value is the same as an absent one (the example settings file lists them empty), except
         for the names of the tables and the queue, which are never guessed."""
         env = os.environ if env is None else env
-        values = {name: value.strip() for name, value in env.items() if value.strip()}
+        values = _present(env)
         prefix = env.get(TABLE_PREFIX_SETTING, "Scheduler").strip()
         if not _TABLE_PREFIX.fullmatch(prefix):
             raise ConfigError(
@@ -145,7 +169,13 @@ class Settings:
             aad_authority=_authority(values.get(AUTHORITY_SETTING, DEFAULT_AUTHORITY)),
             extra_ca_certs=_ca_bundle(values.get(EXTRA_CA_SETTING)),
             identity=_identity(values),
+            kind_settings={kind.name: kind.configure(values) for kind in known_kinds().kinds},
         )
+
+
+def _present(env: Mapping[str, str]) -> dict[str, str]:
+    """The settings with a value, stripped: an empty value is the same as an absent one."""
+    return {name: value.strip() for name, value in env.items() if value.strip()}
 
 
 @dataclass(frozen=True)
