@@ -14,10 +14,10 @@ import ipaddress
 import os
 import re
 import ssl
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from shared.devices.sas import AccessPolicy, parse_policies
@@ -32,6 +32,7 @@ from shared.kinds.http.outbound_auth import (
     IDENTITY_ENDPOINT_SETTING,
     IDENTITY_HEADER_SETTING,
 )
+from shared.kinds.registry import known_kinds
 from shared.outbound_policy import (
     DEFAULT_EXECUTION_QUEUE,
     EXECUTION_QUEUE_SETTING,
@@ -39,6 +40,9 @@ from shared.outbound_policy import (
     OutboundPolicy,
 )
 from shared.storage.connections import is_connection_string
+
+if TYPE_CHECKING:
+    from shared.kinds.base import Kind
 
 STORAGE_SETTING = "AzureWebJobsStorage"
 OWN_STORAGE_SETTING = "SCHEDULER_STORAGE"
@@ -89,6 +93,26 @@ class Settings:
     # IoT Hub shared access policies guarding /api/devices, /api/twins, /api/jobs/v2 (keys are
     # secrets: AccessPolicy keeps them out of its repr). None configured: every call is refused.
     iot_policies: tuple[AccessPolicy, ...] = ()
+    # Each known kind's own settings as its `configure` parsed them, by kind name.
+    kind_settings: Mapping[str, Any] = field(default_factory=dict)
+
+    def for_kind(self, kind: Kind[Any]) -> Any:
+        """What `kind.configure` made of the app settings at start-up; a kind these settings were
+        not parsed for (settings built by hand, in tests) gets its defaults (no app settings)."""
+        if kind.name in self.kind_settings:
+            return self.kind_settings[kind.name]
+        return kind.configure({})
+
+    def with_kinds(self, kinds: Iterable[Kind[Any]], env: Mapping[str, str]) -> Settings:
+        """These settings plus the own settings of those `kinds` not parsed yet (kinds registered
+        after `from_env`, by `Runtime.create(kinds=...)`); `ConfigError` for a bad one."""
+        values = _present(env)
+        added = {
+            kind.name: kind.configure(values)
+            for kind in kinds
+            if kind.name not in self.kind_settings
+        }
+        return replace(self, kind_settings={**self.kind_settings, **added}) if added else self
 
     @property
     def due_table(self) -> str:
@@ -104,7 +128,7 @@ class Settings:
         value is the same as an absent one (the example settings file lists them empty), except
         for the names of the tables and the queue, which are never guessed."""
         env = os.environ if env is None else env
-        values = {name: value.strip() for name, value in env.items() if value.strip()}
+        values = _present(env)
         prefix = env.get(TABLE_PREFIX_SETTING, "Scheduler").strip()
         if not _TABLE_PREFIX.fullmatch(prefix):
             raise ConfigError(
@@ -151,7 +175,13 @@ class Settings:
             extra_ca_certs=_ca_bundle(values.get(EXTRA_CA_SETTING)),
             identity=_identity(values),
             iot_policies=_iot_policies(values.get(IOT_POLICIES_SETTING, "")),
+            kind_settings={kind.name: kind.configure(values) for kind in known_kinds().kinds},
         )
+
+
+def _present(env: Mapping[str, str]) -> dict[str, str]:
+    """The settings with a value, stripped: an empty value is the same as an absent one."""
+    return {name: value.strip() for name, value in env.items() if value.strip()}
 
 
 @dataclass(frozen=True)

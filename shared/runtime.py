@@ -51,12 +51,15 @@ class Runtime:
         """Build everything; `kinds` are action kinds beyond the built-in ones (they become
         known to the whole process: stored jobs of theirs must parse everywhere)."""
         clock = clock or SystemClock()
+        app_settings = app_settings if app_settings is not None else os.environ
+        registry = register_kinds(kinds)
+        settings = settings.with_kinds(registry.kinds, app_settings)
         store = await JobStore.from_settings(settings).ensure()
         queue = AttemptQueue.from_connection_string(
             settings.storage_connection, settings.execution_queue
         )
         await queue.ensure()
-        runners = KindRunners(register_kinds(kinds), settings)
+        runners = KindRunners(registry, settings)
         dispatcher = Dispatcher(store, queue, clock, settings)
         executor = Executor(
             store,
@@ -64,7 +67,7 @@ class Runtime:
             runners,
             clock,
             settings,
-            app_settings if app_settings is not None else os.environ,
+            app_settings,
         )
         return cls(
             settings=settings,

@@ -117,7 +117,7 @@ class JobService:
         now = self._clock.now()
         stored = await self._store.get_job(ref.key, name)
         body = carry_secrets(body, stored.properties if stored is not None else None)
-        properties = parse_job_definition(body, now, self._settings.request_limits)
+        properties = parse_job_definition(body, now, self._settings.request_limits, self._settings)
         if stored is None or properties.action != stored.properties.action:
             # An unchanged action is re-checked when it runs: disabling a job stored under
             # wider settings must not fail.

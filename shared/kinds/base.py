@@ -116,3 +116,25 @@ class Kind(ABC, Generic[Payload]):
     def authenticates(self, payload: Payload) -> bool:
         """Whether the payload uses outbound authentication (some SKUs do not allow it)."""
         return False
+
+    def configure(self, app_settings: Mapping[str, str]) -> Any:
+        """The kind's own app settings, parsed and checked once at start-up (`Settings.from_env`
+        calls it for every known kind). Raise `ConfigError` naming the setting for a bad value:
+        it stops the app. The result is `settings.for_kind(kind)` for the runner (through
+        `context.settings`) and for payload validators (validation context `settings`)."""
+        return None
+
+    def carry_secrets(
+        self, payload_json: dict[str, Any], stored: Payload, path: str
+    ) -> dict[str, Any]:
+        """`payload_json` (the payload of a PUT or merged PATCH, raw JSON, possibly snake_case)
+        with the write-only secrets of the `stored` payload it may keep filled in: a client that
+        writes back what GET showed cannot send them. Keep a secret only while it would reach the
+        same place; raise `InvalidRequest` at `{path}.<field>` when it must be given again. The
+        input is not changed. By default nothing is carried."""
+        return payload_json
+
+    def check_retarget(self, patch_json: dict[str, Any], stored: Payload, path: str) -> None:
+        """Refuse (`InvalidRequest` at `{path}.<field>`) a PATCH of this payload that moves it
+        to another target while a credential it holds without a secret (the app's identity)
+        would silently follow."""

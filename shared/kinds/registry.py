@@ -21,6 +21,7 @@ from pydantic.alias_generators import to_snake
 from shared.kinds.base import ActionContext, ActionOutcome, ActionRunner, Kind
 from shared.kinds.common.scrub import scrub
 from shared.kinds.http.kind import HTTP
+from shared.kinds.service_bus.kind import SERVICE_BUS_KINDS
 from shared.kinds.storage_queue import STORAGE_QUEUE
 
 if TYPE_CHECKING:
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 BUILTIN_KINDS: tuple[Kind[Any], ...] = (
     HTTP,
     STORAGE_QUEUE,
+    *SERVICE_BUS_KINDS,
 )
 
 

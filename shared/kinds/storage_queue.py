@@ -21,7 +21,9 @@ from urllib.parse import parse_qs
 
 from pydantic import field_validator, model_validator
 
+from shared.errors import InvalidRequest
 from shared.kinds.base import ActionContext, ActionOutcome, ActionRunner, Kind
+from shared.kinds.common.fields import field_get
 from shared.model.common import ApiModel
 from shared.storage.user_queue import QueueSendError, UserQueue
 
@@ -190,6 +192,22 @@ class StorageQueueKind(Kind[StorageQueueMessage]):
         refusal = policy.queue_refusal(payload)
         if refusal is not None:
             yield refusal
+
+    def carry_secrets(
+        self, payload_json: dict[str, Any], stored: StorageQueueMessage, path: str
+    ) -> dict[str, Any]:
+        """`sasToken` is kept while `storageAccount` stays the same."""
+        account = field_get(payload_json, "storageAccount")
+        if stored.sas_token is None or account is None:
+            return payload_json
+        if field_get(payload_json, "sasToken") is not None:
+            return payload_json
+        if account != stored.storage_account:
+            raise InvalidRequest(
+                f"{path}.sasToken",
+                "queueMessage.sasToken must be given again when the storage account changes",
+            )
+        return {**payload_json, "sasToken": stored.sas_token}
 
 
 STORAGE_QUEUE = StorageQueueKind()

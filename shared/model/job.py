@@ -97,16 +97,17 @@ class JobEnvelope(ApiModel):
 
 
 def parse_job_definition(
-    body: object, now: datetime, limits: RequestLimits = DEFAULT_LIMITS
+    body: object, now: datetime, limits: RequestLimits = DEFAULT_LIMITS, settings: object = None
 ) -> JobProperties:
     """Validate a PUT body: the ARM envelope, or a bare properties object (the classic example).
 
     `now` feeds the rules that depend on time (endTime must be in the future), `limits` the
-    request size limits of the app settings.
+    request size limits of the app settings; `settings` (the app's `Settings`) is there for
+    payload validators that need a kind's own settings (`settings.for_kind(kind)`).
     Raises pydantic.ValidationError whose locations name the offending field as a path in the
     envelope (`properties.action...`), whichever form was sent.
     """
-    context = {"now": now, "limits": limits}
+    context = {"now": now, "limits": limits, "settings": settings}
     envelope = body if isinstance(body, dict) and "properties" in body else {"properties": body}
     return JobEnvelope.model_validate(envelope, context=context).properties
 

@@ -201,3 +201,55 @@ async def test_a_path_with_control_characters_gets_the_api_json_error(
     error = response.json()["error"]
     assert error["code"] == code
     assert error.get("target") == target
+
+
+async def test_a_service_bus_action_runs_on_demand_through_the_local_host(app_host, tmp_path):
+    """The real app process sends to the HTTPS stand-in (namespace `localhost`, which resolves
+    without help), trusting its CA; history says what was sent, and never shows the key."""
+    from tests.support.service_bus_endpoint import SasRule, ServiceBusEndpoint
+
+    key = "ZTJlLWtleS10aGF0LW11c3QtbmV2ZXItbGVhaw=="
+    endpoint = await ServiceBusEndpoint().start()
+    try:
+        endpoint.add_namespace("localhost", [SasRule("sender", key)])
+        endpoint.add_entity("localhost", "orders")
+        ca = tmp_path / "stand-in-ca.pem"
+        ca.write_bytes(endpoint.ca_pem)
+        host = await app_host(
+            SCHEDULER_SERVICE_BUS_HOST_PATTERN=f"{{namespace}}:{endpoint.port}",
+            SCHEDULER_EXTRA_CA_CERTS=str(ca),
+            SCHEDULER_ALLOWED_NETWORKS="127.0.0.0/8,::1/128",
+        )
+        action = {
+            "type": "ServiceBusQueue",
+            "serviceBusQueueMessage": {
+                "namespace": "localhost",
+                "queueName": "orders",
+                "message": "from e2e",
+                "authentication": {
+                    "type": "SharedAccessKey",
+                    "sasKeyName": "sender",
+                    "sasKey": key,
+                },
+            },
+        }
+        body = {"properties": {"startTime": "2099-01-01T00:00:00Z", "action": action}}
+        async with httpx.AsyncClient(base_url=host.api_url) as api:
+            await api.put("/jobCollections/e2e", json={})
+            created = await api.put("/jobCollections/e2e/jobs/bus", json=body)
+            assert created.status_code == 201, created.text
+            assert key not in created.text
+            assert (await api.post("/jobCollections/e2e/jobs/bus/run")).status_code in (200, 202)
+            await endpoint.wait_for(lambda e: len(e.messages) == 1)
+            assert endpoint.messages[0].body == b"from e2e"
+
+            async def recorded() -> Any:
+                rows = (await api.get("/jobCollections/e2e/jobs/bus/history")).json()["value"]
+                return rows or None
+
+            [row] = await until(recorded)
+            assert "ServiceBusQueue Action - Message" in row["properties"]["message"]
+            assert "(201 Created)" in row["properties"]["message"]
+            assert key not in (await api.get("/jobCollections/e2e/jobs/bus/history")).text
+    finally:
+        await endpoint.stop()

@@ -13,6 +13,7 @@ import pytest
 from pydantic import Field
 
 from shared.config import Settings
+from shared.errors import ConfigError, InvalidRequest
 from shared.kinds.base import ActionContext, ActionOutcome, ActionRunner, Kind
 from shared.kinds.registry import known_kinds, unregister_kind
 from shared.model.actions import JobErrorAction
@@ -38,16 +39,19 @@ class NoteLine(ApiModel):
 
 
 class NoteRunner:
-    """A real local side effect: appends the line; its message echoes the token (to scrub)."""
+    """A real local side effect: appends the line (after the kind's own setting `NOTE_PREFIX`);
+    its message echoes the token (to scrub)."""
 
-    def __init__(self) -> None:
+    def __init__(self, kind: NoteKind) -> None:
         self.closed = False
+        self.kind = kind
 
     async def run(self, action: JobErrorAction, context: ActionContext) -> ActionOutcome:
         note = action.payload_as(NoteLine)
         assert note is not None
+        prefix = context.settings.for_kind(self.kind)
         with Path(note.path).open("a", encoding="utf-8") as file:
-            file.write(note.line + "\n")
+            file.write(prefix + note.line + "\n")
         return ActionOutcome(True, f"Note Action - wrote for {context.job} with {note.token}")
 
     async def aclose(self) -> None:
@@ -63,7 +67,7 @@ class NoteKind(Kind[NoteLine]):
         self.runners: list[NoteRunner] = []
 
     def runner(self, settings: Settings) -> ActionRunner:
-        self.runners.append(NoteRunner())
+        self.runners.append(NoteRunner(self))
         return self.runners[-1]
 
     def timeout(self, payload: NoteLine, settings: Settings) -> timedelta:
@@ -75,12 +79,27 @@ class NoteKind(Kind[NoteLine]):
     def public_json(self, payload: NoteLine) -> dict[str, Any]:
         return payload.model_dump(mode="json", by_alias=True, exclude={"token"})
 
+    def configure(self, app_settings: Mapping[str, str]) -> str:
+        prefix = app_settings.get("NOTE_PREFIX", "")
+        if not prefix.isalnum() and prefix:
+            raise ConfigError("NOTE_PREFIX", "must be letters and digits")
+        return f"{prefix}: " if prefix else ""
+
+    def carry_secrets(self, payload_json: dict[str, Any], stored: NoteLine, path: str) -> Any:
+        if "token" in payload_json:
+            return payload_json
+        if payload_json.get("path") != stored.path:
+            raise InvalidRequest(f"{path}.token", "must be given again for another path")
+        return {**payload_json, "token": stored.token}
+
 
 @pytest.fixture
 async def note_runtime(storage_connection: str, unique_name: str) -> AsyncIterator[Runtime]:
     kind = NoteKind()
     runtime = await Runtime.create(
-        make_settings(storage_connection, unique_name), app_settings={}, kinds=[kind]
+        make_settings(storage_connection, unique_name),
+        app_settings={"NOTE_PREFIX": "pre"},
+        kinds=[kind],
     )
     try:
         yield runtime
@@ -136,7 +155,7 @@ async def test_a_registered_kind_is_validated_shown_and_run(
         return job is not None and job.state is JobState.COMPLETED
 
     await work_queue(runtime, completed)
-    assert notes.read_text() == "hello\n"
+    assert notes.read_text() == "pre: hello\n"
     records, _ = await runtime.store.history(REF.key, "jot", top=10)
     [row] = [record.properties for record in records]
     assert row.status is HistoryStatus.COMPLETED
@@ -149,3 +168,49 @@ def test_an_unregistered_kind_is_refused_naming_type(note_runtime: Runtime) -> N
     unregister_kind(note)
     with pytest.raises(ValueError, match=r"type must be one of Http, Https, StorageQueue"):
         JobErrorAction.model_validate({"type": "Note", "note": {}})
+
+
+async def test_a_registered_kind_keeps_its_write_only_secret_across_a_patch(
+    note_runtime: Runtime, tmp_path: Path
+) -> None:
+    """The kind's `carry_secrets` hook: what GET showed, written back, keeps the token; moved
+    elsewhere, the token must be given again."""
+    runtime = note_runtime
+    notes = tmp_path / "notes.txt"
+    await runtime.jobs.put_collection(REF, {"properties": {"state": "Enabled"}})
+    async with api_client(runtime) as api:
+        assert (await api.put(JOB, json=note_job(notes))).status_code == 201
+        patched = await api.patch(
+            JOB, json={"properties": {"action": {"note": {"line": "changed"}}}}
+        )
+        assert patched.status_code == 200, patched.text
+        moved = await api.patch(
+            JOB, json={"properties": {"action": {"note": {"path": str(tmp_path / "other")}}}}
+        )
+        assert moved.status_code == 400
+        assert moved.json()["error"]["target"] == "properties.action.note.token"
+    stored = await runtime.store.get_job(REF.key, "jot")
+    assert stored is not None
+    note = stored.properties.action.payload_as(NoteLine)
+    assert note is not None and (note.line, note.token) == ("changed", "tok-s3cr3t-42")
+
+
+async def test_a_bad_setting_of_a_registered_kind_stops_the_start(
+    storage_connection: str, unique_name: str
+) -> None:
+    kind = NoteKind()
+    try:
+        with pytest.raises(ConfigError, match="^NOTE_PREFIX: must be letters and digits"):
+            await Runtime.create(
+                make_settings(storage_connection, unique_name),
+                app_settings={"NOTE_PREFIX": "a b"},
+                kinds=[kind],
+            )
+        with pytest.raises(ConfigError, match="^NOTE_PREFIX: must be letters and digits"):
+            Settings.from_env({"AzureWebJobsStorage": storage_connection, "NOTE_PREFIX": "a-b"})
+        configured = Settings.from_env(
+            {"AzureWebJobsStorage": storage_connection, "NOTE_PREFIX": "ok"}
+        )
+        assert configured.for_kind(kind) == "ok: "
+    finally:
+        unregister_kind(kind)

@@ -239,6 +239,10 @@ class ServiceBusEndpoint:
         namespace = (
             self.namespaces.get(host.removesuffix(suffix)) if host.endswith(suffix) else None
         )
+        if namespace is None and host.endswith(f":{self.port}"):
+            # A namespace named like a host that resolves without help (`localhost`), for a
+            # process whose DNS a test cannot replace: host pattern `{namespace}:{port}`.
+            namespace = self.namespaces.get(host.removesuffix(f":{self.port}"))
         if namespace is None:
             raise _Refused(404, f"No namespace is served at host '{host}'")
         if request.method != "POST" or not request.path.endswith("/messages"):

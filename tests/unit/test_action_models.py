@@ -51,12 +51,15 @@ def test_storage_queue_type_answers_pascal_case() -> None:
     assert action.to_json_dict()["type"] == "StorageQueue"
 
 
-@pytest.mark.parametrize("kind", ["ServiceBusQueue", "serviceBusTopic"])
-def test_service_bus_is_refused_clearly(kind: str) -> None:
+@pytest.mark.parametrize(
+    ("kind", "field"),
+    [("ServiceBusQueue", "serviceBusQueueMessage"), ("serviceBusTopic", "serviceBusTopicMessage")],
+)
+def test_service_bus_types_are_kinds_now(kind: str, field: str) -> None:
+    """No longer "not supported": the Service Bus kinds claim them and want their payload."""
     text = refusal(JobAction, {"type": kind})
-    assert text.startswith("type: ")
-    expected = "ServiceBusQueue" if kind == "ServiceBusQueue" else "ServiceBusTopic"
-    assert f"{expected} actions are not supported by this scheduler" in text
+    canonical = kind[0].upper() + kind[1:]
+    assert text == f"Value error, {field} is required when type is {canonical}"
 
 
 def test_unknown_type_is_refused() -> None:
@@ -273,9 +276,7 @@ def test_nested_error_action_is_refused() -> None:
 
 
 def test_unknown_field_is_refused() -> None:
-    assert refusal(JobAction, {**http_action(), "serviceBusQueueMessage": {}}).startswith(
-        "serviceBusQueueMessage: "
-    )
+    assert refusal(JobAction, {**http_action(), "ftpMessage": {}}).startswith("ftpMessage: ")
 
 
 # --- retry policy --------------------------------------------------------------------------------

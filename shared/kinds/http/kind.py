@@ -11,6 +11,7 @@ from pydantic import SecretStr
 from shared.kinds.base import ActionRunner, Kind
 from shared.kinds.http.model import HttpRequest
 from shared.kinds.http.runner import HttpActionRunner
+from shared.kinds.http.secret_carry import carry_into_request, check_identity_retarget
 from shared.model.auth import ManagedServiceIdentityAuthentication
 from shared.model.target import scheme_of
 
@@ -66,6 +67,14 @@ class HttpKind(Kind[HttpRequest]):
     def authenticates(self, payload: HttpRequest) -> bool:
         auth = payload.authentication
         return auth is not None and auth.type != "NotSpecified"
+
+    def carry_secrets(
+        self, payload_json: dict[str, Any], stored: HttpRequest, path: str
+    ) -> dict[str, Any]:
+        return carry_into_request(payload_json, stored, path)
+
+    def check_retarget(self, patch_json: dict[str, Any], stored: HttpRequest, path: str) -> None:
+        check_identity_retarget(patch_json, stored, path)
 
 
 HTTP = HttpKind()
