@@ -1,0 +1,113 @@
+"""The device registry's routes, as IoT Hub's service API has them (under `/api`, next to the
+scheduler's, not under its collection prefixes): devices, twins, direct methods and the device
+query, plus our extension `PATCH /twins/{id}/reported`. Any `api-version` is accepted (the SDK
+sends 2021-04-12) and errors take IoT Hub's shape (shared/api/hub_errors.py). The registry
+decides everything (shared/devices/registry.py)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from shared.api.body import json_body
+from shared.api.refs import RuntimeDep
+from shared.devices.model import parse_if_match
+from shared.devices.registry import MAX_LIST, MAX_PAGE
+from shared.errors import InvalidRequest
+
+router = APIRouter()
+
+DEVICE = "/devices/{deviceId}"
+TWIN = "/twins/{deviceId}"
+MAX_ITEM_COUNT_HEADER = "x-ms-max-item-count"
+CONTINUATION_HEADER = "x-ms-continuation"
+ITEM_TYPE_HEADER = "x-ms-item-type"
+
+
+def _if_match(request: Request) -> Any:
+    return parse_if_match(request.headers.get("if-match"))
+
+
+@router.post("/devices/query", name="Devices_Query", summary="Query device twins")
+async def query_devices(request: Request, rt: RuntimeDep) -> Any:
+    body = await json_body(request, required=True)
+    page = await rt.devices.query(
+        body.get("query"), _max_item_count(request), request.headers.get(CONTINUATION_HEADER)
+    )
+    headers = {ITEM_TYPE_HEADER: page.item_type}
+    if page.continuation is not None:
+        headers[CONTINUATION_HEADER] = page.continuation
+    return JSONResponse(page.items, headers=headers)
+
+
+@router.get("/devices", name="Devices_List", summary="List devices")
+async def list_devices(
+    rt: RuntimeDep, top: Annotated[int, Query(ge=1, le=MAX_LIST)] = MAX_LIST
+) -> Any:
+    return [record.device_json() for record in await rt.devices.list_devices(top)]
+
+
+@router.put(DEVICE, name="Devices_CreateOrUpdateIdentity", summary="Create or update a device")
+async def put_device(deviceId: str, request: Request, rt: RuntimeDep) -> Any:
+    body = await json_body(request, required=False)
+    record = await rt.devices.put_device(deviceId, body, _if_match(request))
+    return record.device_json()
+
+
+@router.get(DEVICE, name="Devices_GetIdentity", summary="Get a device")
+async def get_device(deviceId: str, rt: RuntimeDep) -> Any:
+    return (await rt.devices.get_device(deviceId)).device_json()
+
+
+@router.delete(DEVICE, name="Devices_DeleteIdentity", summary="Delete a device")
+async def delete_device(deviceId: str, request: Request, rt: RuntimeDep) -> Response:
+    await rt.devices.delete_device(deviceId, _if_match(request))
+    return Response(status_code=204)
+
+
+@router.get(TWIN, name="Devices_GetTwin", summary="Get a device twin")
+async def get_twin(deviceId: str, rt: RuntimeDep) -> Any:
+    return (await rt.devices.get_twin(deviceId)).twin_json()
+
+
+@router.patch(TWIN, name="Devices_UpdateTwin", summary="Merge tags and desired properties")
+async def patch_twin(deviceId: str, request: Request, rt: RuntimeDep) -> Any:
+    body = await json_body(request, required=True)
+    return (await rt.devices.patch_twin(deviceId, body, _if_match(request))).twin_json()
+
+
+@router.put(TWIN, name="Devices_ReplaceTwin", summary="Replace tags and desired properties")
+async def replace_twin(deviceId: str, request: Request, rt: RuntimeDep) -> Any:
+    body = await json_body(request, required=True)
+    return (await rt.devices.replace_twin(deviceId, body, _if_match(request))).twin_json()
+
+
+@router.patch(
+    f"{TWIN}/reported",
+    name="Devices_UpdateReported",
+    summary="Merge reported properties (our extension, for devices)",
+)
+async def patch_reported(deviceId: str, request: Request, rt: RuntimeDep) -> Any:
+    body = await json_body(request, required=True)
+    return (await rt.devices.patch_reported(deviceId, body, _if_match(request))).twin_json()
+
+
+@router.post(f"{TWIN}/methods", name="Devices_InvokeMethod", summary="Invoke a direct method")
+async def invoke_method(deviceId: str, request: Request, rt: RuntimeDep) -> Any:
+    body = await json_body(request, required=True)
+    return (await rt.devices.invoke_method(deviceId, body)).json()
+
+
+def _max_item_count(request: Request) -> int:
+    raw = request.headers.get(MAX_ITEM_COUNT_HEADER)
+    if raw is None or not raw.strip():
+        return MAX_PAGE
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_PAGE:
+        raise InvalidRequest(MAX_ITEM_COUNT_HEADER, f"must be an integer from 1 to {MAX_PAGE}")
+    return value
