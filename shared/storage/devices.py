@@ -35,7 +35,8 @@ from shared.errors import AlreadyExists, Conflict
 from shared.timefmt import from_iso, to_iso
 
 ScanKey = tuple[str, str]  # (PartitionKey, RowKey) of the last row a scan returned
-_AFTER = "PartitionKey gt @pk or (PartitionKey eq @pk and RowKey gt @rk)"
+# The SDK finds parameters by splitting on spaces: `@rk` must not touch the parenthesis.
+_AFTER = "PartitionKey gt @pk or (PartitionKey eq @pk and RowKey gt @rk )"
 
 
 def bucket_of(device_id: str) -> str:
