@@ -69,7 +69,11 @@ def build_router() -> APIRouter:
         generate_unique_id_function=_arm_operation_id,
     )
     # IoT Hub's paths (its SDKs' base URL is the host name plus `/api`), not under a prefix.
-    api.include_router(devices_api.router, tags=["devices (IoT Hub)"])
+    api.include_router(
+        devices_api.router,
+        tags=["devices (IoT Hub)"],
+        generate_unique_id_function=_arm_operation_id,
+    )
     for mount in MOUNTS:
         for router in ROUTERS:
             api.include_router(

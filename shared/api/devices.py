@@ -8,16 +8,44 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.api.body import json_body
 from shared.api.refs import RuntimeDep
-from shared.devices.model import parse_if_match
+from shared.devices.model import DEVICE_ID_PATTERN, DEVICE_ID_RULE, parse_if_match
 from shared.devices.registry import MAX_LIST, MAX_PAGE
 from shared.errors import InvalidRequest
 
-router = APIRouter()
+
+class HubErrorResponse(BaseModel):
+    """IoT Hub's error shape (header `iothub-errorcode` carries the code)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+    Message: str = Field(examples=["ErrorCode:DeviceNotFound;Device d1 not found."])
+    ExceptionMessage: str
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"model": HubErrorResponse, "description": description}
+
+
+HUB_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: _error("ArgumentInvalid: the message names the field or header and the reason"),
+    404: _error("DeviceNotFound, or DeviceNotOnline for a direct method"),
+    409: _error("DeviceAlreadyExists"),
+    412: _error("PreconditionFailed: `If-Match` is not the current etag"),
+    502: _error("DeviceInvalidResultPayload: the device's answer is not a method response"),
+    504: _error("GatewayTimeout: the device did not answer in time"),
+    "default": _error("Any other error (405, 413, 415), in the same shape"),
+}
+
+router = APIRouter(responses=HUB_ERRORS)
+
+DeviceId = Annotated[
+    str, Path(description=DEVICE_ID_RULE, json_schema_extra={"pattern": DEVICE_ID_PATTERN})
+]
 
 DEVICE = "/devices/{deviceId}"
 TWIN = "/twins/{deviceId}"
@@ -30,7 +58,34 @@ def _if_match(request: Request) -> Any:
     return parse_if_match(request.headers.get("if-match"))
 
 
-@router.post("/devices/query", name="Devices_Query", summary="Query device twins")
+QUERY_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["query"],
+                    "properties": {
+                        "query": {
+                            "type": "string",
+                            "maxLength": 8192,
+                            "examples": ["SELECT * FROM devices WHERE tags.site = 'berlin'"],
+                        }
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/devices/query",
+    name="Devices_Query",
+    summary="Query device twins",
+    openapi_extra=QUERY_BODY,
+)
 async def query_devices(request: Request, rt: RuntimeDep) -> Any:
     body = await json_body(request, required=True)
     page = await rt.devices.query(
@@ -50,36 +105,42 @@ async def list_devices(
 
 
 @router.put(DEVICE, name="Devices_CreateOrUpdateIdentity", summary="Create or update a device")
-async def put_device(deviceId: str, request: Request, rt: RuntimeDep) -> Any:
+async def put_device(deviceId: DeviceId, request: Request, rt: RuntimeDep) -> Any:
     body = await json_body(request, required=False)
     record = await rt.devices.put_device(deviceId, body, _if_match(request))
     return record.device_json()
 
 
 @router.get(DEVICE, name="Devices_GetIdentity", summary="Get a device")
-async def get_device(deviceId: str, rt: RuntimeDep) -> Any:
+async def get_device(deviceId: DeviceId, rt: RuntimeDep) -> Any:
     return (await rt.devices.get_device(deviceId)).device_json()
 
 
-@router.delete(DEVICE, name="Devices_DeleteIdentity", summary="Delete a device")
-async def delete_device(deviceId: str, request: Request, rt: RuntimeDep) -> Response:
+@router.delete(
+    DEVICE,
+    name="Devices_DeleteIdentity",
+    summary="Delete a device",
+    status_code=204,
+    response_class=Response,
+)
+async def delete_device(deviceId: DeviceId, request: Request, rt: RuntimeDep) -> Response:
     await rt.devices.delete_device(deviceId, _if_match(request))
     return Response(status_code=204)
 
 
 @router.get(TWIN, name="Devices_GetTwin", summary="Get a device twin")
-async def get_twin(deviceId: str, rt: RuntimeDep) -> Any:
+async def get_twin(deviceId: DeviceId, rt: RuntimeDep) -> Any:
     return (await rt.devices.get_twin(deviceId)).twin_json()
 
 
 @router.patch(TWIN, name="Devices_UpdateTwin", summary="Merge tags and desired properties")
-async def patch_twin(deviceId: str, request: Request, rt: RuntimeDep) -> Any:
+async def patch_twin(deviceId: DeviceId, request: Request, rt: RuntimeDep) -> Any:
     body = await json_body(request, required=True)
     return (await rt.devices.patch_twin(deviceId, body, _if_match(request))).twin_json()
 
 
 @router.put(TWIN, name="Devices_ReplaceTwin", summary="Replace tags and desired properties")
-async def replace_twin(deviceId: str, request: Request, rt: RuntimeDep) -> Any:
+async def replace_twin(deviceId: DeviceId, request: Request, rt: RuntimeDep) -> Any:
     body = await json_body(request, required=True)
     return (await rt.devices.replace_twin(deviceId, body, _if_match(request))).twin_json()
 
@@ -89,13 +150,13 @@ async def replace_twin(deviceId: str, request: Request, rt: RuntimeDep) -> Any:
     name="Devices_UpdateReported",
     summary="Merge reported properties (our extension, for devices)",
 )
-async def patch_reported(deviceId: str, request: Request, rt: RuntimeDep) -> Any:
+async def patch_reported(deviceId: DeviceId, request: Request, rt: RuntimeDep) -> Any:
     body = await json_body(request, required=True)
     return (await rt.devices.patch_reported(deviceId, body, _if_match(request))).twin_json()
 
 
 @router.post(f"{TWIN}/methods", name="Devices_InvokeMethod", summary="Invoke a direct method")
-async def invoke_method(deviceId: str, request: Request, rt: RuntimeDep) -> Any:
+async def invoke_method(deviceId: DeviceId, request: Request, rt: RuntimeDep) -> Any:
     body = await json_body(request, required=True)
     return (await rt.devices.invoke_method(deviceId, body)).json()
 

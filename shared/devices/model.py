@@ -29,7 +29,8 @@ from shared.timefmt import to_iso
 
 MAX_DEVICE_ID = 128
 # IoT Hub: ASCII letters and digits plus - . + % _ # * ? ! ( ) , : = @ $ '
-_DEVICE_ID = re.compile(r"[A-Za-z0-9\-.+%_#*?!(),:=@$']{1,128}")
+DEVICE_ID_PATTERN = r"^[A-Za-z0-9\-.+%_#*?!(),:=@$']{1,128}$"
+_DEVICE_ID = re.compile(DEVICE_ID_PATTERN[1:-1])
 DEVICE_ID_RULE = "1-128 ASCII letters, digits and the characters - . + % _ # * ? ! ( ) , : = @ $ '"
 NEVER = "0001-01-01T00:00:00Z"  # IoT Hub's "not yet" for activity times
 MAX_PROPERTIES_CHARS = 32 * 1024  # IoT Hub: tags, desired and reported are 32 KB each
