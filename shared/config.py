@@ -122,6 +122,10 @@ class Settings:
     def collections_table(self) -> str:
         return f"{self.table_prefix}Collections"
 
+    @property
+    def devices_table(self) -> str:
+        return f"{self.table_prefix}Devices"
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Every setting typed and checked; `ConfigError` naming the first bad one. An empty

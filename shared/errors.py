@@ -1,9 +1,17 @@
 """The app's exceptions: one tree, so a reader (and an `except`) finds every error here.
 
 SchedulerError
- ├── NotFound             a collection, job or run that does not exist (-> HTTP 404)
+ ├── NotFound             a collection, job, run or device that does not exist (-> HTTP 404)
+ │    └── DeviceNotOnline a device with no endpoint, or one that cannot be reached (-> 404,
+ │                        IoT Hub's DeviceNotOnline; shared/devices/calls.py)
  ├── Conflict             a write that lost a race (ETag mismatch, row already there) (-> 409)
- │    └── LimitExceeded   a collection's SKU or quota refuses the change (-> 409)
+ │    ├── LimitExceeded   a collection's SKU or quota refuses the change (-> 409)
+ │    ├── AlreadyExists   a create whose id is taken (-> 409, IoT Hub's DeviceAlreadyExists)
+ │    └── PreconditionFailed  an `If-Match` etag that is not the current one (-> 412)
+ ├── DeviceTimeout        a device did not answer a direct method in time (-> 504,
+ │                        IoT Hub's GatewayTimeout)
+ ├── BadDeviceAnswer      a device answered a direct method with something else than
+ │                        `{"status": int, "payload": ...}` (-> 502)
  ├── InvalidRequest       input refused, with the field it is about (-> HTTP 400)
  │    └── InvalidQuery    a device query or condition that does not parse, with the 1-based
  │                        position of the fault (shared/devices/query.py)
@@ -65,6 +73,27 @@ class InvalidQuery(InvalidRequest):
 
 class LimitExceeded(Conflict):
     """A collection's SKU or quota refuses the change (HTTP 409)."""
+
+
+class AlreadyExists(Conflict):
+    """A create found the id taken (a device created without `If-Match`)."""
+
+
+class PreconditionFailed(Conflict):
+    """The client's `If-Match` etag is not the current one: it read an older version."""
+
+
+class DeviceNotOnline(NotFound):
+    """A device cannot be reached: it registered no endpoint, or the endpoint refused, failed
+    or was refused by the network guard. The text is safe to answer (no header, no secret)."""
+
+
+class DeviceTimeout(SchedulerError):
+    """A device did not answer a direct method within its response timeout."""
+
+
+class BadDeviceAnswer(SchedulerError):
+    """A device answered a direct method, but not with `{"status": int, "payload": ...}`."""
 
 
 class ActionError(SchedulerError):

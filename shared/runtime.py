@@ -1,5 +1,5 @@
 """The process's objects (store, queue, kinds and their runners, dispatcher, executor,
-service), built lazily: the composition root.
+job service, device registry), built lazily: the composition root.
 
 The Functions host runs triggers and HTTP in one event loop per worker, but FastAPI's lifespan
 only starts on the first HTTP request, so nothing here depends on it: the first caller of
@@ -19,11 +19,14 @@ from typing import Any
 
 from shared.clock import Clock, SystemClock
 from shared.config import Settings
+from shared.devices.calls import DeviceCaller
+from shared.devices.registry import DeviceRegistry
 from shared.engine.dispatcher import Dispatcher
 from shared.engine.executor import Executor
 from shared.engine.service import JobService
 from shared.kinds.base import Kind
 from shared.kinds.registry import KindRunners, register_kinds
+from shared.storage.devices import DeviceRows
 from shared.storage.queue import AttemptQueue
 from shared.storage.store import JobStore
 
@@ -38,6 +41,7 @@ class Runtime:
     dispatcher: Dispatcher
     executor: Executor
     jobs: JobService
+    devices: DeviceRegistry
 
     @classmethod
     async def create(
@@ -78,9 +82,11 @@ class Runtime:
             dispatcher=dispatcher,
             executor=executor,
             jobs=JobService(store, dispatcher, clock, settings),
+            devices=DeviceRegistry(DeviceRows(store.tables.devices), DeviceCaller(settings), clock),
         )
 
     async def close(self) -> None:
+        await self.devices.aclose()
         await self.runners.aclose()
         await self.queue.close()
         await self.store.close()

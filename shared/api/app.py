@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.routing import APIRoute
 
 from shared.api import collections as collections_api
+from shared.api import devices as devices_api
 from shared.api import history as history_api
 from shared.api import jobs as jobs_api
 from shared.api.errors import install_error_handlers
@@ -68,6 +69,12 @@ def build_router() -> APIRouter:
     api.include_router(
         collections_api.by_subscription,
         tags=["jobCollections"],
+        generate_unique_id_function=_arm_operation_id,
+    )
+    # IoT Hub's paths (its SDKs' base URL is the host name plus `/api`), not under a prefix.
+    api.include_router(
+        devices_api.router,
+        tags=["devices (IoT Hub)"],
         generate_unique_id_function=_arm_operation_id,
     )
     for mount in MOUNTS:

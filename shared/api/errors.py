@@ -1,4 +1,5 @@
-"""One place that turns errors into ARM-style JSON: `{"error": {"code", "message", "target"}}`."""
+"""One place that turns errors into ARM-style JSON: `{"error": {"code", "message", "target"}}`,
+or, on the routes IoT Hub's SDKs call, into IoT Hub's shape (shared/api/iothub.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,19 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
-from shared.errors import Conflict, InvalidRequest, NotFound
+from shared.api.iothub import (
+    hub_error_for,
+    hub_error_response,
+    is_iot_path,
+    status_code_name,
+)
+from shared.errors import (
+    BadDeviceAnswer,
+    Conflict,
+    DeviceTimeout,
+    InvalidRequest,
+    NotFound,
+)
 
 log = logging.getLogger(__name__)
 
@@ -81,27 +94,53 @@ HTTP_CODES = {
 }
 
 
+def _hub(request: Request, exc: Exception) -> JSONResponse | None:
+    """IoT Hub's answer when the request is on one of its routes."""
+    if not is_iot_path(request.url.path):
+        return None
+    return hub_error_for(exc)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(InvalidRequest)
-    async def invalid(_: Request, exc: InvalidRequest) -> JSONResponse:
+    async def invalid(request: Request, exc: InvalidRequest) -> JSONResponse:
+        if (hub := _hub(request, exc)) is not None:
+            return hub
         return error_response(400, "BadRequest", f"{exc.field}: {exc.reason}", exc.field)
 
     @app.exception_handler(ValidationError)
-    async def model_invalid(_: Request, exc: ValidationError) -> JSONResponse:
+    async def model_invalid(request: Request, exc: ValidationError) -> JSONResponse:
         # The service validates bodies with the domain models and lets their refusal out;
         # this is the one place it becomes a 400.
+        if is_iot_path(request.url.path):
+            first = validation_details(exc)[0]
+            return hub_error_response(
+                400, "ArgumentInvalid", f"{first['target']}: {first['message']}"
+            )
         return bad_request_from_validation(exc)
 
     @app.exception_handler(NotFound)
-    async def not_found(_: Request, exc: NotFound) -> JSONResponse:
+    async def not_found(request: Request, exc: NotFound) -> JSONResponse:
+        if (hub := _hub(request, exc)) is not None:
+            return hub
         return error_response(404, "ResourceNotFound", str(exc))
 
     @app.exception_handler(Conflict)
-    async def conflict(_: Request, exc: Conflict) -> JSONResponse:
+    async def conflict(request: Request, exc: Conflict) -> JSONResponse:
+        if (hub := _hub(request, exc)) is not None:
+            return hub
         return error_response(409, "ConflictError", str(exc))
 
+    @app.exception_handler(DeviceTimeout)
+    async def device_timeout(request: Request, exc: DeviceTimeout) -> JSONResponse:
+        return _hub(request, exc) or error_response(504, "GatewayTimeout", str(exc))
+
+    @app.exception_handler(BadDeviceAnswer)
+    async def bad_device_answer(request: Request, exc: BadDeviceAnswer) -> JSONResponse:
+        return _hub(request, exc) or error_response(502, "BadGateway", str(exc))
+
     @app.exception_handler(RequestValidationError)
-    async def request_invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def request_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         details = [
             {
                 "code": "BadRequest",
@@ -111,13 +150,21 @@ def install_error_handlers(app: FastAPI) -> None:
             for e in exc.errors()
         ]
         first = details[0]
+        if is_iot_path(request.url.path):
+            return hub_error_response(
+                400, "ArgumentInvalid", f"{first['target']}: {first['message']}"
+            )
         return error_response(
             400, "BadRequest", f"{first['target']}: {first['message']}", first["target"], details
         )
 
     @app.exception_handler(HTTPException)
-    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         # The exception's headers are kept: a 405 says which methods are allowed (`Allow`).
+        if is_iot_path(request.url.path):
+            hub = hub_error_response(exc.status_code, status_code_name(exc.status_code), exc.detail)
+            hub.headers.update(exc.headers or {})
+            return hub
         return error_response(
             exc.status_code,
             HTTP_CODES.get(exc.status_code, "Error"),
@@ -127,5 +174,7 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(json.JSONDecodeError)
-    async def bad_json(_: Request, exc: json.JSONDecodeError) -> JSONResponse:
+    async def bad_json(request: Request, exc: json.JSONDecodeError) -> JSONResponse:
+        if is_iot_path(request.url.path):
+            return hub_error_response(400, "ArgumentInvalid", f"body: not valid JSON ({exc.msg})")
         return error_response(400, "BadRequest", f"body: not valid JSON ({exc.msg})", "body")

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from shared.api.iothub import PATH_PREFIXES, IotHubError, iothub_error_response
+from shared.api.iothub import PATH_PREFIXES, IotHubError, hub_error_response
 from shared.devices.sas import AccessPolicy, IotRight, SasRefused, by_name, shown, verify
 
 log = logging.getLogger(__name__)
@@ -58,7 +57,7 @@ def require_iot_sas(right: IotRight | None) -> Any:
 def install_iothub_errors(app: FastAPI) -> None:
     @app.exception_handler(IotHubError)
     async def iothub_error(_: Request, exc: IotHubError) -> JSONResponse:
-        return iothub_error_response(exc.status, exc.code, exc.message, uuid.uuid4().hex)
+        return hub_error_response(exc.status, exc.code, exc.message)
 
 
 # Every path under the IoT prefixes that no route serves is still guarded: an unsigned caller

@@ -1,7 +1,10 @@
 """Cross-cutting HTTP rules, as ASGI middleware: a request id on every response, the
 api-version check, path segments no name can hold, and a cap on body sizes: declared ones are
 refused before the app runs, undeclared (chunked) ones as soon as what arrives exceeds the cap
-(in Azure the Functions host has buffered the body already)."""
+(in Azure the Functions host has buffered the body already).
+
+The routes IoT Hub's SDKs call (shared/api/iothub.py) take any api-version (the SDK sends
+its own, 2021-04-12) and are answered in IoT Hub's error shape."""
 
 from __future__ import annotations
 
@@ -12,8 +15,7 @@ from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.api.iothub import API_VERSIONS as IOT_HUB_API_VERSIONS
-from shared.api.iothub import is_iot_path
+from shared.api.iothub import hub_error_bytes, is_iot_path
 from shared.errors import SchedulerError
 
 API_VERSIONS = frozenset({"2016-03-01", "2016-01-01", "2014-08-01-preview"})
@@ -46,25 +48,25 @@ class FrontDoor:
                 message = {**message, "headers": headers}
             await send(message)
 
+        hub = is_iot_path(str(scope.get("path", "")))
         version = _query_value(scope, "api-version")
-        accepted = IOT_HUB_API_VERSIONS if is_iot_path(scope["path"]) else API_VERSIONS
-        if version is not None and version not in accepted:
+        if not hub and version is not None and version not in API_VERSIONS:
             shown = "".join(c if c.isprintable() else "?" for c in version[:40])
             await _error(
                 send_with_id,
                 400,
                 "MissingOrInvalidRequiredQueryParameter",
-                f"api-version '{shown}' is not supported; use {max(accepted)}",
+                f"api-version '{shown}' is not supported; use {max(API_VERSIONS)}",
                 "api-version",
             )
             return
         problem = _path_problem(scope)
         if problem is not None:
-            await _error(send_with_id, 400, "BadRequest", problem, "path")
+            await _error(send_with_id, 400, "BadRequest", problem, "path", hub=hub)
             return
         declared = _header(scope, b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
-            await _too_large(send_with_id, self.max_body)
+            await _too_large(send_with_id, self.max_body, hub=hub)
             return
 
         received = 0
@@ -89,7 +91,7 @@ class FrontDoor:
         except BodyTooLarge:
             if started:
                 raise
-            await _too_large(send_with_id, self.max_body)
+            await _too_large(send_with_id, self.max_body, hub=hub)
 
 
 def _query_value(scope: Scope, name: str) -> str | None:
@@ -120,13 +122,20 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-async def _too_large(send: Send, limit: int) -> None:
-    await _error(send, 413, "RequestEntityTooLarge", f"the body exceeds {limit} bytes", "body")
+async def _too_large(send: Send, limit: int, *, hub: bool = False) -> None:
+    message = f"the body exceeds {limit} bytes"
+    await _error(send, 413, "RequestEntityTooLarge", message, "body", hub=hub)
 
 
-async def _error(send: Send, status: int, code: str, message: str, target: str) -> None:
-    body: dict[str, Any] = {"error": {"code": code, "message": message, "target": target}}
-    payload = json.dumps(body).encode()
+async def _error(
+    send: Send, status: int, code: str, message: str, target: str, *, hub: bool = False
+) -> None:
+    extra: list[tuple[bytes, bytes]] = []
+    if hub:
+        payload, extra = hub_error_bytes(status, f"{target}: {message}")
+    else:
+        body: dict[str, Any] = {"error": {"code": code, "message": message, "target": target}}
+        payload = json.dumps(body).encode()
     await send(
         {
             "type": "http.response.start",
@@ -134,6 +143,7 @@ async def _error(send: Send, status: int, code: str, message: str, target: str) 
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(payload)).encode()),
+                *extra,
             ],
         }
     )

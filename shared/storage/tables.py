@@ -1,8 +1,8 @@
 """The table service connection and the scheduler's tables: their names and their provisioning.
 
-Two fixed tables (`{prefix}Due`, `{prefix}Collections`) are made at start-up; a collection's
-own table is made the first time this process writes new rows to it (a create that finds it is
-one request), so a table deleted by hand comes back at the next start.
+Three fixed tables (`{prefix}Due`, `{prefix}Collections`, `{prefix}Devices`) are made at
+start-up; a collection's own table is made the first time this process writes new rows to it (a
+create that finds it is one request), so a table deleted by hand comes back at the next start.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ class Tables:
         self._table_prefix = settings.table_prefix
         self.due_index: TableClient = service.get_table_client(settings.due_table)
         self.collections: TableClient = service.get_table_client(settings.collections_table)
+        self.devices: TableClient = service.get_table_client(settings.devices_table)
         self._collection_tables: dict[str, TableClient] = {}
         self._made: set[str] = set()
         self._ready = False
@@ -37,12 +38,13 @@ class Tables:
         """Create the fixed tables once per process (idempotent)."""
         async with self._ready_lock:
             if not self._ready:
-                for table in (self.due_index, self.collections):
+                for table in (self.due_index, self.collections, self.devices):
                     await self._create(table.table_name)
                 self._ready = True
 
     async def close(self) -> None:
-        for table in (self.due_index, self.collections, *self._collection_tables.values()):
+        fixed = (self.due_index, self.collections, self.devices)
+        for table in (*fixed, *self._collection_tables.values()):
             await table.close()
         await self._service.close()
 

@@ -175,8 +175,8 @@ async def test_the_app_serves_iot_hub_paths_by_signature_and_the_rest_by_key(
             "/jobCollections", headers={"x-functions-key": FUNCTION_KEY}
         )
 
-    assert signed.status_code == 404  # no registry route yet: authenticated, then not found
-    assert signed.headers["iothub-errorcode"] == "NotFound"
+    assert signed.status_code == 404  # authenticated, then looked up: no such device
+    assert signed.headers["iothub-errorcode"] == "DeviceNotFound"
     assert_iothub_401(unsigned, "no Authorization header")
     assert collections_without_key.status_code == 401
     assert collections_without_key.json()["error"]["code"] == "Unauthorized"

@@ -16,6 +16,7 @@ from shared.engine.records import StoredJob
 from shared.kinds.http.network_guard import NetworkPolicy
 from shared.runtime import Runtime
 from shared.storage.queue import AttemptMessage
+from tests.support.iot import OWNER, SignIotRequests
 
 # The API tests' fixed "now": a Monday morning, years ahead of any real clock.
 API_NOW = datetime(2030, 5, 6, 8, 0, 0, tzinfo=UTC)
@@ -91,5 +92,7 @@ def api_client(runtime: Runtime) -> httpx.AsyncClient:
     async def provide() -> Runtime:
         return runtime
 
-    transport = httpx.ASGITransport(app=create_api(provide))
-    return httpx.AsyncClient(transport=transport, base_url="http://test")
+    transport = httpx.ASGITransport(app=create_api(provide, iot_policies=[OWNER]))
+    return httpx.AsyncClient(
+        transport=transport, base_url="http://test", auth=SignIotRequests(OWNER)
+    )
