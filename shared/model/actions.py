@@ -34,6 +34,7 @@ from pydantic_core import CoreSchema, ErrorDetails, InitErrorDetails, PydanticCu
 
 from shared.kinds.base import Kind
 from shared.kinds.registry import KindRegistry, known_kinds
+from shared.kinds.unavailable import UnavailableKind, UnavailablePayload
 from shared.model.common import ApiModel, CaseInsensitiveEnum, Integer, field_error
 
 MIN_RETRY_INTERVAL = timedelta(seconds=1)
@@ -159,6 +160,8 @@ class JobErrorAction(ApiModel):
         try:
             kind = _kind_of(data.get("type"), kinds)
         except ValidationError as error:
+            if _stored(info) and isinstance(data.get("type"), str):
+                return _unavailable(data, handler)
             errors += error.errors()
         type_name = kinds.canonical(data["type"]) if kind is not None else ""
         for key in (k for k in data if k in fields):
@@ -229,6 +232,8 @@ class JobErrorAction(ApiModel):
 
     @property
     def kind(self) -> Kind[Any]:
+        if isinstance(self._payload, UnavailablePayload):  # its kind was unregistered
+            return UnavailableKind(self.type, self._payload.field)
         kind = known_kinds().kind_of(self.type)
         if kind is None:  # only if a kind is unregistered while its actions live
             raise LookupError(f"no known kind runs {self.type} actions")
@@ -260,6 +265,22 @@ class JobAction(JobErrorAction):
         if self.error_action is not None:
             data["errorAction"] = self.error_action.public_json()
         return data
+
+
+def _stored(info: ValidationInfo) -> bool:
+    return isinstance(info.context, dict) and bool(info.context.get("stored"))
+
+
+_NOT_PAYLOAD = {"type", "retryPolicy", "retry_policy", "errorAction", "error_action"}
+
+
+def _unavailable(data: dict[str, Any], handler: ValidatorFunctionWrapHandler) -> Any:
+    """A stored action whose kind is not registered: kept as stored (kinds/unavailable.py)."""
+    field = next((key for key in data if key not in _NOT_PAYLOAD), "payload")
+    rest = {k: v for k, v in data.items() if k in _NOT_PAYLOAD}
+    action = handler(rest)
+    action._payload = UnavailablePayload.of(field, data.get(field))
+    return action
 
 
 def _kind_of(value: object, kinds: KindRegistry) -> Kind[Any]:

@@ -15,7 +15,7 @@ from pydantic import Field
 from shared.config import Settings
 from shared.errors import ConfigError, InvalidRequest
 from shared.kinds.base import ActionContext, ActionOutcome, ActionRunner, Kind
-from shared.kinds.registry import known_kinds, unregister_kind
+from shared.kinds.registry import known_kinds, register_kinds, unregister_kind
 from shared.model.actions import JobErrorAction
 from shared.model.common import ApiModel, Integer
 from shared.model.job import HistoryStatus, JobState
@@ -214,3 +214,51 @@ async def test_a_bad_setting_of_a_registered_kind_stops_the_start(
         assert configured.for_kind(kind) == "ok: "
     finally:
         unregister_kind(kind)
+
+
+async def test_a_stored_action_of_an_unregistered_kind_stays_readable_and_fails_clearly(
+    note_runtime: Runtime, tmp_path: Path
+) -> None:
+    """An app that drops a kind it had added: its jobs still list and show (their payload
+    hidden, its secrets being unknown), each attempt fails saying what is missing, and
+    registering the kind again brings the stored action back unchanged."""
+    runtime = note_runtime
+    notes = tmp_path / "notes.txt"
+    await runtime.jobs.put_collection(REF, {"properties": {"state": "Enabled"}})
+    job = note_job(notes, timeoutSeconds=7)
+    job["properties"]["action"]["retryPolicy"] = {"retryType": "None"}
+    await runtime.jobs.put_job(REF, "jot", job)
+    [note] = [kind for kind in known_kinds().kinds if kind.name == "Note"]
+    unregister_kind(note)
+    try:
+        async with api_client(runtime) as api:
+            listed = await api.get("/api/jobCollections/notes/jobs")
+            shown = await api.get(JOB)
+        assert listed.status_code == 200, listed.text
+        assert shown.status_code == 200, shown.text
+        assert shown.json()["properties"]["action"] == {
+            "type": "Note",
+            "note": {},
+            "retryPolicy": {"retryType": "None"},
+        }
+        assert "tok-s3cr3t-42" not in listed.text + shown.text
+
+        async def completed() -> bool:
+            job = await runtime.store.get_job(REF.key, "jot")
+            return job is not None and job.state.is_final
+
+        await work_queue(runtime, completed)
+        records, _ = await runtime.store.history(REF.key, "jot", top=10)
+        [row] = [record.properties for record in records]
+        assert row.status is HistoryStatus.FAILED
+        assert row.message.startswith("No action kind 'Note' is registered in this app")
+        assert not notes.exists()
+    finally:
+        register_kinds([note])
+    stored = await runtime.store.get_job(REF.key, "jot")
+    assert stored is not None
+    assert stored.properties.action.public_json()["note"] == {
+        "path": str(notes),
+        "line": "hello",
+        "timeoutSeconds": 7,
+    }
