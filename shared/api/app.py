@@ -14,6 +14,7 @@ from fastapi.routing import APIRoute
 from shared.api import collections as collections_api
 from shared.api import history as history_api
 from shared.api import jobs as jobs_api
+from shared.api import output as output_api
 from shared.api.errors import install_error_handlers
 from shared.api.middleware import FrontDoor
 from shared.api.refs import RuntimeProvider, arm_scope
@@ -52,7 +53,7 @@ MOUNTS = (
     Mount(ARM_PREFIX, "jobCollections", _arm_operation_id, (Depends(arm_scope),)),
     Mount(SHORT_PREFIX, "jobCollections (short paths)", _short_operation_id),
 )
-ROUTERS = (collections_api.router, jobs_api.router, history_api.router)
+ROUTERS = (collections_api.router, jobs_api.router, history_api.router, output_api.router)
 
 
 def build_router() -> APIRouter:
