@@ -196,12 +196,9 @@ class OutputWriter:
         """Flush what is left and mark the output ended."""
         with self._lock:
             self._closed = True
+        self._wake.set()
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            await self._task  # not cancelled: an append in flight would lose its chunk
         await self._flush()
         try:
             await self._store.mark_ended(self.name)
@@ -209,7 +206,7 @@ class OutputWriter:
             log.warning("Could not mark output %s ended: %s", self.name, type(error).__name__)
 
     async def _flush_loop(self) -> None:
-        while True:
+        while not self._closed:
             try:
                 await asyncio.wait_for(self._wake.wait(), FLUSH_SECONDS)
             except TimeoutError:
