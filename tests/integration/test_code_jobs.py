@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from shared.kinds.code import CodeContext, handler, register_handler, unregister_handler
+from shared.kinds.code import CodeContext, register_handler, unregister_handler
 from shared.model.job import ActionName, HistoryStatus
 from shared.names import CollectionRef
 from shared.samples.feed_poll import feed_poll
@@ -29,7 +29,7 @@ BASE = "/api/jobCollections/code/jobs"
 
 
 @pytest.fixture
-def handlers() -> AsyncIterator[Callable[[str, Any], None]]:
+def handlers() -> Iterator[Callable[[str, Any], None]]:
     """Registers handlers for one test and forgets them after."""
     names: list[str] = []
 
@@ -37,7 +37,7 @@ def handlers() -> AsyncIterator[Callable[[str, Any], None]]:
         register_handler(name, function)
         names.append(name)
 
-    yield register  # type: ignore[misc]
+    yield register
     for name in names:
         unregister_handler(name)
 
@@ -74,7 +74,7 @@ async def output_text(runtime: Any, record: Any) -> str:
     name = output_name_of_key(COLLECTION, record.row_key)
     found = await runtime.store.outputs.read(name)
     assert found is not None, "no output blob"
-    return found.data.decode()
+    return str(found.data.decode())
 
 
 async def test_a_handler_s_logs_prints_and_result_are_its_output_linked_from_history(
