@@ -321,7 +321,7 @@ async def test_registry_maps_types_to_runners(target: Target) -> None:
 
 
 def test_two_kinds_may_not_claim_one_type() -> None:
-    [http, _] = known_kinds().kinds
+    http = known_kinds().kinds[0]
     with pytest.raises(ValueError, match="claimed by two kinds"):
         KindRegistry([http, http])
 
