@@ -16,13 +16,22 @@ from shared import triggers
 from shared.api.app import create_api
 from shared.api.functions import CATCH_ALL_FUNCTION, serve_iot_hub_paths
 from shared.config import Settings
+from shared.kinds.code import register_handler
+from shared.samples.feed_poll import feed_poll
 
 Settings.from_env()  # the runtime parses them again when first used, in its own event loop
 
-# Action kinds beyond the built-in ones (Http, Https, StorageQueue) are added here, before the
-# API is built, one line each (docs/ARCHITECTURE.md "How to add an action kind"):
+# Action kinds beyond the built-in ones (Http, Https, StorageQueue, ServiceBusQueue,
+# ServiceBusTopic, Code) are added here, before the API is built, one line each
+# (docs/ARCHITECTURE.md "How to add an action kind"):
 #     from shared.runtime import register_kind
 #     register_kind(MY_KIND)
+
+# Code-job handlers, by name (README "Code jobs"); your own go here too, e.g. with
+#     from shared.kinds.code import handler
+#     @handler("nightly-report")
+#     async def nightly_report(ctx: CodeContext) -> dict: ...
+register_handler("feed-poll", feed_poll)
 
 app = func.AsgiFunctionApp(
     app=create_api(), http_auth_level=func.AuthLevel.FUNCTION, function_name=CATCH_ALL_FUNCTION

@@ -35,4 +35,9 @@ async def list_history(
 ) -> Any:
     status = parse_filter(filter, "status", HistoryStatus)
     records, token = await rt.jobs.history(ref, jobName, top, skiptoken, skip, status)
-    return page(request, (history_json(r) for r in records), token)
+    here = str(request.url.replace(query=""))  # .../history, under the prefix the client used
+    return page(
+        request,
+        (history_json(r, f"{here}/{r.public_id}/output" if r.output else None) for r in records),
+        token,
+    )

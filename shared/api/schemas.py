@@ -73,6 +73,7 @@ class CollectionListOut(ApiModel):
 class HistoryPropertiesOut(JobHistoryProperties):
     late_seconds: float | None = None
     on_demand: bool | None = None
+    output: str | None = None  # the URL of a code-job attempt's output
 
 
 class HistoryOut(ApiModel):

@@ -44,9 +44,12 @@ def job_json(job: StoredJob) -> dict[str, Any]:
     }
 
 
-def history_json(record: HistoryRecord) -> dict[str, Any]:
+def history_json(record: HistoryRecord, output_url: str | None = None) -> dict[str, Any]:
+    """`output_url`: where the attempt's output is read (code jobs), if it kept one."""
     ref = CollectionRef.from_key(record.collection)
     props = record.properties.to_json_dict()
+    if output_url is not None:
+        props["output"] = output_url
     if record.late_seconds:
         props["lateSeconds"] = round(record.late_seconds, 3)
     if record.on_demand:

@@ -45,6 +45,7 @@ from shared.kinds.registry import KindRunners
 from shared.model.actions import JobErrorAction
 from shared.model.job import ActionName, HistoryStatus, JobState
 from shared.names import CollectionRef
+from shared.storage.output import output_name_of_key
 from shared.storage.queue import EARLY_ARRIVAL_SECONDS, AttemptMessage, AttemptQueue
 from shared.storage.store import JobStore
 from shared.timefmt import compact
@@ -172,6 +173,7 @@ class Executor:
             default_timeout=self._settings.http_timeout,
             settings=self._settings,
             app_settings=self._app_settings,
+            output_name=output_name_of_key(run.collection, run.tally_key),
         )
         outcome = await self._runners.run(action, context)
         finished = self._clock.now()

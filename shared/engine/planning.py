@@ -84,6 +84,7 @@ def plan_next_step(
         )
     status = HistoryStatus.COMPLETED if outcome.succeeded else HistoryStatus.FAILED
     history = history_record(run, status, _history_message(run, outcome), started, finished)
+    history = replace(history, output=outcome.output)
     if next_run is not None:
         next_run = replace(
             next_run,

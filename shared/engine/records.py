@@ -219,6 +219,7 @@ class HistoryRecord:
     late_seconds: float = 0.0
     on_demand: bool = False
     run_token: str = ""
+    output: bool = False  # the attempt kept output (shared/storage/output.py)
 
     @property
     def row_key(self) -> str:

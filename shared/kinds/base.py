@@ -40,6 +40,8 @@ class ActionContext:
     settings: Settings
     # The raw app settings, only to resolve connection setting names (queue actions).
     app_settings: Mapping[str, str] = field(default_factory=dict, repr=False)
+    # Where this attempt's output goes (kinds that keep output: shared/storage/output.py).
+    output_name: str = ""
 
     def __post_init__(self) -> None:
         if self.nominal.tzinfo is None:
@@ -53,6 +55,7 @@ class ActionOutcome:
     succeeded: bool
     message: str
     status_code: int | None = None
+    output: bool = False  # the attempt kept output (its history row links to it)
 
 
 class ActionRunner(Protocol):

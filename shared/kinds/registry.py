@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic.alias_generators import to_snake
 
 from shared.kinds.base import ActionContext, ActionOutcome, ActionRunner, Kind
+from shared.kinds.code.kind import CODE
 from shared.kinds.common.scrub import scrub
 from shared.kinds.http.kind import HTTP
 from shared.kinds.service_bus.kind import SERVICE_BUS_KINDS
@@ -32,6 +33,7 @@ BUILTIN_KINDS: tuple[Kind[Any], ...] = (
     HTTP,
     STORAGE_QUEUE,
     *SERVICE_BUS_KINDS,
+    CODE,
 )
 
 

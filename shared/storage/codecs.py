@@ -225,6 +225,7 @@ def history_entity(record: HistoryRecord) -> dict[str, Any]:
         "late_seconds": float(record.late_seconds),
         "manual": record.on_demand,
         "run_token": record.run_token,
+        "output": record.output,
     }
 
 
@@ -245,6 +246,7 @@ def history_from_entity(entity: TableEntity) -> HistoryRecord:
         late_seconds=float(entity.get("late_seconds") or 0.0),
         on_demand=bool(entity.get("manual")),
         run_token=entity.get("run_token") or "",
+        output=bool(entity.get("output")),
     )
 
 

@@ -17,6 +17,7 @@ from shared.engine.records import HistoryRecord
 from shared.model.job import HistoryStatus
 from shared.storage.codecs import history_from_entity
 from shared.storage.keys import history_older_than, history_prefix
+from shared.storage.output import OutputStore, output_name_of_key
 from shared.storage.rows import delete_rows, page, row_keys
 from shared.storage.tables import Tables
 
@@ -24,9 +25,10 @@ from shared.storage.tables import Tables
 class HistoryRows:
     """History pages, the check that an attempt's row landed, and pruning."""
 
-    def __init__(self, tables: Tables, settings: Settings) -> None:
+    def __init__(self, tables: Tables, settings: Settings, outputs: OutputStore) -> None:
         self._tables = tables
         self._settings = settings
+        self._outputs = outputs
 
     async def history(
         self,
@@ -69,7 +71,9 @@ class HistoryRows:
         return [key async for key in row_keys(table, collection, history_prefix(name))]
 
     async def prune_history(self, collection: str, name: str, now: datetime) -> int:
-        """Keep the newest `history_max_rows` rows younger than `history_max_age`."""
+        """Keep the newest `history_max_rows` rows younger than `history_max_age`; the outputs
+        of the rows pruned go with them (outputs of running attempts have no row yet and
+        stay)."""
         keys = await self.keys_of(collection, name)
         oldest_kept = now - self._settings.history_max_age
         old = [
@@ -78,6 +82,9 @@ class HistoryRows:
             if index >= self._settings.history_max_rows or history_older_than(key, oldest_kept)
         ]
         await delete_rows(self._tables.table_for(collection), collection, old)
+        if old:
+            names = [output_name_of_key(collection, key) for key in old]
+            await self._outputs.delete_job_outputs(collection, name, only=names)
         return len(old)
 
     def housekeeping_due(self, attempt_key: str) -> bool:

@@ -32,6 +32,7 @@ from shared.storage.codecs import JobCount
 from shared.storage.due_index import DueIndex, due_row_of
 from shared.storage.history import HistoryRows
 from shared.storage.jobs import JobRows
+from shared.storage.output import OutputStore
 from shared.storage.rows import delete_rows
 from shared.storage.runs import RunRows
 from shared.storage.tables import Tables
@@ -47,7 +48,10 @@ class JobStore:
         self.due_index = DueIndex(tables)
         self.job_rows = JobRows(tables, self.due_index)
         self.run_rows = RunRows(tables, self.due_index)
-        self.history_rows = HistoryRows(tables, settings)
+        self.outputs = OutputStore.from_connection_string(
+            settings.storage_connection, settings.table_prefix
+        )
+        self.history_rows = HistoryRows(tables, settings, self.outputs)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JobStore:
@@ -59,6 +63,7 @@ class JobStore:
         return self
 
     async def close(self) -> None:
+        await self.outputs.close()
         await self.tables.close()
 
     def table_for(self, collection: str) -> TableClient:
@@ -75,6 +80,7 @@ class JobStore:
             keys = await self.run_rows.keys_of(collection, name)
             keys += await self.history_rows.keys_of(collection, name)
             await delete_rows(self.tables.table_for(collection), collection, keys)
+            await self.outputs.delete_job_outputs(collection, name)
             await self.job_rows.delete_counted(collection, name)
 
         await self.indexed_write(delete, unindex=lambda _: due_row_of(job))

@@ -49,9 +49,10 @@ from shared.api.iothub import is_iot_path
 from shared.api.schemas import COLLECTION_EXAMPLE, JOB_EXAMPLE
 from shared.clock import FixedClock
 from shared.devices.sas import build_token
-from shared.names import DEFAULT_RESOURCE_GROUP, DEFAULT_SUBSCRIPTION
+from shared.kinds.code import CodeContext, register_handler
+from shared.names import DEFAULT_RESOURCE_GROUP, DEFAULT_SUBSCRIPTION, CollectionRef
 from shared.runtime import Runtime
-from tests.support.engine import API_NOW, make_runtime, make_settings
+from tests.support.engine import API_NOW, make_runtime, make_settings, work_queue
 from tests.support.iot import OWNER
 
 pytestmark = pytest.mark.integration
@@ -118,6 +119,32 @@ def signed(scope: Scope) -> Scope:
     return {**scope, "headers": [*headers, (b"authorization", token.encode())]}
 
 
+# A code job whose one attempt has output, for the output route (in a collection of its own:
+# seed() creates COLLECTION).
+OUTPUT_REF = CollectionRef.parse("printed")
+OUTPUT_JOB = "printer"
+
+
+def print_a_line(ctx: CodeContext) -> str:
+    print("a line of output")
+    return "printed"
+
+
+async def seed_output(runtime: Runtime) -> None:
+    """A Code job run once (in the serving loop, where the runtime lives), so the output route
+    has an attempt whose output it can answer with."""
+    register_handler("schema-print", print_a_line)
+    await runtime.jobs.put_collection(OUTPUT_REF, {"properties": {}})
+    action = {"type": "Code", "code": {"handler": "schema-print"}}
+    await runtime.jobs.put_job(OUTPUT_REF, OUTPUT_JOB, {"properties": {"action": action}})
+
+    async def recorded() -> bool:
+        records, _ = await runtime.store.history(OUTPUT_REF.key, OUTPUT_JOB, top=1)
+        return bool(records)
+
+    await work_queue(runtime, recorded)
+
+
 class AppWithRuntime:
     """The API, with a runtime that its lifespan builds and closes in the serving event loop."""
 
@@ -138,6 +165,7 @@ class AppWithRuntime:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 self.runtime = await make_runtime(self.settings, FixedClock(NOW))
+                await seed_output(self.runtime)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 if self.runtime is not None:
@@ -280,6 +308,31 @@ DEVICE_EXPLICIT: list[tuple[str, dict[str, str], Any, int]] = [
 NEEDS_A_DEVICE_ENDPOINT = {"POST /api/twins/{deviceId}/methods"}
 
 
+def run_explicit_output(schema: Any, client: ASGIClient) -> list[str]:
+    """The seeded code job's output, by the id its history row gives, in both path families."""
+    failures = []
+    history = client.get(f"/api/jobCollections/{OUTPUT_REF.name}/jobs/{OUTPUT_JOB}/history")
+    [row] = history.json()["value"]
+    for operation_id in ("Jobs_GetHistoryOutput", "Jobs_GetHistoryOutput_Short"):
+        operation = schema.find_operation_by_id(operation_id)
+        path = {
+            "subscriptionId": DEFAULT_SUBSCRIPTION,
+            "resourceGroupName": DEFAULT_RESOURCE_GROUP,
+            "jobCollectionName": OUTPUT_REF.name,
+            "jobName": OUTPUT_JOB,
+            "historyId": row["id"].rsplit("/", 1)[-1],
+        }
+        declared = {p.name for p in operation.path_parameters}
+        case = operation.Case(path_parameters={k: v for k, v in path.items() if k in declared})
+        try:
+            response = case.call_and_validate(session=client, checks=CHECKS)
+            assert response.status_code == 200, response.text
+            assert "a line of output" in response.text, response.text
+        except (Exception, FailureGroup) as error:
+            failures.append(f"{operation.label} (explicit): {error}")
+    return failures
+
+
 def run_explicit_devices(schema: Any, client: ASGIClient) -> list[str]:
     failures = []
     for operation_id, path, body, expected in DEVICE_EXPLICIT:
@@ -393,7 +446,11 @@ def test_schemathesis_finds_no_5xx_schema_violation_or_secret(app: AppWithRuntim
     # ASGIClient types the ASGI callables with dict where Starlette says MutableMapping.
     with ASGIClient(cast(Any, app)) as client:
         seed(client)
-        failures = run_explicit(schema, client) + run_explicit_devices(schema, client)
+        failures = (
+            run_explicit(schema, client)
+            + run_explicit_devices(schema, client)
+            + run_explicit_output(schema, client)
+        )
         for result in schema.get_all_operations():
             assert isinstance(result, Ok), result
             operation = result.ok()

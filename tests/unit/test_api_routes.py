@@ -35,6 +35,12 @@ MOUNTED = [
     ("DELETE", J, "Jobs_Delete", "Jobs_Delete_Short"),
     ("POST", f"{J}/run", "Jobs_Run", "Jobs_Run_Short"),
     ("GET", f"{J}/history", "Jobs_ListJobHistory", "Jobs_ListJobHistory_Short"),
+    (
+        "GET",
+        f"{J}/history/{{historyId}}/output",
+        "Jobs_GetHistoryOutput",
+        "Jobs_GetHistoryOutput_Short",
+    ),
     ("GET", f"{J}/occurrences", "Jobs_ListOccurrences", "Jobs_ListOccurrences_Short"),
 ]
 BY_SUBSCRIPTION = "/api/subscriptions/{subscriptionId}/providers/Microsoft.Scheduler/jobCollections"
@@ -86,6 +92,7 @@ def path_parameters(operation: dict[str, Any]) -> set[str]:
 def test_each_mount_documents_exactly_its_path_parameters(operations, method, below) -> None:
     own = {"jobCollectionName"} if C in below else set()
     own |= {"jobName"} if J in below else set()
+    own |= {"historyId"} if "{historyId}" in below else set()
 
     assert path_parameters(operations[(method, ARM + below)]) == own | {
         "subscriptionId",
