@@ -202,8 +202,7 @@ async def test_replace_ends_a_run_whose_holder_died_when_the_timer_resumes_it(ru
     await runtime.executor.execute(message_for(asked))
     assert len(target.requests) == 1, "a replaced run does not call again"
     statuses = {
-        r.properties.expected_execution_time: r.properties.status
-        for r in await history_of(runtime)
+        r.properties.expected_execution_time: r.properties.status for r in await history_of(runtime)
     }
     assert statuses == {START: HistoryStatus.CANCELLED, START + MINUTE: HistoryStatus.COMPLETED}
     assert await runtime.store.runs_of(COLLECTION, "j") == []
