@@ -230,8 +230,6 @@ class Executor:
             await self._finish(job, stopped, plan_replaced(stopped, started, finished), finished)
             return
         plan = plan_next_step(job, claimed, action, outcome, started, finished)
-        # Settle the final state when the schedule has ended and this run is over: it may be
-        # the last one outstanding (the watch makes the timer check, should we die first).
         if not await self._finish(job, claimed, plan, finished):
             return
         lateness = (started - run.due).total_seconds()
@@ -250,6 +248,8 @@ class Executor:
         """Record a planned step of the run as `read` (claimed), then what follows it: the next
         step's message, the job's final state, housekeeping. False if the run was lost."""
         run = read
+        # Settle the final state when the schedule has ended and this run is over: it may be
+        # the last one outstanding (the watch makes the timer check, should we die first).
         ends_schedule = plan.next_run is None and not run.on_demand and job.next_fire is None
         check_final_at = finished + FINAL_CHECK_GRACE if ends_schedule else None
         if not await self._record(read, plan, check_final_at, finished):
