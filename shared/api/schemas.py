@@ -12,7 +12,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.model.collection import CollectionDefinition, CollectionProperties
 from shared.model.common import ApiModel
-from shared.model.job import JobEnvelope, JobHistoryProperties, JobState, JobStatus
+from shared.model.job import (
+    OVERLAP_DESCRIPTION,
+    JobEnvelope,
+    JobHistoryProperties,
+    JobState,
+    JobStatus,
+    OverlapPolicy,
+)
 
 
 class ErrorDetail(BaseModel):
@@ -41,6 +48,7 @@ class JobPropertiesOut(ApiModel):
     action: dict[str, Any]
     recurrence: dict[str, Any] | None = None
     state: JobState
+    overlap: OverlapPolicy = Field(default=OverlapPolicy.ALLOW, description=OVERLAP_DESCRIPTION)
     status: JobStatus
 
 
@@ -157,6 +165,7 @@ JOB_EXAMPLE = {
         },
         "recurrence": {"frequency": "Hour", "interval": 1},
         "state": "Enabled",
+        "overlap": "Forbid",
     }
 }
 COLLECTION_EXAMPLE = {

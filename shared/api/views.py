@@ -35,6 +35,7 @@ def job_json(job: StoredJob) -> dict[str, Any]:
     if props.recurrence is not None:
         properties["recurrence"] = props.recurrence.to_json_dict()
     properties["state"] = job.state.value
+    properties["overlap"] = props.overlap.value
     properties["status"] = job.status.to_json_dict()
     return {
         "id": f"{ref.resource_id}/jobs/{job.name}",

@@ -7,9 +7,12 @@ Queues deliver at least once, so the message only points at the run; the run row
   (its holder may have died, or failed to record the attempt); the run's watch row makes the
   timer look at it then too, whether or not any message comes back;
 - a run of a job that was disabled or replaced is cancelled, and its history says so; a run of
-  a deleted job is dropped; every other dispatched run is carried to its end;
+  a deleted job is dropped; a run another one replaced (overlap policy Replace) ends; every
+  other dispatched run is carried to its end;
 - otherwise the attempt is claimed by ETag (one claimer wins), held until its second if the
-  message surfaced early, performed, and recorded (the run's next step, its watch, the history
+  message surfaced early, checked against the job's overlap policy (a first attempt only:
+  skipped, or started after the runs it replaces were asked to stop), performed (under Replace,
+  stopped if a newer run asks), and recorded (the run's next step, its watch, the history
   row and the counter tally) in one transaction that does not touch the job row, retried until
   it lands or the lease is about to end. The job's final state is settled when its last
   outstanding run ends (shared/engine/final_state.py).
@@ -31,11 +34,17 @@ from shared.clock import Clock
 from shared.config import Settings
 from shared.engine.dispatcher import message_for
 from shared.engine.final_state import settle_final_state
+from shared.engine.overlap import call_unless_replaced, request_stop, wait_until_stopped
 from shared.engine.planning import (
     FINAL_CHECK_GRACE,
     AttemptPlan,
+    decide_overlap,
+    describe,
+    first_start,
     history_record,
     plan_next_step,
+    plan_replaced,
+    plan_skipped,
     wanted,
 )
 from shared.engine.records import Run, RunStatus, StoredJob, Watch
@@ -43,7 +52,7 @@ from shared.errors import Conflict, is_transient
 from shared.kinds.base import ActionContext
 from shared.kinds.registry import KindRunners
 from shared.model.actions import JobErrorAction
-from shared.model.job import ActionName, HistoryStatus, JobState
+from shared.model.job import ActionName, HistoryStatus, JobState, OverlapPolicy
 from shared.names import CollectionRef
 from shared.storage.output import output_name_of_key
 from shared.storage.queue import EARLY_ARRIVAL_SECONDS, AttemptMessage, AttemptQueue
@@ -97,6 +106,10 @@ class Executor:
         if job is None or not wanted(job, run):
             await self._cancel(run, job)
             return
+        if run.replaced_by:
+            # A newer run asked this one to stop (between attempts, or its holder died).
+            await self._finish(job, run, plan_replaced(run, run.started_at or now, now), now)
+            return
         wait = (run.due - now).total_seconds()
         if wait > EARLY_ARRIVAL_SECONDS + 1.5:
             # Surfaced too early (a delay beyond the queue's 7-day limit): hide it again.
@@ -116,7 +129,39 @@ class Executor:
             if job is None or not wanted(job, claimed):
                 await self._cancel(claimed, job)
                 return
+        # The overlap policy is applied here, after the claim (so that of two runs starting
+        # together at least one sees the other) and after the hold (so a previous run that
+        # ended meanwhile does not count): the state of the job's runs at the nominal second.
+        if (
+            first_start(claimed)
+            and job.properties.overlap is not OverlapPolicy.ALLOW
+            and not await self._make_way(job, claimed)
+        ):
+            return
         await self._attempt(job, run, claimed)
+
+    async def _make_way(self, job: StoredJob, claimed: Run) -> bool:
+        """Apply the overlap policy to a claimed first attempt: False if it was skipped
+        (Forbid); under Replace, ask the runs it replaces to stop and wait for them, within a
+        bound, before starting."""
+        now = self._clock.now()
+        others = await self._store.runs_of(claimed.collection, claimed.job)
+        # Our own row as read carries storage's timestamp of our claim.
+        mine = next((run for run in others if run.row_key == claimed.row_key), claimed)
+        decision = decide_overlap(job.properties.overlap, mine, others, now)
+        if decision.blocked_by is not None:
+            log.info("Skipped (overlap Forbid): %s", claimed.log_name)
+            await self._finish(job, claimed, plan_skipped(claimed, decision.blocked_by, now), now)
+            return False
+        asked = []
+        for run in decision.to_replace:
+            stopping = await request_stop(self._store, run, describe(claimed), now)
+            if stopping is not None:
+                log.info("Replacing (overlap Replace): %s by %s", run.log_name, claimed.log_name)
+                asked.append(stopping)
+        if asked:
+            await wait_until_stopped(self._store, asked)
+        return True
 
     async def _cancel(self, run: Run, job: StoredJob | None) -> None:
         """End a run its job no longer wants; a disabled or replaced job's history says so."""
@@ -175,14 +220,19 @@ class Executor:
             app_settings=self._app_settings,
             output_name=output_name_of_key(run.collection, run.tally_key),
         )
-        outcome = await self._runners.run(action, context)
+        call = self._runners.run(action, context)
+        if job.properties.overlap is OverlapPolicy.REPLACE:
+            outcome, stopped = await call_unless_replaced(self._store, call, claimed)
+        else:
+            outcome, stopped = await call, None
         finished = self._clock.now()
+        if stopped is not None or outcome is None:
+            assert stopped is not None
+            log.info("Replaced mid-call: %s by %s", run.log_name, stopped.replaced_by)
+            await self._finish(job, stopped, plan_replaced(stopped, started, finished), finished)
+            return
         plan = plan_next_step(job, claimed, action, outcome, started, finished)
-        # Settle the final state when the schedule has ended and this run is over: it may be
-        # the last one outstanding (the watch makes the timer check, should we die first).
-        ends_schedule = plan.next_run is None and not run.on_demand and job.next_fire is None
-        check_final_at = finished + FINAL_CHECK_GRACE if ends_schedule else None
-        if not await self._record(claimed, plan, check_final_at, finished):
+        if not await self._finish(job, claimed, plan, finished):
             return
         lateness = (started - run.due).total_seconds()
         log.info(
@@ -193,13 +243,27 @@ class Executor:
             "Succeeded" if outcome.succeeded else "Failed",
             lateness,
         )
+
+    async def _finish(
+        self, job: StoredJob, read: Run, plan: AttemptPlan, finished: datetime
+    ) -> bool:
+        """Record a planned step of the run as `read` (claimed), then what follows it: the next
+        step's message, the job's final state, housekeeping. False if the run was lost."""
+        run = read
+        # Settle the final state when the schedule has ended and this run is over: it may be
+        # the last one outstanding (the watch makes the timer check, should we die first).
+        ends_schedule = plan.next_run is None and not run.on_demand and job.next_fire is None
+        check_final_at = finished + FINAL_CHECK_GRACE if ends_schedule else None
+        if not await self._record(read, plan, check_final_at, finished):
+            return False
         if plan.next_run is not None:
             await self._queue.send(message_for(plan.next_run), due=plan.next_run.due, now=finished)
         if check_final_at is not None:
             watch = Watch.final_state_of(run.collection, run.job, check_final_at)
             await settle_final_state(self._store, run.collection, run.job, watch)
-        if self._store.housekeeping_due(claimed.tally_key):
+        if self._store.housekeeping_due(read.tally_key):
             await self._housekeeping(run.collection, run.job, finished)
+        return True
 
     async def _record(
         self, claimed: Run, plan: AttemptPlan, check_final_at: datetime | None, now: datetime
@@ -225,6 +289,12 @@ class Executor:
                     # Our own earlier try may have landed with its answer lost.
                     if await self._store.has_history(plan.history):
                         return True
+                    # Or a newer run asked ours to stop (Replace) after the call ended: the
+                    # claim is still ours; record under the row's new ETag, keeping the request.
+                    asked = await self._still_ours(claimed)
+                    if asked is not None:
+                        claimed, plan = asked, _carry_request(plan, asked)
+                        continue
                     log.warning("Lost the run while recording its attempt: %s", claimed.log_name)
                     return False
             except Exception as error:
@@ -240,6 +310,19 @@ class Executor:
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _RECORD_BACKOFF[1])
+
+    async def _still_ours(self, claimed: Run) -> Run | None:
+        """The run as stored if it is still our claim, changed only by a request to stop."""
+        current = await self._store.get_run(claimed.collection, claimed.row_key)
+        if (
+            current is not None
+            and current.replaced_by
+            and current.status is RunStatus.RUNNING
+            and current.step == claimed.step
+            and current.claimed_until == claimed.claimed_until
+        ):
+            return current
+        return None
 
     async def _housekeeping(self, collection: str, job_name: str, now: datetime) -> None:
         """Prune the job's history and fold its tallies into its row (best effort: a race with
@@ -260,6 +343,14 @@ class Executor:
         if run.phase is ActionName.ERROR_ACTION and action.error_action is not None:
             return action.error_action
         return action
+
+
+def _carry_request(plan: AttemptPlan, stored: Run) -> AttemptPlan:
+    """The plan with the run's request to stop kept on its next step, which then ends when its
+    message arrives instead of retrying."""
+    if plan.next_run is None:
+        return plan
+    return replace(plan, next_run=replace(plan.next_run, replaced_by=stored.replaced_by))
 
 
 def _attempt_tag(run: Run) -> str:

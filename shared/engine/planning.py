@@ -1,6 +1,7 @@
 """The engine's pure decisions: what an attempt's outcome leads to, which occurrence a late
-dispatch runs, whether a run is still wanted. No I/O and no clock (times come in as arguments),
-so each rule is unit-tested on its own (tests/unit/test_plan_next_step.py, test_coalesce.py).
+dispatch runs, whether a run is still wanted, what the overlap policy makes of a run. No I/O
+and no clock (times come in as arguments), so each rule is unit-tested on its own
+(tests/unit/test_plan_next_step.py, test_coalesce.py, test_overlap_policy.py).
 """
 
 from __future__ import annotations
@@ -11,7 +12,13 @@ from datetime import datetime, timedelta
 from shared.engine.records import HistoryRecord, Run, RunStatus, StoredJob, Tally, TallyRow
 from shared.kinds.base import ActionOutcome
 from shared.model.actions import JobErrorAction
-from shared.model.job import ActionName, HistoryStatus, JobHistoryProperties, JobState
+from shared.model.job import (
+    ActionName,
+    HistoryStatus,
+    JobHistoryProperties,
+    JobState,
+    OverlapPolicy,
+)
 from shared.recurrence import Timeline
 
 # How long after its due time a run nobody has taken is looked at again by the timer (its
@@ -24,6 +31,11 @@ FINAL_CHECK_GRACE = timedelta(seconds=60)
 MAX_MISSED_SCAN = 1_100_000
 # Dispatching after the nominal second by more than this flags the run as late.
 LATE_TOLERANCE_SECONDS = 1.0
+# Overlap policy Replace: how often a running attempt looks for a request to stop, and how long
+# the replacing run waits for the replaced ones to stop before it starts anyway (their holder
+# may be dead; its lease then still runs, but nobody will answer).
+REPLACE_POLL = timedelta(seconds=1)
+REPLACE_WAIT = timedelta(seconds=5)
 
 
 @dataclass(frozen=True)
@@ -132,6 +144,111 @@ def _history_message(run: Run, outcome: ActionOutcome) -> str:
     return " ".join([*notes, outcome.message])
 
 
+@dataclass(frozen=True)
+class Overlap:
+    """What the overlap policy makes of a run about to start its first attempt: skip it
+    (`blocked_by`: the run still running), or stop `to_replace` first; neither means start."""
+
+    blocked_by: Run | None = None
+    to_replace: tuple[Run, ...] = ()
+
+
+def first_start(run: Run) -> bool:
+    """Only an occurrence's (or on-demand run's) first attempt meets the overlap policy: its
+    own retries and error action are not overlaps."""
+    return run.step == (0, 0)
+
+
+def still_running(run: Run, now: datetime) -> bool:
+    """Whether a run's occurrence is under way: an attempt holds a live lease, or it waits for
+    a retry or its error action. A claim whose lease ended belongs to a dead executor (the timer
+    resumes it), so it blocks nothing; nor does a run that has not started."""
+    if run.status is RunStatus.RUNNING:
+        return run.claimed_until is not None and run.claimed_until > now
+    return not first_start(run)
+
+
+def _claim_order(run: Run) -> tuple[datetime, str]:
+    written = run.written_at or run.started_at or run.due
+    return written, run.row_key
+
+
+def decide_overlap(policy: OverlapPolicy, mine: Run, others: list[Run], now: datetime) -> Overlap:
+    """The overlap policy applied to `mine` (claimed, about to call) given the job's runs.
+
+    Every claimer writes its claim, then reads the others: of two first attempts claiming
+    together at least one sees the other, and they agree on which came first by the order of
+    their claims (storage's timestamps, then the row key). So a first attempt claimed after
+    ours is not ours to judge: it skips itself (Forbid) or replaces ours (Replace). Forbid: the
+    earliest claimer runs; Replace: the latest runs and the others are asked to stop.
+    """
+    if policy is OverlapPolicy.ALLOW or not first_start(mine):
+        return Overlap()
+    order = _claim_order(mine)
+    running = [
+        run
+        for run in others
+        if run.row_key != mine.row_key
+        and still_running(run, now)
+        and not (first_start(run) and _claim_order(run) > order)
+    ]
+    if not running:
+        return Overlap()
+    if policy is OverlapPolicy.FORBID:
+        return Overlap(blocked_by=min(running, key=lambda run: run.nominal))
+    return Overlap(to_replace=tuple(running))
+
+
+def describe(run: Run) -> str:
+    """How a history message names another run of the job."""
+    if run.on_demand:
+        return f"the on-demand run of {run.nominal.isoformat()}"
+    return f"the occurrence of {run.nominal.isoformat()}"
+
+
+def plan_skipped(run: Run, blocked_by: Run, now: datetime) -> AttemptPlan:
+    """Forbid: the run ends without calling. It started nothing, so it is no execution and no
+    failure; if it was the schedule's last occurrence, the job completes (nothing failed)."""
+    message = (
+        f"Skipped: the previous occurrence (nominal {blocked_by.nominal.isoformat()}) was still "
+        f"running (overlap policy Forbid)."
+    )
+    history = history_record(run, HistoryStatus.CANCELLED, message, now, now)
+    return AttemptPlan(None, history, _ending_tally(run, Tally(), faulted=False))
+
+
+def plan_replaced(run: Run, started: datetime, finished: datetime) -> AttemptPlan:
+    """Replace: the run ends, stopped (mid-call, or between attempts) by a newer one. No retry
+    and no error action (the newer run supersedes it). It counts as an execution if this was
+    its first attempt (it started), but not as a failure: its target did not fail, the policy
+    stopped it. The schedule's last occurrence ends the job Completed, or Faulted if its retries
+    had already been exhausted."""
+    main = run.phase is ActionName.MAIN_ACTION
+    first = main and run.attempt == 0
+    tally = Tally(1 if first else 0, 0, 0, started if first else None)
+    message = f"Cancelled: replaced by {run.replaced_by} (overlap policy Replace)."
+    history = history_record(run, HistoryStatus.CANCELLED, message, started, finished)
+    return AttemptPlan(None, history, _ending_tally(run, tally, faulted=run.faulted))
+
+
+def _ending_tally(run: Run, tally: Tally, *, faulted: bool) -> TallyRow | None:
+    """The tally of a run that ends now: its counters, and the final state when it was the
+    schedule's last occurrence; None when there is nothing to write."""
+    final_state = None
+    if run.last and not run.on_demand:
+        final_state = JobState.FAULTED if faulted else JobState.COMPLETED
+    if final_state is None and tally == Tally():
+        return None
+    return TallyRow(
+        collection=run.collection,
+        job=run.job,
+        key=run.tally_key,
+        tally=tally,
+        generation=run.generation,
+        final_state=final_state,
+    )
+
+
 def remaining_allows(job: StoredJob, occurrences: int) -> bool:
     """Whether the recurrence's count leaves room for another occurrence after `occurrences`."""
     recurrence = job.properties.recurrence
@@ -162,11 +279,20 @@ __all__ = [
     "FINAL_CHECK_GRACE",
     "LATE_TOLERANCE_SECONDS",
     "MAX_MISSED_SCAN",
+    "REPLACE_POLL",
+    "REPLACE_WAIT",
     "SCHEDULED_GRACE",
     "AttemptPlan",
+    "Overlap",
     "coalesce",
+    "decide_overlap",
+    "describe",
+    "first_start",
     "history_record",
     "plan_next_step",
+    "plan_replaced",
+    "plan_skipped",
+    "still_running",
     "remaining_allows",
     "wanted",
 ]

@@ -161,7 +161,13 @@ class Run:
     # When the timer looks at the run again if it has not moved on (its watch row's time).
     watch_at: datetime | None = None
     created: datetime | None = None
+    # A request to stop, written by the run that replaces this one (overlap policy Replace):
+    # what replaced it, as its history row will say. Empty: nobody asked.
+    replaced_by: str = ""
     etag: str | None = None
+    # When storage last wrote the row (its server timestamp; read, never written): orders the
+    # claims of first attempts that start together (shared/engine/planning.py, overlap).
+    written_at: datetime | None = None
 
     @property
     def row_key(self) -> str:

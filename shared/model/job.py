@@ -32,6 +32,23 @@ class JobState(CaseInsensitiveEnum):
         return self in (JobState.FAULTED, JobState.COMPLETED)
 
 
+class OverlapPolicy(CaseInsensitiveEnum):
+    """Ours: what an occurrence does when another run of the same job is still running
+    (docs/ARCHITECTURE.md, Overlap). Allow is Azure Scheduler's behaviour, hence the default."""
+
+    ALLOW = "Allow"
+    FORBID = "Forbid"
+    REPLACE = "Replace"
+
+
+OVERLAP_DESCRIPTION = (
+    "Ours: when an occurrence (or an on-demand run) is about to start while another run of the "
+    "job is still running: Allow runs both (the default), Forbid skips the new one (history "
+    "status Cancelled, 'Skipped: ...'), Replace stops the running one (history 'Cancelled: "
+    "replaced by ...') and starts the new one."
+)
+
+
 class JobStatus(ApiModel):
     """Read-only counters, as docs/azure-scheduler.md §7 defines them (plus `missedCount`, ours)."""
 
@@ -44,12 +61,17 @@ class JobStatus(ApiModel):
 
 
 class JobProperties(ApiModel):
-    """What a user may write: startTime, action, recurrence, state (`status` is ignored)."""
+    """What a user may write: startTime, action, recurrence, state, and our `overlap` (`status`
+    is ignored)."""
 
     start_time: IsoDateTime | None = None
     action: JobAction
     recurrence: Recurrence | None = None
     state: JobState = JobState.ENABLED
+    overlap: OverlapPolicy = Field(
+        default=OverlapPolicy.ALLOW,
+        description=OVERLAP_DESCRIPTION,
+    )
     status: dict[str, Any] | None = Field(default=None, exclude=True)
 
     @model_validator(mode="after")
@@ -150,6 +172,7 @@ __all__ = [
     "JobProperties",
     "JobState",
     "JobStatus",
+    "OverlapPolicy",
     "load_stored_definition",
     "parse_job_definition",
 ]

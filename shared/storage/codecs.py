@@ -134,6 +134,7 @@ def run_entity(run: Run) -> dict[str, Any]:
         "started_at": opt_iso(run.started_at),
         "watch_at": opt_iso(run.watch_at),
         "created": opt_iso(run.created),
+        "replaced_by": run.replaced_by,
     }
 
 
@@ -158,7 +159,9 @@ def run_from_entity(entity: TableEntity) -> Run:
         started_at=opt_dt(entity.get("started_at")),
         watch_at=opt_dt(entity.get("watch_at")),
         created=opt_dt(entity.get("created")),
+        replaced_by=entity.get("replaced_by") or "",
         etag=entity.metadata["etag"],
+        written_at=entity.metadata.get("timestamp"),
     )
 
 

@@ -22,13 +22,19 @@ class Received:
 
 @dataclass
 class HttpTarget:
-    """Answers with `statuses` in turn (the last one repeats); `hang` never answers."""
+    """Answers with `statuses` in turn (the last one repeats); `hang` never answers; `hold`
+    answers only once the test calls `release()`. A caller that closes its connection before
+    the answer is counted in `disconnected` (the handler is cancelled, as aiohttp does with
+    `handler_cancellation`)."""
 
     statuses: list[int] = field(default_factory=lambda: [200])
     hang: bool = False
+    hold: bool = False
     requests: list[Received] = field(default_factory=list)
+    disconnected: list[int] = field(default_factory=list)
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    _released: asyncio.Event = field(default_factory=asyncio.Event)
     _runner: web.AppRunner | None = None
     port: int = 0
 
@@ -39,7 +45,7 @@ class HttpTarget:
     async def start(self) -> HttpTarget:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
+        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
@@ -66,10 +72,31 @@ class HttpTarget:
                 )
             )
             self._changed.notify_all()
-        if self.hang:
-            await self._stopping.wait()  # never answers; let go when the server stops
+        try:
+            if self.hang:
+                await self._stopping.wait()  # never answers; let go when the server stops
+            elif self.hold:
+                await self._released.wait()
+        except asyncio.CancelledError:
+            async with self._changed:
+                self.disconnected.append(index)
+                self._changed.notify_all()
+            raise
         status = self.statuses[min(index, len(self.statuses) - 1)]
         return web.Response(status=status, text=f"answer {index} with {status}")
+
+    def release(self) -> None:
+        """Let every held call (and every later one) answer."""
+        self._released.set()
+
+    async def wait_disconnected(self, count: int, timeout: float = 30) -> list[int]:
+        """Wait until `count` callers closed their connection before their answer; the
+        indexes of their requests."""
+        async with self._changed:
+            await asyncio.wait_for(
+                self._changed.wait_for(lambda: len(self.disconnected) >= count), timeout
+            )
+        return list(self.disconnected)
 
     async def wait_for(self, count: int, timeout: float = 30) -> list[Received]:
         """Wait (on an event, not a sleep) until `count` requests arrived."""
