@@ -51,3 +51,12 @@ async def dispatch_due_jobs(timer: func.TimerRequest) -> None:
 )
 async def execute_attempt(message: func.QueueMessage) -> None:
     await triggers.execute_attempt(message)
+
+
+@app.queue_trigger(
+    arg_name="message",
+    queue_name="%SCHEDULER_DEVICE_WORK_QUEUE%",
+    connection="AzureWebJobsStorage",
+)
+async def run_device_work(message: func.QueueMessage) -> None:
+    await triggers.run_device_work(message)

@@ -277,6 +277,7 @@ async def main(kill: bool) -> int:
         "AzureWebJobsStorage": azurite.connection_string,
         "SCHEDULER_TABLE_PREFIX": prefix,
         "SCHEDULER_EXECUTION_QUEUE": "chaos-executions",
+        "SCHEDULER_DEVICE_WORK_QUEUE": "chaos-devicework",
         "DISPATCH_SCHEDULE": "0 * * * * *",
         "SCHEDULER_ALLOWED_NETWORKS": "loopback",
     }

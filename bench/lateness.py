@@ -252,6 +252,7 @@ def app_settings(connection: str, prefix: str) -> dict[str, str]:
         "AzureWebJobsStorage": connection,
         "SCHEDULER_TABLE_PREFIX": prefix,
         "SCHEDULER_EXECUTION_QUEUE": f"{prefix}-exec",
+        "SCHEDULER_DEVICE_WORK_QUEUE": f"{prefix}-dw",
         "DISPATCH_SCHEDULE": SCHEDULE,
         # HTTP actions may not reach loopback unless allowed (shared/kinds/http/network_guard.py).
         "SCHEDULER_ALLOWED_NETWORKS": "loopback",

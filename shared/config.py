@@ -57,6 +57,8 @@ _MAX_COUNT = 2**31 - 1
 _TABLE_PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9]{0,29}")
 # Azure queue names: 3-63 lower-case letters, digits and single dashes, starting and ending with
 # a letter or digit; 56 at most here, so that the host's "-poison" queue is a valid name too.
+DEVICE_WORK_QUEUE_SETTING = "SCHEDULER_DEVICE_WORK_QUEUE"
+DEFAULT_DEVICE_WORK_QUEUE = "scheduler-devicework"
 _QUEUE_NAME = re.compile(r"[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,55}")
 _WHOLE_NUMBER = re.compile(r"[0-9]+")
 _T = TypeVar("_T")
@@ -75,6 +77,8 @@ class Settings:
     storage_connection: str = field(repr=False)
     table_prefix: str = "Scheduler"
     execution_queue: str = DEFAULT_EXECUTION_QUEUE
+    # Broadcast jobs' start, per-device and sweep messages (shared/storage/device_work.py).
+    device_work_queue: str = DEFAULT_DEVICE_WORK_QUEUE
     lookahead: timedelta = timedelta(seconds=120)
     http_timeout: timedelta = timedelta(seconds=60)
     # A claimed attempt's lease outlives the action's timeout by this much (to record it).
@@ -127,6 +131,10 @@ class Settings:
     def devices_table(self) -> str:
         return f"{self.table_prefix}Devices"
 
+    @property
+    def broadcasts_table(self) -> str:
+        return f"{self.table_prefix}Broadcasts"
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Every setting typed and checked; `ConfigError` naming the first bad one. An empty
@@ -146,6 +154,13 @@ class Settings:
                 f"{queue!r} is not a queue name: 3-56 lower-case letters, digits and single "
                 "dashes, starting and ending with a letter or digit",
             )
+        device_queue = env.get(DEVICE_WORK_QUEUE_SETTING, DEFAULT_DEVICE_WORK_QUEUE).strip()
+        if not _QUEUE_NAME.fullmatch(device_queue) or device_queue == queue:
+            raise ConfigError(
+                DEVICE_WORK_QUEUE_SETTING,
+                f"{device_queue!r} is not a queue name (3-56 lower-case letters, digits and "
+                "single dashes) other than the execution queue's",
+            )
         seconds = _Reader(values, _MAX_SECONDS).number
         count = _Reader(values, _MAX_COUNT).number
         max_jobs = values.get("SCHEDULER_MAX_JOBS_PER_COLLECTION")
@@ -153,6 +168,7 @@ class Settings:
             storage_connection=_storage_connection(values),
             table_prefix=prefix,
             execution_queue=queue,
+            device_work_queue=device_queue,
             lookahead=timedelta(seconds=seconds("SCHEDULER_LOOKAHEAD_SECONDS", 120)),
             http_timeout=timedelta(seconds=seconds("SCHEDULER_HTTP_TIMEOUT_SECONDS", 60)),
             lease_margin=timedelta(seconds=seconds("SCHEDULER_LEASE_MARGIN_SECONDS", 30)),

@@ -17,6 +17,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from shared.broadcasts.engine import BroadcastEngine
+from shared.broadcasts.service import BroadcastService
 from shared.clock import Clock, SystemClock
 from shared.config import Settings
 from shared.devices.calls import DeviceCaller
@@ -26,6 +28,8 @@ from shared.engine.executor import Executor
 from shared.engine.service import JobService
 from shared.kinds.base import Kind
 from shared.kinds.registry import KindRunners, register_kinds
+from shared.storage.broadcasts import BroadcastRows
+from shared.storage.device_work import DeviceWorkQueue
 from shared.storage.devices import DeviceRows
 from shared.storage.queue import AttemptQueue
 from shared.storage.store import JobStore
@@ -42,6 +46,7 @@ class Runtime:
     executor: Executor
     jobs: JobService
     devices: DeviceRegistry
+    broadcasts: BroadcastService
 
     @classmethod
     async def create(
@@ -73,6 +78,14 @@ class Runtime:
             settings,
             app_settings,
         )
+        devices = DeviceRegistry(DeviceRows(store.tables.devices), DeviceCaller(settings), clock)
+        broadcast_rows = await BroadcastRows.from_connection_string(
+            settings.storage_connection, settings.broadcasts_table
+        ).ensure()
+        device_work = await DeviceWorkQueue.from_connection_string(
+            settings.storage_connection, settings.device_work_queue
+        ).ensure()
+        engine = BroadcastEngine(broadcast_rows, device_work, devices, clock)
         return cls(
             settings=settings,
             clock=clock,
@@ -82,10 +95,12 @@ class Runtime:
             dispatcher=dispatcher,
             executor=executor,
             jobs=JobService(store, dispatcher, clock, settings),
-            devices=DeviceRegistry(DeviceRows(store.tables.devices), DeviceCaller(settings), clock),
+            devices=devices,
+            broadcasts=BroadcastService(broadcast_rows, device_work, engine, clock),
         )
 
     async def close(self) -> None:
+        await self.broadcasts.aclose()
         await self.devices.aclose()
         await self.runners.aclose()
         await self.queue.close()

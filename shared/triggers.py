@@ -8,6 +8,7 @@ import azure.functions as func
 
 from shared.engine.dispatcher import DispatchReport
 from shared.runtime import current_runtime
+from shared.storage.device_work import WorkMessage
 from shared.storage.queue import AttemptMessage
 
 log = logging.getLogger(__name__)
@@ -23,3 +24,8 @@ async def dispatch_due_jobs(timer: func.TimerRequest) -> DispatchReport:
 async def execute_attempt(message: func.QueueMessage) -> None:
     runtime = await current_runtime()
     await runtime.executor.execute(AttemptMessage.from_json(message.get_body().decode()))
+
+
+async def run_device_work(message: func.QueueMessage) -> None:
+    runtime = await current_runtime()
+    await runtime.broadcasts.engine.handle(WorkMessage.from_json(message.get_body().decode()))

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.routing import APIRoute
 
+from shared.api import broadcasts as broadcasts_api
 from shared.api import collections as collections_api
 from shared.api import devices as devices_api
 from shared.api import history as history_api
@@ -76,6 +77,11 @@ def build_router() -> APIRouter:
     api.include_router(
         devices_api.router,
         tags=["devices (IoT Hub)"],
+        generate_unique_id_function=_arm_operation_id,
+    )
+    api.include_router(
+        broadcasts_api.router,
+        tags=["jobs (IoT Hub)"],
         generate_unique_id_function=_arm_operation_id,
     )
     for mount in MOUNTS:

@@ -15,8 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.api.body import json_body
 from shared.api.iot_auth import require_iot_sas
 from shared.api.refs import RuntimeDep
+from shared.broadcasts.service import Page
 from shared.devices.model import DEVICE_ID_PATTERN, DEVICE_ID_RULE, parse_if_match
-from shared.devices.registry import MAX_LIST, MAX_PAGE
+from shared.devices.query import parse_query
+from shared.devices.registry import MAX_LIST, MAX_PAGE, QueryPage
 from shared.devices.sas import IotRight
 from shared.errors import InvalidRequest
 
@@ -95,9 +97,12 @@ QUERY_BODY = {
 )
 async def query_devices(request: Request, rt: RuntimeDep) -> Any:
     body = await json_body(request, required=True)
-    page = await rt.devices.query(
-        body.get("query"), _max_item_count(request), request.headers.get(CONTINUATION_HEADER)
-    )
+    text, size = body.get("query"), _max_item_count(request)
+    continuation = request.headers.get(CONTINUATION_HEADER)
+    if isinstance(text, str) and is_device_jobs_query(text):
+        page: QueryPage | Page = await rt.broadcasts.query_device_jobs(text, size, continuation)
+    else:
+        page = await rt.devices.query(text, size, continuation)
     headers = {ITEM_TYPE_HEADER: page.item_type}
     if page.continuation is not None:
         headers[CONTINUATION_HEADER] = page.continuation
@@ -198,3 +203,8 @@ def _max_item_count(request: Request) -> int:
     if not 1 <= value <= MAX_PAGE:
         raise InvalidRequest(MAX_ITEM_COUNT_HEADER, f"must be an integer from 1 to {MAX_PAGE}")
     return value
+
+
+def is_device_jobs_query(text: str) -> bool:
+    """Whether a query reads `devices.jobs` (the broadcasts' per-device records)."""
+    return parse_query(text).collection == "devices.jobs"

@@ -71,7 +71,11 @@ class DeviceCaller:
         log_guard.install()  # httpcore's debug records would print the endpoint's headers
 
     async def invoke(
-        self, device_id: str, endpoint: Endpoint | None, call: MethodCall
+        self,
+        device_id: str,
+        endpoint: Endpoint | None,
+        call: MethodCall,
+        extra_headers: Mapping[str, str] | None = None,
     ) -> MethodResult:
         """The device's answer; DeviceNotOnline when it cannot be reached (no endpoint, refused
         by the guard, connection failed), DeviceTimeout after the response timeout,
@@ -79,7 +83,7 @@ class DeviceCaller:
         if endpoint is None:
             raise DeviceNotOnline(f"device {device_id} has no endpoint registered")
         body = {"methodName": call.method_name, "payload": call.payload}
-        headers = {METHOD_HEADER: call.method_name}
+        headers = {**(extra_headers or {}), METHOD_HEADER: call.method_name}
         # Connecting may take the connect timeout (at least a few seconds: 0 means "online
         # now"); answering, the response timeout.
         connect = max(call.connect_timeout, 5)

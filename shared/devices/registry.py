@@ -30,6 +30,7 @@ from shared.devices.model import (
     DeviceRecord,
     Endpoint,
     IfMatch,
+    MethodCall,
     carry_endpoint_headers,
     check_device_id,
     check_properties,
@@ -50,6 +51,7 @@ MAX_PAGE = 100  # IoT Hub's largest query page
 MAX_SCANNED = 5000  # rows a query request reads at most; then it answers with a continuation
 _RACE_RETRIES = 10
 CONTINUATION_FIELD = "x-ms-continuation"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
 class QueryPage:
@@ -232,6 +234,16 @@ class DeviceRegistry:
         call = parse_method(body)
         record = await self.get_device(device_id)
         return await self._caller.invoke(device_id, record.endpoint, call)
+
+    async def call_method(
+        self, device_id: str, call: MethodCall, idempotency_key: str
+    ) -> MethodResult:
+        """A broadcast's call: the same `Idempotency-Key` on every try for one device, so a
+        device can tell a call repeated after a crash from a new one."""
+        record = await self.get_device(device_id)
+        return await self._caller.invoke(
+            device_id, record.endpoint, call, {IDEMPOTENCY_HEADER: idempotency_key}
+        )
 
     # --- queries -----------------------------------------------------------------------------
 

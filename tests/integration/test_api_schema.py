@@ -304,6 +304,19 @@ DEVICE_EXPLICIT: list[tuple[str, dict[str, str], Any, int]] = [
     ("Devices_Query", {}, {"query": "SELECT * FROM devices WHERE tags.site = 'paris'"}, 200),
     ("Devices_InvokeMethod", {"deviceId": DEVICE}, {"methodName": "reboot"}, 404),
     ("Devices_DeleteIdentity", {"deviceId": DEVICE}, None, 204),
+    (
+        "Jobs_CreateScheduledJob",
+        {"jobId": "job1"},
+        {
+            "type": "scheduleUpdateTwin",
+            "updateTwin": {"tags": {"a": 1}, "etag": "*"},
+            "queryCondition": "*",
+            "startTime": "2040-01-01T00:00:00Z",
+        },
+        200,
+    ),
+    ("Jobs_GetScheduledJob", {"jobId": "job1"}, None, 200),
+    ("Jobs_CancelScheduledJob", {"jobId": "job1"}, None, 200),
 ]
 NEEDS_A_DEVICE_ENDPOINT = {"POST /api/twins/{deviceId}/methods"}
 

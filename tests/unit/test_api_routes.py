@@ -78,6 +78,10 @@ def test_every_operation_is_on_both_path_families_and_nothing_else(operations) -
         ("PUT", "/api/twins/{deviceId}"): "Devices_ReplaceTwin",
         ("PATCH", "/api/twins/{deviceId}/reported"): "Devices_UpdateReported",
         ("POST", "/api/twins/{deviceId}/methods"): "Devices_InvokeMethod",
+        ("GET", "/api/jobs/v2/query"): "Jobs_QueryJobs",
+        ("PUT", "/api/jobs/v2/{jobId}"): "Jobs_CreateScheduledJob",
+        ("GET", "/api/jobs/v2/{jobId}"): "Jobs_GetScheduledJob",
+        ("POST", "/api/jobs/v2/{jobId}/cancel"): "Jobs_CancelScheduledJob",
     }
     found = {key: operation["operationId"] for key, operation in operations.items()}
 

@@ -32,7 +32,13 @@ def app_bindings(monkeypatch: pytest.MonkeyPatch) -> dict[str, dict[str, Any]]:
 
 def test_the_app_registers_the_api_the_timer_and_the_executor(monkeypatch: pytest.MonkeyPatch):
     bindings = app_bindings(monkeypatch)
-    assert set(bindings) == {"scheduler_api", "dispatch_due_jobs", "execute_attempt", *IOT_HUB}
+    assert set(bindings) == {
+        "scheduler_api",
+        "dispatch_due_jobs",
+        "execute_attempt",
+        "run_device_work",
+        *IOT_HUB,
+    }
     assert bindings["scheduler_api"]["type"] == "httpTrigger"
     assert bindings["scheduler_api"]["authLevel"].lower() == "function"
     assert bindings["scheduler_api"]["route"].strip("/") == "{*route}"
@@ -41,6 +47,7 @@ def test_the_app_registers_the_api_the_timer_and_the_executor(monkeypatch: pytes
     assert bindings["execute_attempt"]["type"] == "queueTrigger"
     assert bindings["execute_attempt"]["queueName"] == "%SCHEDULER_EXECUTION_QUEUE%"
     assert bindings["execute_attempt"]["connection"] == "AzureWebJobsStorage"
+    assert bindings["run_device_work"]["queueName"] == "%SCHEDULER_DEVICE_WORK_QUEUE%"
 
 
 def test_iot_hub_paths_are_anonymous_functions_that_the_host_matches_first(

@@ -1,0 +1,342 @@
+"""Broadcast rows in `{prefix}Broadcasts`: the jobs, their per-device records and statistics.
+
+Layout:
+- `PartitionKey "job"`, `RowKey <jobId>`: the broadcast (its checked request, status, times).
+- `PartitionKey "<jobId>|<bucket>"` (bucket = 00..31, from the SHA-256 of the device id):
+  `RowKey <device id, percent-encoded as in the device table>`: one device's record; and
+  `RowKey "~stats"`: that bucket's counters (pending, running, succeeded, failed, timed out).
+Every change of a record's status is one entity-group transaction in its partition: the record
+(ETag-checked) and the bucket's counter row (ETag-checked), so the counters never drift from
+the records, and reading a broadcast's statistics is 32 point reads whatever its size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
+from azure.data.tables import UpdateMode
+from azure.data.tables.aio import TableClient, TableServiceClient
+
+from shared.broadcasts.model import BroadcastSpec
+from shared.broadcasts.planning import Stats
+from shared.broadcasts.records import Broadcast, DeviceJob
+from shared.errors import AlreadyExists, Conflict
+from shared.storage.devices import row_key_of
+from shared.storage.rows import chunks, transact
+from shared.storage.table_batch import Kind, Operation
+from shared.timefmt import from_iso, to_iso
+
+BUCKETS = 32
+JOB_PARTITION = "job"
+STATS_KEY = "~stats"  # sorts after every device id's row key
+_RACE_RETRIES = 20
+_BATCH = 99  # records per transaction, with the counter row: 100 operations
+
+
+def bucket_of(device_id: str) -> int:
+    return int(hashlib.sha256(device_id.encode("utf-8")).hexdigest()[:4], 16) % BUCKETS
+
+
+def partition_of(job_id: str, bucket: int) -> str:
+    return f"{job_id}|{bucket:02d}"
+
+
+@dataclass(frozen=True)
+class StoredBroadcast:
+    record: Broadcast
+    etag: str
+
+
+@dataclass(frozen=True)
+class StoredDeviceJob:
+    record: DeviceJob
+    etag: str
+
+
+class BroadcastRows:
+    """Reads and writes of broadcast rows; the engine decides, this only stores."""
+
+    def __init__(self, service: TableServiceClient, table_name: str) -> None:
+        self._service = service
+        self.table: TableClient = service.get_table_client(table_name)
+
+    @classmethod
+    def from_connection_string(cls, connection: str, table_name: str) -> BroadcastRows:
+        return cls(TableServiceClient.from_connection_string(connection), table_name)
+
+    async def ensure(self) -> BroadcastRows:
+        try:
+            await self._service.create_table(self.table.table_name)
+        except ResourceExistsError:
+            pass
+        return self
+
+    async def close(self) -> None:
+        await self.table.close()
+        await self._service.close()
+
+    # --- broadcasts --------------------------------------------------------------------------
+
+    async def get(self, job_id: str) -> StoredBroadcast | None:
+        try:
+            entity = await self.table.get_entity(JOB_PARTITION, job_id)
+        except ResourceNotFoundError:
+            return None
+        return StoredBroadcast(_broadcast(entity), str(entity.metadata["etag"]))
+
+    async def create(self, record: Broadcast) -> StoredBroadcast:
+        try:
+            meta = await self.table.create_entity(_broadcast_entity(record))
+        except ResourceExistsError as error:
+            raise AlreadyExists(f"job {record.spec.job_id} already exists") from error
+        return StoredBroadcast(record, str(meta["etag"]))
+
+    async def replace(self, record: Broadcast, etag: str) -> StoredBroadcast:
+        try:
+            meta = await self.table.update_entity(
+                _broadcast_entity(record),
+                mode=UpdateMode.REPLACE,
+                etag=etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except (ResourceModifiedError, ResourceNotFoundError) as error:
+            raise Conflict(f"job {record.spec.job_id} changed meanwhile") from error
+        return StoredBroadcast(record, str(meta["etag"]))
+
+    async def jobs(self, after: str | None) -> AsyncIterator[Broadcast]:
+        """The broadcasts in id order, after the id `after`."""
+        query = "PartitionKey eq @pk" + ("" if after is None else " and RowKey gt @after")
+        params = {"pk": JOB_PARTITION, "after": after or ""}
+        async for entity in self.table.query_entities(query, parameters=params):
+            yield _broadcast(entity)
+
+    # --- device records ----------------------------------------------------------------------
+
+    async def get_record(self, job_id: str, device_id: str) -> StoredDeviceJob | None:
+        partition = partition_of(job_id, bucket_of(device_id))
+        try:
+            entity = await self.table.get_entity(partition, row_key_of(device_id))
+        except ResourceNotFoundError:
+            return None
+        return StoredDeviceJob(_device_job(job_id, entity), str(entity.metadata["etag"]))
+
+    async def add_pending(self, records: Iterable[DeviceJob]) -> None:
+        """Insert the records not stored yet, counting them as pending in their buckets; safe to
+        repeat (a starter that died midway is run again)."""
+        by_bucket: dict[tuple[str, int], list[DeviceJob]] = {}
+        for record in records:
+            by_bucket.setdefault((record.job_id, bucket_of(record.device_id)), []).append(record)
+        for (job_id, bucket), items in by_bucket.items():
+            partition = partition_of(job_id, bucket)
+            existing = {key async for key in self._keys(partition)}
+            fresh = [r for r in items if row_key_of(r.device_id) not in existing]
+            for batch in chunks(fresh, _BATCH):
+                await self._insert_batch(partition, batch)
+
+    async def _insert_batch(self, partition: str, batch: list[DeviceJob]) -> None:
+        for _ in range(_RACE_RETRIES):
+            stats, etag = await self._stats_row(partition)
+            counted = Stats(
+                stats.pending + len(batch),
+                stats.running,
+                stats.succeeded,
+                stats.failed,
+                stats.timed_out,
+            )
+            operations = [Operation(Kind.INSERT, _record_entity(partition, r)) for r in batch]
+            operations.append(_stats_operation(partition, counted, etag))
+            try:
+                await transact(self.table, partition, operations)
+                return
+            except Conflict:
+                continue
+        raise Conflict(f"the counters of {partition} keep changing")
+
+    async def change(
+        self,
+        job_id: str,
+        device_id: str,
+        decide: Callable[[DeviceJob], DeviceJob | None],
+    ) -> tuple[DeviceJob, DeviceJob, Stats] | None:
+        """Read the record, `decide` its next state (None: leave it), write it and its bucket's
+        counters in one transaction; decided again on a fresh read when either changed meanwhile.
+        Returns (before, after, the bucket's counters after), or None when nothing changed."""
+        partition = partition_of(job_id, bucket_of(device_id))
+        for _ in range(_RACE_RETRIES):
+            stored = await self.get_record(job_id, device_id)
+            if stored is None:
+                return None
+            after = decide(stored.record)
+            if after is None:
+                return None
+            stats, stats_etag = await self._stats_row(partition)
+            moved = stats.moved(
+                stored.record.status,
+                after.status,
+                after.timed_out and not stored.record.timed_out,
+            )
+            operations = [
+                Operation(Kind.REPLACE, _record_entity(partition, after), stored.etag),
+                _stats_operation(partition, moved, stats_etag),
+            ]
+            try:
+                await transact(self.table, partition, operations)
+            except Conflict:
+                continue
+            return stored.record, after, moved
+        raise Conflict(f"device {device_id} of job {job_id} keeps changing")
+
+    async def stats(self, job_id: str) -> list[Stats]:
+        """Each bucket's counters: a fixed number of point reads, however many devices."""
+        rows = await asyncio.gather(
+            *(self._stats_row(partition_of(job_id, b)) for b in range(BUCKETS))
+        )
+        return [stats for stats, _ in rows]
+
+    async def records(
+        self, job_id: str, after: tuple[int, str] | None = None, status: str | None = None
+    ) -> AsyncIterator[tuple[DeviceJob, tuple[int, str]]]:
+        """The job's records, bucket by bucket in key order, each with where a scan resumes."""
+        first_bucket = 0 if after is None else after[0]
+        for bucket in range(first_bucket, BUCKETS):
+            partition = partition_of(job_id, bucket)
+            query = "PartitionKey eq @pk and RowKey ne @stats"
+            params: dict[str, Any] = {"pk": partition, "stats": STATS_KEY, "after": ""}
+            if after is not None and bucket == after[0]:
+                query += " and RowKey gt @after"
+                params["after"] = after[1]
+            if status is not None:
+                query += " and Status eq @status"
+                params["status"] = status
+            async for entity in self.table.query_entities(query, parameters=params):
+                yield _device_job(job_id, entity), (bucket, str(entity["RowKey"]))
+
+    async def _keys(self, partition: str) -> AsyncIterator[str]:
+        rows = self.table.query_entities(
+            "PartitionKey eq @pk", parameters={"pk": partition}, select=["RowKey"]
+        )
+        async for entity in rows:
+            yield str(entity["RowKey"])
+
+    async def _stats_row(self, partition: str) -> tuple[Stats, str | None]:
+        try:
+            entity = await self.table.get_entity(partition, STATS_KEY)
+        except ResourceNotFoundError:
+            return Stats(), None
+        stats = Stats(
+            int(entity["Pending"]),
+            int(entity["Running"]),
+            int(entity["Succeeded"]),
+            int(entity["Failed"]),
+            int(entity["TimedOut"]),
+        )
+        return stats, str(entity.metadata["etag"])
+
+
+def _stats_operation(partition: str, stats: Stats, etag: str | None) -> Operation:
+    entity = {
+        "PartitionKey": partition,
+        "RowKey": STATS_KEY,
+        "Pending": stats.pending,
+        "Running": stats.running,
+        "Succeeded": stats.succeeded,
+        "Failed": stats.failed,
+        "TimedOut": stats.timed_out,
+    }
+    if etag is None:
+        return Operation(Kind.INSERT, entity)
+    return Operation(Kind.REPLACE, entity, etag)
+
+
+def _broadcast_entity(record: Broadcast) -> dict[str, Any]:
+    return {
+        "PartitionKey": JOB_PARTITION,
+        "RowKey": record.spec.job_id,
+        "Spec": _json(record.spec.canonical()),
+        "Status": record.status,
+        "Created": to_iso(record.created),
+        "Start": to_iso(record.start),
+        "Ended": None if record.ended is None else to_iso(record.ended),
+        "FailureReason": record.failure_reason,
+        "StatusMessage": record.status_message,
+        "DeviceCount": -1 if record.device_count is None else record.device_count,
+    }
+
+
+def _broadcast(entity: Mapping[str, Any]) -> Broadcast:
+    count = int(entity.get("DeviceCount", -1))
+    ended = entity.get("Ended")
+    return Broadcast(
+        spec=BroadcastSpec.from_canonical(json.loads(entity["Spec"])),
+        status=str(entity["Status"]),
+        created=from_iso(entity["Created"]),
+        start=from_iso(entity["Start"]),
+        ended=from_iso(ended) if ended else None,
+        failure_reason=entity.get("FailureReason"),
+        status_message=entity.get("StatusMessage"),
+        device_count=None if count < 0 else count,
+    )
+
+
+def _record_entity(partition: str, record: DeviceJob) -> dict[str, Any]:
+    def time(value: Any) -> str | None:
+        return None if value is None else to_iso(value)
+
+    return {
+        "PartitionKey": partition,
+        "RowKey": row_key_of(record.device_id),
+        "JobType": record.job_type,
+        "Status": record.status,
+        "Attempt": record.attempt,
+        "Created": to_iso(record.created),
+        "Updated": to_iso(record.updated),
+        "Started": time(record.started),
+        "Ended": time(record.ended),
+        "LeaseUntil": time(record.lease_until),
+        "TimedOut": record.timed_out,
+        "Outcome": None if record.outcome is None else _json(record.outcome),
+        "Error": None if record.error is None else _json(record.error),
+    }
+
+
+def _device_job(job_id: str, entity: Mapping[str, Any]) -> DeviceJob:
+    def time(name: str) -> Any:
+        value = entity.get(name)
+        return from_iso(value) if value else None
+
+    outcome = entity.get("Outcome")
+    error = entity.get("Error")
+    return DeviceJob(
+        job_id=job_id,
+        job_type=str(entity["JobType"]),
+        device_id=unquote(str(entity["RowKey"])),
+        status=str(entity["Status"]),
+        created=from_iso(entity["Created"]),
+        updated=from_iso(entity["Updated"]),
+        attempt=int(entity.get("Attempt", 0)),
+        started=time("Started"),
+        ended=time("Ended"),
+        lease_until=time("LeaseUntil"),
+        timed_out=bool(entity.get("TimedOut", False)),
+        outcome=json.loads(outcome) if outcome else None,
+        error=json.loads(error) if error else None,
+    )
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+__all__ = ["BUCKETS", "BroadcastRows", "StoredBroadcast", "StoredDeviceJob", "bucket_of"]

@@ -1,0 +1,323 @@
+"""Broadcast jobs over HTTP (ASGI, in-process) against Azurite, with a real device endpoint on
+127.0.0.1: IoT Hub's jobs API, the per-device records, rollout, abort, cancel and racing workers.
+The device-work queue is driven here message by message (as the queue trigger would)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from shared.runtime import Runtime
+from shared.storage.device_work import DeviceWorkQueue, WorkMessage
+from tests.integration.test_devices_api import DeviceEndpoint, assert_hub_error
+from tests.support.engine import api_client
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def api(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    async with api_client(runtime) as client:
+        client.params = httpx.QueryParams({"api-version": "2021-04-12"})
+        yield client
+
+
+@pytest.fixture
+async def device_endpoint() -> AsyncIterator[DeviceEndpoint]:
+    endpoint = await DeviceEndpoint().start()
+    yield endpoint
+    await endpoint.stop()
+
+
+@pytest.fixture
+async def work(runtime: Runtime) -> AsyncIterator[DeviceWorkQueue]:
+    queue = DeviceWorkQueue.from_connection_string(
+        runtime.settings.storage_connection, runtime.settings.device_work_queue
+    )
+    yield queue
+    await queue.close()
+
+
+async def drain(queue: DeviceWorkQueue, *runtimes: Runtime) -> int:
+    """Handle every visible device-work message (with the runtimes in turn) until none is
+    left; returns how many were handled."""
+    handled = 0
+    while True:
+        batch = [m async for m in queue.client.receive_messages(max_messages=32)]
+        if not batch:
+            return handled
+        for message in batch:
+            runtime = runtimes[handled % len(runtimes)]
+            await runtime.broadcasts.engine.handle(WorkMessage.from_json(message.content))
+            await queue.client.delete_message(message)
+            handled += 1
+
+
+async def add_devices(
+    api: httpx.AsyncClient, endpoint: DeviceEndpoint, ids: list[str], *, reachable: bool = True
+) -> None:
+    for device_id in ids:
+        body: dict[str, Any] = {"deviceId": device_id}
+        if reachable:
+            body["endpoint"] = {"uri": f"{endpoint.url}?d={device_id}"}
+        response = await api.put(f"/api/devices/{device_id}", json=body)
+        assert response.status_code == 200, response.text
+        tags = await api.patch(f"/api/twins/{device_id}", json={"tags": {"site": "berlin"}})
+        assert tags.status_code == 200, tags.text
+
+
+def method_job(job_id: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "jobId": job_id,
+        "type": "scheduleDeviceMethod",
+        "cloudToDeviceMethod": {"methodName": "reboot", "payload": {"a": 1}},
+        "queryCondition": "tags.site = 'berlin'",
+        "maxExecutionTimeInSeconds": 600,
+        **extra,
+    }
+
+
+async def device_jobs(api: httpx.AsyncClient, job_id: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    token: str | None = None
+    while True:
+        headers = {"x-ms-max-item-count": "7"}
+        if token:
+            headers["x-ms-continuation"] = token
+        response = await api.post(
+            "/api/devices/query",
+            json={"query": f"SELECT * FROM devices.jobs WHERE devices.jobs.jobId = '{job_id}'"},
+            headers=headers,
+        )
+        assert response.status_code == 200, response.text
+        assert response.headers["x-ms-item-type"] == "deviceJob"
+        found.extend(response.json())
+        token = response.headers.get("x-ms-continuation")
+        if token is None:
+            return found
+
+
+# --- the API ---------------------------------------------------------------------------------
+
+
+async def test_create_is_idempotent_another_body_is_409_and_bad_input_names_the_field(api):
+    created = await api.put("/api/jobs/v2/j1", json=method_job("j1"))
+    assert created.status_code == 200, created.text
+    body = created.json()
+    assert body["jobId"] == "j1" and body["type"] == "scheduleDeviceMethod"
+    assert body["status"] == "queued"
+    assert body["endTime"].startswith("9999-12-31T23:59:59")
+    again = await api.put("/api/jobs/v2/j1", json=method_job("j1"))
+    assert again.status_code == 200 and again.json()["jobId"] == "j1"
+    other = await api.put("/api/jobs/v2/j1", json=method_job("j1", maxExecutionTimeInSeconds=60))
+    assert_hub_error(other, 409, "Conflict")
+    too_long = await api.put(f"/api/jobs/v2/{'j' * 65}", json=method_job("j" * 65))
+    assert too_long.status_code == 400
+    bad_timeout = method_job("j2")
+    bad_timeout["cloudToDeviceMethod"]["responseTimeoutInSeconds"] = 301
+    message = assert_hub_error(
+        await api.put("/api/jobs/v2/j2", json=bad_timeout), 400, "ArgumentInvalid"
+    )
+    assert "cloudToDeviceMethod.responseTimeoutInSeconds" in message
+    bad_abort = method_job("j3", abortConfig={"criteriaList": [{"failureType": "NOPE"}]})
+    message = assert_hub_error(
+        await api.put("/api/jobs/v2/j3", json=bad_abort), 400, "ArgumentInvalid"
+    )
+    assert "abortConfig.criteriaList[0].failureType" in message
+    bad_condition = method_job("j4", queryCondition="tags.x = ")
+    assert_hub_error(await api.put("/api/jobs/v2/j4", json=bad_condition), 400, "ArgumentInvalid")
+    assert_hub_error(await api.get("/api/jobs/v2/nope"), 404, "DeviceNotFound")
+
+
+async def test_query_filters_pages_by_parameters_and_headers_and_answers_the_sdk_an_object(api):
+    later = "2031-01-01T00:00:00Z"
+    for job_id in ("a1", "a2", "a3"):
+        response = await api.put(f"/api/jobs/v2/{job_id}", json=method_job(job_id, startTime=later))
+        assert response.status_code == 200, response.text
+    twin_job = {
+        "jobId": "t1",
+        "type": "scheduleUpdateTwin",
+        "updateTwin": {"properties": {"desired": {"x": 1}}, "etag": "*"},
+        "queryCondition": "*",
+    }
+    assert (await api.put("/api/jobs/v2/t1", json=twin_job)).status_code == 200
+    assert (await api.post("/api/jobs/v2/a3/cancel")).json()["status"] == "cancelled"
+
+    first = await api.get(
+        "/api/jobs/v2/query", params={"jobType": "scheduleDeviceMethod", "pageSize": 1}
+    )
+    assert first.status_code == 200, first.text
+    assert [j["jobId"] for j in first.json()] == ["a1"]
+    assert first.json()[0]["status"] == "scheduled"
+    token = first.headers["x-ms-continuation"]
+    rest = await api.get(
+        "/api/jobs/v2/query",
+        params={"jobType": "scheduleDeviceMethod"},
+        headers={"x-ms-continuation": token, "x-ms-max-item-count": "5"},
+    )
+    assert [j["jobId"] for j in rest.json()] == ["a2", "a3"]
+    assert "x-ms-continuation" not in rest.headers
+    cancelled = await api.get("/api/jobs/v2/query", params={"jobStatus": "canceled"})
+    assert [j["jobId"] for j in cancelled.json()] == ["a3"]
+    sdk = await api.get(
+        "/api/jobs/v2/query",
+        params={"jobType": "scheduleUpdateTwin"},
+        headers={"User-Agent": "azure-iot-hub/2.7.0 iothubgatewayserviceapis/1.0"},
+    )
+    assert sdk.json()["type"] == "jobResponse"
+    assert [j["jobId"] for j in sdk.json()["items"]] == ["t1"]
+    bad = await api.get("/api/jobs/v2/query", params={"jobStatus": "sleeping"})
+    assert "jobStatus" in assert_hub_error(bad, 400, "ArgumentInvalid")
+    bad_size = await api.get("/api/jobs/v2/query", params={"pageSize": 0})
+    assert "pageSize" in assert_hub_error(bad_size, 400, "ArgumentInvalid")
+
+
+# --- the engine ------------------------------------------------------------------------------
+
+
+async def test_a_method_broadcast_to_30_devices_with_failures_ends_with_exact_statistics(
+    api, device_endpoint, work, runtime
+):
+    reachable = [f"d{i:02d}" for i in range(20)]
+    offline = [f"x{i:02d}" for i in range(10)]
+    await add_devices(api, device_endpoint, reachable)
+    await add_devices(api, device_endpoint, offline, reachable=False)
+    assert (await api.put("/api/jobs/v2/m1", json=method_job("m1"))).status_code == 200
+    await drain(work, runtime)
+
+    job = (await api.get("/api/jobs/v2/m1")).json()
+    assert job["status"] == "completed", job
+    assert job["deviceJobStatistics"] == {
+        "deviceCount": 30,
+        "failedCount": 10,
+        "succeededCount": 20,
+        "runningCount": 0,
+        "pendingCount": 0,
+    }
+    assert len(device_endpoint.calls) == 20
+    keys = sorted(headers["Idempotency-Key"] for headers, _ in device_endpoint.calls)
+    assert keys == [f"m1:{d}" for d in reachable]
+    records = {r["deviceId"]: r for r in await device_jobs(api, "m1")}
+    assert len(records) == 30
+    assert records["d00"]["status"] == "completed"
+    assert records["d00"]["outcome"] == {
+        "deviceMethodResponse": {"status": 201, "payload": {"echo": {"a": 1}}}
+    }
+    assert records["x00"]["status"] == "failed"
+    assert records["x00"]["error"]["code"] == "DeviceNotOnline"
+
+
+async def test_a_twin_broadcast_sets_the_desired_properties_of_every_selected_device(
+    api, device_endpoint, work, runtime
+):
+    await add_devices(api, device_endpoint, ["t1", "t2", "t3"])
+    body = {
+        "type": "scheduleUpdateTwin",
+        "updateTwin": {"properties": {"desired": {"fw": "2.0"}}, "etag": "*"},
+        "queryCondition": "deviceId IN ['t1', 't3']",
+    }
+    assert (await api.put("/api/jobs/v2/tw", json=body)).status_code == 200
+    await drain(work, runtime)
+    job = (await api.get("/api/jobs/v2/tw")).json()
+    assert job["status"] == "completed"
+    assert job["deviceJobStatistics"]["succeededCount"] == 2
+    for device_id, expected in (("t1", "2.0"), ("t2", None), ("t3", "2.0")):
+        twin = (await api.get(f"/api/twins/{device_id}")).json()
+        assert twin["properties"]["desired"].get("fw") == expected
+
+
+async def test_rollout_hides_each_device_message_until_its_slot(
+    api, device_endpoint, work, runtime
+):
+    await add_devices(api, device_endpoint, ["r1", "r2", "r3"])
+    job = method_job("ro", rollout={"maximumPerMinute": 1})
+    assert (await api.put("/api/jobs/v2/ro", json=job)).status_code == 200
+    await drain(work, runtime)  # the start, then the one device whose slot is now
+    assert len(device_endpoint.calls) == 1
+    stats = (await api.get("/api/jobs/v2/ro")).json()["deviceJobStatistics"]
+    assert stats["succeededCount"] == 1 and stats["pendingCount"] == 2
+    assert await work.client.peek_messages(max_messages=32) == []
+
+    cancelled = await api.post("/api/jobs/v2/ro/cancel")
+    assert cancelled.json()["status"] == "cancelled"
+    await drain(work, runtime)  # the sweep
+    final = (await api.get("/api/jobs/v2/ro")).json()
+    assert final["status"] == "cancelled"
+    assert final["deviceJobStatistics"] == {
+        "deviceCount": 3,
+        "failedCount": 2,
+        "succeededCount": 1,
+        "runningCount": 0,
+        "pendingCount": 0,
+    }
+    statuses = sorted(r["status"] for r in await device_jobs(api, "ro"))
+    assert statuses == ["canceled", "canceled", "completed"]
+
+
+async def test_the_abort_threshold_cancels_the_job_and_names_the_criterion(
+    api, device_endpoint, work, runtime
+):
+    await add_devices(api, device_endpoint, [f"o{i}" for i in range(6)], reachable=False)
+    job = method_job(
+        "ab",
+        rollout={"maximumPerMinute": 2},
+        abortConfig={
+            "criteriaList": [
+                {
+                    "failureType": "FAILED",
+                    "action": "CANCEL",
+                    "thresholdPercentage": 50,
+                    "minNumberOfExecutedThings": 1,
+                }
+            ]
+        },
+    )
+    assert (await api.put("/api/jobs/v2/ab", json=job)).status_code == 200
+    await drain(work, runtime)
+    final = (await api.get("/api/jobs/v2/ab")).json()
+    assert final["status"] == "cancelled"
+    assert "abortConfig: FAILED reached 50%" in final["failureReason"]
+    stats = final["deviceJobStatistics"]
+    assert stats["failedCount"] == 6 and stats["deviceCount"] == 6
+
+
+async def test_retries_call_a_failing_device_again_and_count_it_once(
+    api, device_endpoint, work, runtime
+):
+    await add_devices(api, device_endpoint, ["f1"], reachable=False)
+    job = method_job(
+        "rt", retryConfig={"criteriaList": [{"failureType": "ALL", "numberOfRetries": 2}]}
+    )
+    assert (await api.put("/api/jobs/v2/rt", json=job)).status_code == 200
+    handled = await drain(work, runtime)
+    assert handled == 1 + 3  # the start and three attempts (the time limit's sweep is hidden)
+    final = (await api.get("/api/jobs/v2/rt")).json()
+    assert final["deviceJobStatistics"]["failedCount"] == 1
+    assert final["status"] == "completed"
+
+
+async def test_two_workers_racing_on_the_same_messages_call_each_device_once(
+    api, device_endpoint, work, runtimes: Callable[..., Awaitable[Runtime]], runtime
+):
+    other = await runtimes(clock=runtime.clock)
+    ids = [f"c{i:02d}" for i in range(12)]
+    await add_devices(api, device_endpoint, ids)
+    assert (await api.put("/api/jobs/v2/rc", json=method_job("rc"))).status_code == 200
+    await runtime.broadcasts.engine.start("rc")
+    messages = [m async for m in work.client.receive_messages(max_messages=32)]
+    device_messages = [WorkMessage.from_json(m.content) for m in messages]
+    device_messages = [m for m in device_messages if m.action == "device"]
+    assert len(device_messages) == 12
+    await asyncio.gather(
+        *(rt.broadcasts.engine.handle(m) for m in device_messages for rt in (runtime, other))
+    )
+    assert sorted(h["Idempotency-Key"] for h, _ in device_endpoint.calls) == [
+        f"rc:{d}" for d in ids
+    ]
+    final = (await api.get("/api/jobs/v2/rc")).json()
+    assert final["status"] == "completed"
+    assert final["deviceJobStatistics"]["succeededCount"] == 12
