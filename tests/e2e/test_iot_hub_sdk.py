@@ -326,3 +326,15 @@ async def test_a_read_only_policy_reads_but_its_writes_are_401(hub: Hub) -> None
     for error in refused:
         assert_hub_error(error, 401, "IotHubUnauthorizedAccess")
     assert (await sdk(owner.get_device, "pump-1")).status == "enabled"
+
+
+async def test_get_devices_takes_a_count_outside_1_to_1000_as_1000(hub: Hub) -> None:
+    """The SDK documents (and passes on unchecked) that any `max_number_of_devices` outside
+    1-1000 is taken as 1000 by the service: not a 400."""
+    registry = hub.registry()
+    for number in range(3):
+        await sdk(registry.create_device_with_sas, f"pump-{number}", PRIMARY, SECONDARY, "enabled")
+
+    for out_of_range in (0, -5, 1001, 5000):
+        assert len(await sdk(registry.get_devices, out_of_range)) == 3, out_of_range
+    assert len(await sdk(registry.get_devices, 2)) == 2
