@@ -15,7 +15,7 @@ import shutil
 import ssl
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,7 +30,7 @@ from azure.iot.hub.models import (
     Twin,
     TwinProperties,
 )
-from msrest.exceptions import HttpOperationError
+from msrest.exceptions import ClientRequestError, HttpOperationError
 
 from devhost.host import DevHost
 from devhost.tls import HttpsCertificate
@@ -53,6 +53,8 @@ READER = AccessPolicy(
 )
 PRIMARY = base64.b64encode(b"p" * 32).decode()
 SECONDARY = base64.b64encode(b"s" * 32).decode()
+
+NEVER = datetime(1, 1, 1, tzinfo=UTC)
 
 T = TypeVar("T")
 
@@ -147,9 +149,9 @@ def assert_device(device: Device, device_id: str, status: str) -> None:
     assert device.etag and base64.b64decode(device.etag)
     assert device.generation_id
     assert device.connection_state == "Disconnected"
-    assert isinstance(device.status_updated_time, datetime)
-    assert isinstance(device.last_activity_time, datetime)
-    assert isinstance(device.connection_state_updated_time, datetime)
+    assert abs(device.status_updated_time - datetime.now(UTC)) < timedelta(minutes=5)
+    assert device.last_activity_time == NEVER  # IoT Hub's "not yet"
+    assert device.connection_state_updated_time == NEVER
     assert device.cloud_to_device_message_count == 0
     assert device.authentication.type == "sas"
     assert device.authentication.symmetric_key.primary_key == PRIMARY
@@ -206,6 +208,10 @@ async def test_twins_updated_with_etag_or_wildcard_and_replaced(hub: Hub) -> Non
     assert twin.etag and twin.device_etag
     assert twin.connection_state == "Disconnected"
     assert twin.authentication_type == "sas"
+    assert abs(twin.status_update_time - datetime.now(UTC)) < timedelta(minutes=5)
+    assert twin.last_activity_time == NEVER
+    assert twin.cloud_to_device_message_count == 0
+    assert twin.capabilities.iot_edge is False
     assert twin.tags == {}
     assert twin.properties.desired["$version"] == 1
     assert twin.properties.reported["$version"] == 1
@@ -217,6 +223,7 @@ async def test_twins_updated_with_etag_or_wildcard_and_replaced(hub: Hub) -> Non
     assert patched.properties.desired["$version"] == 2
     assert patched.version == 2
     assert patched.etag != twin.etag
+    assert patched.device_etag == twin.device_etag  # a twin change is not a device change
     stale = await sdk_error(registry.update_twin, "pump-1", patch, twin.etag)
     assert_hub_error(stale, 412, "PreconditionFailed")
 
@@ -255,7 +262,9 @@ async def test_a_twin_query_pages_through_continuations(hub: Hub) -> None:
         pages += 1
         assert page.type == "twin"
         assert len(page.items) <= 2
-        assert all(isinstance(item, Twin) and item.tags == {"site": "berlin"} for item in page.items)
+        assert all(
+            isinstance(item, Twin) and item.tags == {"site": "berlin"} for item in page.items
+        )
         found += [item.device_id for item in page.items]
         token = page.continuation_token
         if token is None:
@@ -338,3 +347,16 @@ async def test_get_devices_takes_a_count_outside_1_to_1000_as_1000(hub: Hub) -> 
     for out_of_range in (0, -5, 1001, 5000):
         assert len(await sdk(registry.get_devices, out_of_range)) == 3, out_of_range
     assert len(await sdk(registry.get_devices, 2)) == 2
+
+
+async def test_the_sdk_trusts_the_app_only_through_the_ca_in_its_environment(
+    hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Proof that the calls above went over verified HTTPS: without REQUESTS_CA_BUNDLE the
+    same SDK refuses the app's certificate."""
+    registry = hub.registry()
+    assert await sdk(registry.get_devices, 1) == []
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE")
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    with pytest.raises(ClientRequestError, match="CERTIFICATE_VERIFY_FAILED"):
+        await sdk(hub.registry().get_devices, 1)
