@@ -115,6 +115,8 @@ async def hub(
         "DISPATCH_SCHEDULE": "0 0 0 1 1 *",  # the timer stays out of the way
         "SCHEDULER_IOT_POLICIES": policies_setting(OWNER, READER),
         "SCHEDULER_ALLOWED_NETWORKS": "loopback",  # the device endpoint is on 127.0.0.1
+        # The broadcast engine's queue (branch `broadcast`): its queue trigger needs the name.
+        "SCHEDULER_DEVICE_WORK_QUEUE": f"{unique_name}-dw",
     }
     https = HttpsCertificate(certificate.cert_pem, certificate.key_pem)
     async with DevHost(
