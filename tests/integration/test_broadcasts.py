@@ -13,7 +13,8 @@ import pytest
 
 from shared.runtime import Runtime
 from shared.storage.device_work import DeviceWorkQueue, WorkMessage
-from tests.integration.test_devices_api import DeviceEndpoint, assert_hub_error
+from tests.integration.test_devices_api import assert_hub_error
+from tests.support.device_endpoint import DeviceEndpoint
 from tests.support.engine import api_client
 
 pytestmark = pytest.mark.integration
