@@ -226,7 +226,7 @@ async def test_tls_is_verified_for_the_jobs_host_name_not_the_address(
     settings = {"SCHEDULER_EXTRA_CA_CERTS": str(pki.ca_file)}
     authentication = {
         "type": "ClientCertificate",
-        "pfx": pki.client.pfx(),
+        "pfx": pki.client.pfx(PFX_PASSWORD),
         "password": PFX_PASSWORD,
     }
     with serving(Server(server_tls(pki, tmp_path))) as tls_target:
@@ -263,7 +263,7 @@ async def test_a_tls_connection_is_reused_only_for_the_name_it_was_verified_for(
     settings = {"SCHEDULER_EXTRA_CA_CERTS": str(pki.ca_file)}
     authentication = {
         "type": "ClientCertificate",
-        "pfx": pki.client.pfx(),
+        "pfx": pki.client.pfx(PFX_PASSWORD),
         "password": PFX_PASSWORD,
     }
     server = Server(tls)

@@ -8,7 +8,6 @@ import asyncio
 import base64
 import contextlib
 import datetime as dt
-import ipaddress
 import json
 import logging
 import ssl
@@ -16,18 +15,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, quote_plus, urlsplit
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import pkcs12
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives import serialization
 
 from shared.config import Settings
 from shared.errors import ConfigError
@@ -35,6 +30,7 @@ from shared.kinds.base import ActionContext
 from shared.kinds.http import runner as http_module
 from shared.kinds.http.runner import HttpActionRunner
 from shared.model.actions import JobAction
+from tests.support.test_ca import Issued, issue, make_ca
 
 pytestmark = pytest.mark.integration
 
@@ -50,102 +46,6 @@ STORAGE = {"AzureWebJobsStorage": "UseDevelopmentStorage=true"}  # never used by
 
 
 # --- a test PKI ----------------------------------------------------------------------------------
-
-
-@dataclass
-class Issued:
-    key: Any
-    cert: x509.Certificate
-
-    def pem_files(self, directory: Path, name: str) -> tuple[Path, Path]:
-        cert_path, key_path = directory / f"{name}.crt", directory / f"{name}.key"
-        cert_path.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
-        key_path.write_bytes(
-            self.key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-        return cert_path, key_path
-
-    def pfx(self, password: str = PFX_PASSWORD) -> str:
-        data = pkcs12.serialize_key_and_certificates(
-            b"client",
-            self.key,
-            self.cert,
-            None,
-            serialization.BestAvailableEncryption(password.encode()),
-        )
-        return base64.b64encode(data).decode()
-
-
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
-def make_ca(common_name: str) -> Issued:
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name(common_name))
-        .issuer_name(_name(common_name))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return Issued(key, cert)
-
-
-def issue(
-    ca: Issued, common_name: str, *, dns: tuple[str, ...] = (), ips: tuple[str, ...] = ()
-) -> Issued:
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.now(UTC)
-    names: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]
-    names += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(common_name))
-        .issuer_name(ca.cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=7))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.ExtendedKeyUsage(
-                [ExtendedKeyUsageOID.SERVER_AUTH if names else ExtendedKeyUsageOID.CLIENT_AUTH]
-            ),
-            critical=False,
-        )
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()),
-            critical=False,
-        )
-    )
-    if names:
-        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-    return Issued(key, builder.sign(ca.key, hashes.SHA256()))
 
 
 @dataclass
@@ -501,7 +401,7 @@ async def test_without_authentication_the_jobs_own_header_is_sent(
 
 
 def certificate(issued: Issued) -> dict[str, Any]:
-    return {"type": "ClientCertificate", "pfx": issued.pfx(), "password": PFX_PASSWORD}
+    return {"type": "ClientCertificate", "pfx": issued.pfx(PFX_PASSWORD), "password": PFX_PASSWORD}
 
 
 async def test_client_certificate_opens_mutual_tls(
@@ -822,7 +722,7 @@ async def test_the_api_never_returns_secrets(runtimes: Any, target: Server, pki:
         return runtime
 
     base = "/api/jobCollections/secrets"
-    pfx = pki.client.pfx()
+    pfx = pki.client.pfx(PFX_PASSWORD)
     body = {
         "properties": {
             "startTime": "2099-01-01T00:00:00Z",
