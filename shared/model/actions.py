@@ -5,8 +5,7 @@ Cloud Scheduler's exponential backoff (`retryType: Exponential`). An action is
 `{"type", <payload field>: {...}, "retryPolicy"}`; what `type` may be, which field holds the
 payload and how the payload is validated come from the action kinds the process knows
 (`shared/kinds/`, see docs/ARCHITECTURE.md "How to add an action kind"). A type no kind claims is
-refused naming `type`; Azure's Service Bus types, while no kind claims them, with a clear
-"not supported".
+refused naming `type`; a stored one keeps its JSON (`shared/kinds/unavailable.py`).
 """
 
 from __future__ import annotations
@@ -50,7 +49,6 @@ DEFAULT_MAX_DOUBLINGS = 5
 
 
 # Azure Scheduler's types that, unless a registered kind claims them, get a clear refusal.
-_AZURE_TYPES = {"servicebusqueue": "ServiceBusQueue", "servicebustopic": "ServiceBusTopic"}
 
 P = TypeVar("P", bound=ApiModel)
 
@@ -292,9 +290,6 @@ def _kind_of(value: object, kinds: KindRegistry) -> Kind[Any]:
     kind = kinds.kind_of(value)
     if kind is not None:
         return kind
-    if value.casefold() in _AZURE_TYPES:
-        name = _AZURE_TYPES[value.casefold()]
-        raise field_error("type", value, f"{name} actions are not supported by this scheduler")
     raise field_error("type", value, f"type must be one of {known}")
 
 
