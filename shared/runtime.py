@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from shared.clock import Clock, SystemClock
@@ -26,6 +26,8 @@ from shared.engine.executor import Executor
 from shared.engine.service import JobService
 from shared.kinds.base import Kind
 from shared.kinds.registry import KindRunners, register_kinds
+from shared.kinds.webjob.catalog import WebJobCatalog
+from shared.kinds.webjob.kind import WEBJOB
 from shared.storage.devices import DeviceRows
 from shared.storage.queue import AttemptQueue
 from shared.storage.store import JobStore
@@ -42,6 +44,8 @@ class Runtime:
     executor: Executor
     jobs: JobService
     devices: DeviceRegistry
+    # The WebJobs folders found at start-up (their jobs are kept in the collection `webjobs`).
+    webjobs: WebJobCatalog = field(default_factory=WebJobCatalog)
 
     @classmethod
     async def create(
@@ -73,6 +77,7 @@ class Runtime:
             settings,
             app_settings,
         )
+        jobs = JobService(store, dispatcher, clock, settings)
         return cls(
             settings=settings,
             clock=clock,
@@ -81,8 +86,9 @@ class Runtime:
             runners=runners,
             dispatcher=dispatcher,
             executor=executor,
-            jobs=JobService(store, dispatcher, clock, settings),
+            jobs=jobs,
             devices=DeviceRegistry(DeviceRows(store.tables.devices), DeviceCaller(settings), clock),
+            webjobs=await WebJobCatalog.load(WEBJOB.options(settings), jobs),
         )
 
     async def close(self) -> None:

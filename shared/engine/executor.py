@@ -174,6 +174,7 @@ class Executor:
             settings=self._settings,
             app_settings=self._app_settings,
             output_name=output_name_of_key(run.collection, run.tally_key),
+            arguments=run.arguments,
         )
         outcome = await self._runners.run(action, context)
         finished = self._clock.now()
