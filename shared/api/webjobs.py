@@ -9,7 +9,7 @@ import hashlib
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from shared.api.refs import RuntimeDep
@@ -27,6 +27,9 @@ from shared.kinds.webjob.views import (
 from shared.runtime import Runtime
 
 router = APIRouter()
+# Kudu's job names (letters, digits, '_' and '-'); a run id is an occurrence (views.py).
+JobNameParam = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
+RunIdParam = Annotated[str, Path(pattern=r"^[0-9]{8}T[0-9]{6}Z[A-Za-z0-9-]{0,40}$")]
 _MAX_ARGUMENTS = 8000
 
 
@@ -71,7 +74,7 @@ async def list_triggered(rt: RuntimeDep, request: Request) -> Any:
 
 
 @router.get("/triggeredwebjobs/{name}", name="TriggeredWebJobs_Get", summary="A triggered WebJob")
-async def get_triggered(name: str, rt: RuntimeDep, request: Request) -> Any:
+async def get_triggered(name: JobNameParam, rt: RuntimeDep, request: Request) -> Any:
     return await _triggered_json(rt, _folder(rt, TRIGGERED, name), request)
 
 
@@ -83,7 +86,7 @@ async def get_triggered(name: str, rt: RuntimeDep, request: Request) -> Any:
     status_code=202,
 )
 async def run_triggered(
-    name: str,
+    name: JobNameParam,
     rt: RuntimeDep,
     request: Request,
     arguments: Annotated[str, Query(max_length=_MAX_ARGUMENTS)] = "",
@@ -111,7 +114,7 @@ async def run_triggered(
     response_class=Response,
 )
 async def history(
-    name: str,
+    name: JobNameParam,
     rt: RuntimeDep,
     request: Request,
     if_none_match: Annotated[str | None, Header(alias="If-None-Match")] = None,
@@ -129,7 +132,7 @@ async def history(
     name="TriggeredWebJobs_GetRun",
     summary="One run",
 )
-async def get_run(name: str, runId: str, rt: RuntimeDep, request: Request) -> Any:
+async def get_run(name: JobNameParam, runId: RunIdParam, rt: RuntimeDep, request: Request) -> Any:
     folder = _folder(rt, TRIGGERED, name)
     found = next((r for r in await _runs(rt, folder, request) if r["id"] == runId), None)
     if found is None:
@@ -145,7 +148,7 @@ async def list_continuous(rt: RuntimeDep, request: Request) -> Any:
 @router.get(
     "/continuouswebjobs/{name}", name="ContinuousWebJobs_Get", summary="A continuous WebJob"
 )
-async def get_continuous(name: str, rt: RuntimeDep, request: Request) -> Any:
+async def get_continuous(name: JobNameParam, rt: RuntimeDep, request: Request) -> Any:
     return job_json(_folder(rt, CONTINUOUS, name), rt.webjobs, _urls(request))
 
 
@@ -155,7 +158,7 @@ async def get_continuous(name: str, rt: RuntimeDep, request: Request) -> Any:
     summary="Start or stop a continuous WebJob (not available in this version: 501)",
     response_class=JSONResponse,
 )
-async def start_stop_continuous(name: str, verb: str, rt: RuntimeDep) -> JSONResponse:
+async def start_stop_continuous(name: JobNameParam, verb: str, rt: RuntimeDep) -> JSONResponse:
     folder = _folder(rt, CONTINUOUS, name)
     if verb not in ("start", "stop"):
         raise NotFound(f"No such operation: {verb}")
