@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from shared.broadcasts.engine import BroadcastEngine
@@ -28,6 +28,8 @@ from shared.engine.executor import Executor
 from shared.engine.service import JobService
 from shared.kinds.base import Kind
 from shared.kinds.registry import KindRunners, register_kinds
+from shared.kinds.webjob.catalog import WebJobCatalog
+from shared.kinds.webjob.kind import WEBJOB
 from shared.storage.broadcasts import BroadcastRows
 from shared.storage.device_work import DeviceWorkQueue
 from shared.storage.devices import DeviceRows
@@ -47,6 +49,8 @@ class Runtime:
     jobs: JobService
     devices: DeviceRegistry
     broadcasts: BroadcastService
+    # The WebJobs folders found at start-up (their jobs are kept in the collection `webjobs`).
+    webjobs: WebJobCatalog = field(default_factory=WebJobCatalog)
 
     @classmethod
     async def create(
@@ -86,6 +90,7 @@ class Runtime:
             settings.storage_connection, settings.device_work_queue
         ).ensure()
         engine = BroadcastEngine(broadcast_rows, device_work, devices, clock)
+        jobs = JobService(store, dispatcher, clock, settings)
         return cls(
             settings=settings,
             clock=clock,
@@ -94,9 +99,10 @@ class Runtime:
             runners=runners,
             dispatcher=dispatcher,
             executor=executor,
-            jobs=JobService(store, dispatcher, clock, settings),
+            jobs=jobs,
             devices=devices,
             broadcasts=BroadcastService(broadcast_rows, device_work, engine, clock),
+            webjobs=await WebJobCatalog.load(WEBJOB.options(settings), jobs),
         )
 
     async def close(self) -> None:

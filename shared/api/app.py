@@ -17,6 +17,7 @@ from shared.api import devices as devices_api
 from shared.api import history as history_api
 from shared.api import jobs as jobs_api
 from shared.api import output as output_api
+from shared.api import webjobs as webjobs_api
 from shared.api.errors import install_error_handlers
 from shared.api.iot_auth import PoliciesProvider, install_iothub_errors
 from shared.api.iot_auth import fallback as iot_fallback
@@ -82,6 +83,12 @@ def build_router() -> APIRouter:
     api.include_router(
         broadcasts_api.router,
         tags=["jobs (IoT Hub)"],
+        generate_unique_id_function=_arm_operation_id,
+    )
+    # Kudu's WebJobs paths, under `/api` as on Kudu's own host.
+    api.include_router(
+        webjobs_api.router,
+        tags=["webjobs (Kudu)"],
         generate_unique_id_function=_arm_operation_id,
     )
     for mount in MOUNTS:

@@ -317,8 +317,9 @@ class Dispatcher:
 
         await run_bounded(limit, send, plans)
 
-    async def run_on_demand(self, job: StoredJob) -> Run:
-        """An on-demand run: its own run row and message, outside the schedule."""
+    async def run_on_demand(self, job: StoredJob, arguments: str = "", trigger: str = "") -> Run:
+        """An on-demand run: its own run row and message, outside the schedule; `arguments`
+        and `trigger` travel with the run (a WebJob's command line and its requester)."""
         now = self._clock.now().replace(microsecond=0)
         run = Run(
             collection=job.collection,
@@ -329,6 +330,8 @@ class Dispatcher:
             due=now,
             on_demand=True,
             token="manual-" + uuid.uuid4().hex[:8],
+            arguments=arguments,
+            trigger=trigger,
         )
         run = await self._store.create_run(run, now)
         await self._queue.send(message_for(run), due=now, now=now)

@@ -219,6 +219,7 @@ class Executor:
             settings=self._settings,
             app_settings=self._app_settings,
             output_name=output_name_of_key(run.collection, run.tally_key),
+            arguments=run.arguments,
         )
         call = self._runners.run(action, context)
         if job.properties.overlap is OverlapPolicy.REPLACE:

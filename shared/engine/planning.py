@@ -127,6 +127,7 @@ def history_record(
         late_seconds=run.late_seconds,
         on_demand=run.on_demand,
         run_token=run.token,
+        trigger=run.trigger,
     )
 
 

@@ -158,6 +158,10 @@ class Run:
     claimed_until: datetime | None = None
     started_at: datetime | None = None
     token: str = ""
+    # An on-demand run's own arguments for its action (a WebJob's command-line arguments) and
+    # who asked for it ("External - <user agent>"); empty for scheduled runs.
+    arguments: str = ""
+    trigger: str = ""
     # When the timer looks at the run again if it has not moved on (its watch row's time).
     watch_at: datetime | None = None
     created: datetime | None = None
@@ -226,6 +230,7 @@ class HistoryRecord:
     on_demand: bool = False
     run_token: str = ""
     output: bool = False  # the attempt kept output (shared/storage/output.py)
+    trigger: str = ""  # the run's `trigger` (on-demand runs that named one)
 
     @property
     def row_key(self) -> str:

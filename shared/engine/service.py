@@ -180,9 +180,11 @@ class JobService:
         """The jobs as the API shows them: counters and next execution time complete."""
         return await self._store.with_status(jobs)
 
-    async def run_on_demand(self, ref: CollectionRef, name: str) -> Run:
+    async def run_on_demand(
+        self, ref: CollectionRef, name: str, arguments: str = "", trigger: str = ""
+    ) -> Run:
         job = await self.get_job(ref, name)
-        return await self._dispatcher.run_on_demand(job)
+        return await self._dispatcher.run_on_demand(job, arguments, trigger)
 
     async def preview(
         self, ref: CollectionRef, name: str, count: int, after: datetime | None

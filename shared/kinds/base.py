@@ -42,6 +42,8 @@ class ActionContext:
     app_settings: Mapping[str, str] = field(default_factory=dict, repr=False)
     # Where this attempt's output goes (kinds that keep output: shared/storage/output.py).
     output_name: str = ""
+    # An on-demand run's own arguments (a WebJob's command line); empty otherwise.
+    arguments: str = ""
 
     def __post_init__(self) -> None:
         if self.nominal.tzinfo is None:

@@ -24,6 +24,7 @@ from shared.kinds.common.scrub import scrub
 from shared.kinds.http.kind import HTTP
 from shared.kinds.service_bus.kind import SERVICE_BUS_KINDS
 from shared.kinds.storage_queue import STORAGE_QUEUE
+from shared.kinds.webjob.kind import WEBJOB
 
 if TYPE_CHECKING:
     from shared.config import Settings
@@ -34,6 +35,7 @@ BUILTIN_KINDS: tuple[Kind[Any], ...] = (
     STORAGE_QUEUE,
     *SERVICE_BUS_KINDS,
     CODE,
+    WEBJOB,
 )
 
 

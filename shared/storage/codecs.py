@@ -123,6 +123,8 @@ def run_entity(run: Run) -> dict[str, Any]:
         "repeat_count": run.repeat_count,
         "due": to_iso(run.due),
         "manual": run.on_demand,
+        "args": run.arguments,
+        "trigger": run.trigger,
         "last": run.last,
         "phase": run.phase.value,
         "attempt": run.attempt,
@@ -148,6 +150,8 @@ def run_from_entity(entity: TableEntity) -> Run:
         repeat_count=int(entity["repeat_count"]),
         due=from_iso(entity["due"]),
         on_demand=bool(entity["manual"]),
+        arguments=entity.get("args") or "",
+        trigger=entity.get("trigger") or "",
         last=bool(entity["last"]),
         phase=ActionName(entity["phase"]),
         attempt=int(entity["attempt"]),
@@ -229,6 +233,7 @@ def history_entity(record: HistoryRecord) -> dict[str, Any]:
         "manual": record.on_demand,
         "run_token": record.run_token,
         "output": record.output,
+        "trigger": record.trigger,
     }
 
 
@@ -250,6 +255,7 @@ def history_from_entity(entity: TableEntity) -> HistoryRecord:
         on_demand=bool(entity.get("manual")),
         run_token=entity.get("run_token") or "",
         output=bool(entity.get("output")),
+        trigger=entity.get("trigger") or "",
     )
 
 

@@ -33,6 +33,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
+from hypothesis.errors import Unsatisfiable
 from schemathesis import Case, GenerationMode, Response
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import FailureGroup
@@ -319,6 +320,16 @@ DEVICE_EXPLICIT: list[tuple[str, dict[str, str], Any, int]] = [
     ("Jobs_CancelScheduledJob", {"jobId": "job1"}, None, 200),
 ]
 NEEDS_A_DEVICE_ENDPOINT = {"POST /api/twins/{deviceId}/methods"}
+# The app under test ships no WebJobs folder, so a named WebJob is always 404 here; their
+# successes are tested against real folders in tests/integration/test_webjobs_api.py.
+NEEDS_A_WEBJOBS_FOLDER = {
+    "GET /api/triggeredwebjobs/{name}",
+    "POST /api/triggeredwebjobs/{name}/run",
+    "GET /api/triggeredwebjobs/{name}/history",
+    "GET /api/triggeredwebjobs/{name}/history/{runId}",
+    "GET /api/continuouswebjobs/{name}",
+    "POST /api/continuouswebjobs/{name}/{verb}",
+}
 
 
 def run_explicit_output(schema: Any, client: ASGIClient) -> list[str]:
@@ -446,6 +457,11 @@ def run_operation(
 
     try:
         fuzz()
+    except Unsatisfiable:
+        # An operation with no parameter and no body (GET /api/webjobs) has no invalid request.
+        if mode is GenerationMode.NEGATIVE and not operation.path_parameters:
+            return None
+        raise
     except (Exception, FailureGroup) as error:
         return error
     return None
@@ -492,7 +508,7 @@ def test_schemathesis_finds_no_5xx_schema_violation_or_secret(app: AppWithRuntim
         label
         for label in labels
         if not any(200 <= code < 300 for code in STATUSES[label])
-        and label not in NEEDS_A_DEVICE_ENDPOINT
+        and label not in NEEDS_A_DEVICE_ENDPOINT | NEEDS_A_WEBJOBS_FOLDER
     ]
     assert not never_succeeded, never_succeeded
     elapsed = time.monotonic() - started

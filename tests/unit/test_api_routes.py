@@ -83,6 +83,18 @@ def test_every_operation_is_on_both_path_families_and_nothing_else(operations) -
         ("GET", "/api/jobs/v2/{jobId}"): "Jobs_GetScheduledJob",
         ("POST", "/api/jobs/v2/{jobId}/cancel"): "Jobs_CancelScheduledJob",
     }
+    # Kudu's WebJobs routes are at Kudu's paths, once (shared/api/webjobs.py).
+    expected |= {
+        ("GET", "/api/webjobs"): "WebJobs_List",
+        ("GET", "/api/triggeredwebjobs"): "TriggeredWebJobs_List",
+        ("GET", "/api/triggeredwebjobs/{name}"): "TriggeredWebJobs_Get",
+        ("POST", "/api/triggeredwebjobs/{name}/run"): "TriggeredWebJobs_Run",
+        ("GET", "/api/triggeredwebjobs/{name}/history"): "TriggeredWebJobs_History",
+        ("GET", "/api/triggeredwebjobs/{name}/history/{runId}"): "TriggeredWebJobs_GetRun",
+        ("GET", "/api/continuouswebjobs"): "ContinuousWebJobs_List",
+        ("GET", "/api/continuouswebjobs/{name}"): "ContinuousWebJobs_Get",
+        ("POST", "/api/continuouswebjobs/{name}/{verb}"): "ContinuousWebJobs_StartStop",
+    }
     found = {key: operation["operationId"] for key, operation in operations.items()}
 
     assert found == expected

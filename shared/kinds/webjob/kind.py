@@ -1,0 +1,74 @@
+"""The WebJob kind: `{"type": "WebJob", "webJob": {"name", "jobType"}}` runs the script of a
+WebJobs folder shipped with the app (shared/kinds/webjob/folders.py) as a child process.
+
+Its settings: `SCHEDULER_WEBJOBS_ROOT` (the folder holding `triggered/` and `continuous/`;
+default `webjobs/` beside function_app.py) and `SCHEDULER_WEBJOBS_TIMEOUT_SECONDS` (how long one
+triggered run may take before it is stopped; keep it under the host's functionTimeout).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from shared.errors import ConfigError
+from shared.kinds.base import ActionRunner, Kind
+from shared.kinds.webjob.folders import MAX_STOPPING_WAIT_SECONDS
+from shared.kinds.webjob.model import WebJobAction
+
+if TYPE_CHECKING:
+    from shared.config import Settings
+
+ROOT_SETTING = "SCHEDULER_WEBJOBS_ROOT"
+TIMEOUT_SETTING = "SCHEDULER_WEBJOBS_TIMEOUT_SECONDS"
+DEFAULT_TIMEOUT_SECONDS = 270  # under the Consumption plan's default functionTimeout (5 min)
+MAX_TIMEOUT_SECONDS = 3600
+APP_ROOT = Path(__file__).resolve().parents[3]  # the folder of function_app.py
+
+
+@dataclass(frozen=True)
+class WebJobSettings:
+    root: Path = APP_ROOT / "webjobs"
+    timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS
+
+
+class WebJobKind(Kind[WebJobAction]):
+    type_names = ("WebJob",)
+    payload_field = "webJob"
+    payload_model = WebJobAction
+    settings = (ROOT_SETTING, TIMEOUT_SETTING, "SCHEDULER_OUTPUT_MAX_BYTES")
+
+    def runner(self, settings: Settings) -> ActionRunner:
+        from shared.kinds.webjob.runner import WebJobRunner
+
+        return WebJobRunner(settings, self.options(settings))
+
+    def options(self, settings: Settings) -> WebJobSettings:
+        options = settings.for_kind(self)
+        return options if isinstance(options, WebJobSettings) else WebJobSettings()
+
+    def timeout(self, payload: WebJobAction, settings: Settings) -> timedelta:
+        # The run, the stop (up to the largest stopping_wait_time) and the output's last flush.
+        seconds = self.options(settings).timeout_seconds + MAX_STOPPING_WAIT_SECONDS + 5
+        return timedelta(seconds=seconds)
+
+    def configure(self, app_settings: Mapping[str, str]) -> WebJobSettings:
+        root_text = app_settings.get(ROOT_SETTING)
+        root = Path(root_text) if root_text else WebJobSettings.root
+        if not root.is_absolute():
+            root = APP_ROOT / root
+        timeout_text = app_settings.get(TIMEOUT_SETTING)
+        timeout = DEFAULT_TIMEOUT_SECONDS
+        if timeout_text is not None:
+            if not timeout_text.isdigit() or not 1 <= int(timeout_text) <= MAX_TIMEOUT_SECONDS:
+                raise ConfigError(
+                    TIMEOUT_SETTING, f"must be whole seconds, 1..{MAX_TIMEOUT_SECONDS}"
+                )
+            timeout = int(timeout_text)
+        return WebJobSettings(root=root, timeout_seconds=timeout)
+
+
+WEBJOB = WebJobKind()
