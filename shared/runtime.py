@@ -1,5 +1,7 @@
 """The process's objects (store, queue, kinds and their runners, dispatcher, executor,
-job service, device registry), built lazily: the composition root.
+job service, device registry, broadcasts), built lazily: the composition root. The broadcast
+service puts its start jobs through the job service, and the Broadcast kind's runner uses the
+broadcast service, so the order is: jobs, broadcasts, runners, executor.
 
 The Functions host runs triggers and HTTP in one event loop per worker, but FastAPI's lifespan
 only starts on the first HTTP request, so nothing here depends on it: the first caller of
@@ -19,6 +21,7 @@ from typing import Any
 
 from shared.broadcasts.engine import BroadcastEngine
 from shared.broadcasts.service import BroadcastService
+from shared.broadcasts.starts import StartJobs
 from shared.clock import Clock, SystemClock
 from shared.config import Settings
 from shared.devices.calls import DeviceCaller
@@ -27,6 +30,7 @@ from shared.engine.dispatcher import Dispatcher
 from shared.engine.executor import Executor
 from shared.engine.service import JobService
 from shared.kinds.base import Kind
+from shared.kinds.broadcast import BROADCAST, BroadcastActionRunner
 from shared.kinds.registry import KindRunners, register_kinds
 from shared.kinds.webjob.catalog import WebJobCatalog
 from shared.kinds.webjob.kind import WEBJOB
@@ -72,16 +76,8 @@ class Runtime:
             settings.storage_connection, settings.execution_queue
         )
         await queue.ensure()
-        runners = KindRunners(registry, settings)
         dispatcher = Dispatcher(store, queue, clock, settings)
-        executor = Executor(
-            store,
-            queue,
-            runners,
-            clock,
-            settings,
-            app_settings,
-        )
+        jobs = JobService(store, dispatcher, clock, settings)
         devices = DeviceRegistry(DeviceRows(store.tables.devices), DeviceCaller(settings), clock)
         broadcast_rows = await BroadcastRows.from_connection_string(
             settings.storage_connection, settings.broadcasts_table
@@ -90,7 +86,18 @@ class Runtime:
             settings.storage_connection, settings.device_work_queue
         ).ensure()
         engine = BroadcastEngine(broadcast_rows, device_work, devices, clock)
-        jobs = JobService(store, dispatcher, clock, settings)
+        broadcasts = BroadcastService(broadcast_rows, device_work, engine, clock, StartJobs(jobs))
+        runners = KindRunners(
+            registry, settings, provided={BROADCAST: BroadcastActionRunner(broadcasts)}
+        )
+        executor = Executor(
+            store,
+            queue,
+            runners,
+            clock,
+            settings,
+            app_settings,
+        )
         return cls(
             settings=settings,
             clock=clock,
@@ -101,7 +108,7 @@ class Runtime:
             executor=executor,
             jobs=jobs,
             devices=devices,
-            broadcasts=BroadcastService(broadcast_rows, device_work, engine, clock),
+            broadcasts=broadcasts,
             webjobs=await WebJobCatalog.load(WEBJOB.options(settings), jobs),
         )
 

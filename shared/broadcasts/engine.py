@@ -1,8 +1,10 @@
-"""The broadcast engine: the starter, the device worker and the sweeps, run from the
-device-work queue (function_app.py's `run_device_work`).
+"""The broadcast engine: the starter (called by the `Broadcast` action kind when the scheduler
+fires a broadcast's start: shared/kinds/broadcast.py), the device worker and the sweeps, run from
+the device-work queue (function_app.py's `run_device_work`).
 
-- **start** (at startTime): snapshot the devices the condition selects (paged through the
-  registry, point reads when the condition pins device ids), write one pending record per
+- **start** (at startTime, through the scheduler's due index): snapshot the devices the
+  condition selects (paged through the registry, point reads when the condition pins device
+  ids), write one pending record per
   device, mark the job running with its device count, then send one device message per device,
   each hidden until its rollout slot, and a sweep message at startTime +
   maxExecutionTimeInSeconds. A start repeated (a crash, a repeated message) adds no record twice
@@ -64,6 +66,9 @@ from shared.storage.device_work import DEVICE, START, SWEEP, DeviceWorkQueue, Wo
 log = logging.getLogger(__name__)
 
 LEASE_MARGIN = timedelta(seconds=30)
+# A start may run this much before startTime (the scheduler's second, a clock apart): no device
+# is called early, each device message is hidden until its slot, which is never before startTime.
+EARLY_START = timedelta(seconds=5)
 _SNAPSHOT_PAGE = 100
 _RACE_RETRIES = 10
 
@@ -83,6 +88,8 @@ class BroadcastEngine:
 
     async def handle(self, message: WorkMessage) -> None:
         if message.action == START:
+            # Only sent by versions before starts went through the due index: a message still
+            # queued at the upgrade starts its job as it would have.
             await self.start(message.job_id)
         elif message.action == DEVICE:
             await self.run_device(message.job_id, message.device_id, message.attempt)
@@ -91,21 +98,18 @@ class BroadcastEngine:
         else:
             log.warning("Unknown device-work message %r dropped", message.action)
 
-    async def schedule_start(self, job: Broadcast) -> None:
-        now = self._clock.now()
-        await self._queue.send(WorkMessage(START, job.spec.job_id), due=job.start, now=now)
-
     # --- start -------------------------------------------------------------------------------
 
-    async def start(self, job_id: str) -> None:
+    async def start(self, job_id: str) -> Broadcast | None:
+        """Start the job (repeatable); returns it as it is afterwards, None if it is gone. A
+        job whose startTime is more than `EARLY_START` ahead is left queued (returned as is)."""
         stored = await self._rows.get(job_id)
         if stored is None or stored.record.status in ENDED:
-            return
+            return None if stored is None else stored.record
         job = stored.record
         now = self._clock.now()
-        if job.start > now:  # surfaced early (a queue rounds): wait for the next look
-            await self._queue.send(WorkMessage(START, job_id), due=job.start, now=now)
-            return
+        if job.start > now + EARLY_START:
+            return job
         if job.status == QUEUED:
             device_ids = await self._snapshot(job)
             await self._rows.add_pending(
@@ -118,12 +122,17 @@ class BroadcastEngine:
             except Conflict:  # cancelled meanwhile, or another starter won: look again
                 stored = await self._rows.get(job_id) or stored
             if stored.record.status != RUNNING:
-                return
+                return stored.record
         job = stored.record
         expires = job.start + timedelta(seconds=job.spec.max_execution_seconds)
         await self._queue.send(WorkMessage(SWEEP, job_id), due=expires, now=now)
-        index = 0
-        async for record, _ in self._rows.records(job_id, status=PENDING):
+        # Each device's slot is its place among all the records (in key order), so a start run
+        # again (a crash, a retried occurrence) keeps the pending devices at their slots.
+        index = -1
+        async for record, _ in self._rows.records(job_id):
+            index += 1
+            if record.status != PENDING:
+                continue
             slot = job.start + timedelta(
                 seconds=rollout_delay_seconds(index, job.spec.maximum_per_minute)
             )
@@ -132,9 +141,9 @@ class BroadcastEngine:
                 due=max(slot, now),
                 now=now,
             )
-            index += 1
         if job.device_count == 0:
             await self.finish_if_done(job_id)
+        return job
 
     async def _snapshot(self, job: Broadcast) -> list[str]:
         """The selected devices' ids, once: paged through the registry's query."""

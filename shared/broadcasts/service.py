@@ -19,12 +19,14 @@ from shared.broadcasts.model import (
     QUEUED,
     RUNNING,
     SCHEDULED,
+    BroadcastSpec,
     parse_job_request,
     parse_status_filter,
     parse_type_filter,
 )
 from shared.broadcasts.planning import total
 from shared.broadcasts.records import Broadcast
+from shared.broadcasts.starts import StartJobs
 from shared.clock import Clock
 from shared.devices.query import parse_query
 from shared.errors import AlreadyExists, Conflict, InvalidRequest, NotFound
@@ -46,36 +48,73 @@ class Page:
 
 class BroadcastService:
     def __init__(
-        self, rows: BroadcastRows, queue: DeviceWorkQueue, engine: BroadcastEngine, clock: Clock
+        self,
+        rows: BroadcastRows,
+        queue: DeviceWorkQueue,
+        engine: BroadcastEngine,
+        clock: Clock,
+        starts: StartJobs,
     ) -> None:
         self._rows = rows
         self._queue = queue
         self.engine = engine
         self._clock = clock
+        self._starts = starts
 
     async def aclose(self) -> None:
         await self._queue.close()
         await self._rows.close()
 
     async def create(self, job_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        spec = parse_job_request(job_id, body)
-        now = self._clock.now()
+        """Store the job, then its start job in the scheduler (shared/broadcasts/starts.py)."""
+        job = await self._store(parse_job_request(job_id, body))
+        if job.status == QUEUED:
+            # Also on a repeat: the first create may have died before putting its start job
+            # (an existing start job is left as it is).
+            await self._starts.put(job_id, job.start)
+        return await self._response(job)
+
+    async def start_now(self, job_id: str, body: Mapping[str, Any]) -> Broadcast | None:
+        """Create (or find: the same id is the same occurrence) a job starting now and start it
+        here, without a start job: a `Broadcast` action of a scheduler job (one occurrence). An
+        existing job under this id is taken as it is, even if the action changed since."""
         existing = await self._rows.get(job_id)
+        if existing is None:
+            spec = parse_job_request(job_id, {**body, "startTime": None})
+            try:
+                await self._store(spec)
+            except Conflict:
+                pass  # created meanwhile under another request: that one is this occurrence's
+        return await self.engine.start(job_id)
+
+    async def start(self, job_id: str) -> Broadcast | None:
+        """Start a stored job (its start job fired); repeatable (the engine's starter)."""
+        return await self.engine.start(job_id)
+
+    async def read(self, job_id: str) -> Broadcast | None:
+        stored = await self._rows.get(job_id)
+        return None if stored is None else stored.record
+
+    async def statistics(self, job_id: str) -> dict[str, int]:
+        """IoT Hub's deviceJobStatistics: the buckets' counters summed."""
+        return total(await self._rows.stats(job_id)).json()
+
+    async def _store(self, spec: BroadcastSpec) -> Broadcast:
+        """Insert the job (queued), or find it: the same request is the same job, another
+        request under its id is a Conflict."""
+        now = self._clock.now()
+        existing = await self._rows.get(spec.job_id)
         if existing is None:
             job = Broadcast(spec, QUEUED, now, spec.start_time or now)
             try:
                 existing = await self._rows.create(job)
             except AlreadyExists:
-                existing = await self._rows.get(job_id)
+                existing = await self._rows.get(spec.job_id)
                 if existing is None:
-                    raise Conflict(f"job {job_id} is being created and deleted") from None
+                    raise Conflict(f"job {spec.job_id} is being created and deleted") from None
         if not existing.record.spec.same_request(spec):
-            raise Conflict(f"A job with id '{job_id}' already exists with another request.")
-        if existing.record.status == QUEUED:
-            # Also on a repeat: the first create may have died before sending its message (a
-            # second start message is harmless: the starter is repeatable).
-            await self.engine.schedule_start(existing.record)
-        return await self._response(existing.record)
+            raise Conflict(f"A job with id '{spec.job_id}' already exists with another request.")
+        return existing.record
 
     async def get(self, job_id: str) -> dict[str, Any]:
         return await self._response((await self._read(job_id)).record)
@@ -99,6 +138,8 @@ class BroadcastService:
             if job.status == RUNNING:
                 now = self._clock.now()
                 await self._queue.send(WorkMessage(SWEEP, job_id), due=now, now=now)
+            else:  # not started: its start job goes (were it to fire, it would find it ended)
+                await self._starts.remove(job_id)
             return await self._response(cancelled)
         raise Conflict(f"job {job_id} keeps changing; try again")
 

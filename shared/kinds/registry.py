@@ -11,7 +11,7 @@ runtime's (`KindRunners`): built from the settings, closed with it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic.alias_generators import to_snake
 
 from shared.kinds.base import ActionContext, ActionOutcome, ActionRunner, Kind
+from shared.kinds.broadcast import BROADCAST
 from shared.kinds.code.kind import CODE
 from shared.kinds.common.scrub import scrub
 from shared.kinds.http.kind import HTTP
@@ -36,6 +37,7 @@ BUILTIN_KINDS: tuple[Kind[Any], ...] = (
     *SERVICE_BUS_KINDS,
     CODE,
     WEBJOB,
+    BROADCAST,
 )
 
 
@@ -109,11 +111,19 @@ def unregister_kind(kind: Kind[Any]) -> None:
 class KindRunners:
     """One runner per kind of a registry, built from the settings, closed together."""
 
-    def __init__(self, registry: KindRegistry, settings: Settings) -> None:
+    def __init__(
+        self,
+        registry: KindRegistry,
+        settings: Settings,
+        provided: Mapping[Kind[Any], ActionRunner] | None = None,
+    ) -> None:
+        """`provided`: runners the composition root builds because they need its services (the
+        Broadcast kind's needs the broadcast service); the other kinds make their own."""
         self.registry = registry
         self._settings = settings
+        given = {id(kind): runner for kind, runner in (provided or {}).items()}
         self._runners: dict[int, ActionRunner] = {
-            id(kind): kind.runner(settings) for kind in registry.kinds
+            id(kind): given.get(id(kind)) or kind.runner(settings) for kind in registry.kinds
         }
 
     def runner_for(self, action: JobErrorAction) -> ActionRunner:

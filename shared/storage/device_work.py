@@ -1,6 +1,7 @@
-"""The device-work queue (`SCHEDULER_DEVICE_WORK_QUEUE`): a broadcast's start, each device's
-call, and the sweeps that end what is left (cancel, abort, time limit), one message each, hidden
-until its time (a rollout's pacing is the messages' visibility delays).
+"""The device-work queue (`SCHEDULER_DEVICE_WORK_QUEUE`): each device's call and the sweeps that
+end what is left (cancel, abort, time limit), one message each, hidden until its time (a
+rollout's pacing is the messages' visibility delays). A broadcast's start is a scheduler job
+(shared/broadcasts/starts.py); `start` messages are only read, from earlier versions.
 
 Its own queue, not the attempts' one: a broadcast to 100,000 devices must not delay the
 scheduler's jobs behind it. Messages are Base64 text like the attempts' (the host's default)."""
