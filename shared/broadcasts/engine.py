@@ -60,6 +60,7 @@ from shared.errors import (
 )
 from shared.storage.broadcasts import BroadcastRows, StoredBroadcast
 from shared.storage.device_work import DEVICE, START, SWEEP, DeviceWorkQueue, WorkMessage
+from shared.timefmt import as_stored
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +158,10 @@ class BroadcastEngine:
             return
         job = stored.record
         now = self._clock.now()
-        lease_until = now + timedelta(seconds=job.spec.device_timeout_seconds()) + LEASE_MARGIN
+        # As stored: the result is recorded only under this very lease, compared after a read.
+        lease_until = as_stored(
+            now + timedelta(seconds=job.spec.device_timeout_seconds()) + LEASE_MARGIN
+        )
         stop = self._stop_reason(job, now)
         wait_until: list[datetime] = []
 

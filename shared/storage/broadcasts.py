@@ -134,35 +134,42 @@ class BroadcastRows:
 
     async def add_pending(self, records: Iterable[DeviceJob]) -> None:
         """Insert the records not stored yet, counting them as pending in their buckets; safe to
-        repeat (a starter that died midway is run again)."""
+        repeat and to run twice at once (a starter that died midway, a repeated start)."""
         by_bucket: dict[tuple[str, int], list[DeviceJob]] = {}
         for record in records:
             by_bucket.setdefault((record.job_id, bucket_of(record.device_id)), []).append(record)
         for (job_id, bucket), items in by_bucket.items():
-            partition = partition_of(job_id, bucket)
+            await self._add_to_partition(partition_of(job_id, bucket), items)
+
+    async def _add_to_partition(self, partition: str, items: list[DeviceJob]) -> None:
+        """Each batch with the counters in one transaction. A lost race (another starter
+        inserted some of these, or a worker moved the counters) is decided again on a fresh
+        read of what is stored, so the same records are never inserted twice."""
+        for _ in range(_RACE_RETRIES):
             existing = {key async for key in self._keys(partition)}
             fresh = [r for r in items if row_key_of(r.device_id) not in existing]
-            for batch in chunks(fresh, _BATCH):
-                await self._insert_batch(partition, batch)
-
-    async def _insert_batch(self, partition: str, batch: list[DeviceJob]) -> None:
-        for _ in range(_RACE_RETRIES):
-            stats, etag = await self._stats_row(partition)
-            counted = Stats(
-                stats.pending + len(batch),
-                stats.running,
-                stats.succeeded,
-                stats.failed,
-                stats.timed_out,
-            )
-            operations = [Operation(Kind.INSERT, _record_entity(partition, r)) for r in batch]
-            operations.append(_stats_operation(partition, counted, etag))
+            if not fresh:
+                return
             try:
-                await transact(self.table, partition, operations)
+                for batch in chunks(fresh, _BATCH):
+                    await self._insert_batch(partition, batch)
                 return
             except Conflict:
                 continue
-        raise Conflict(f"the counters of {partition} keep changing")
+        raise Conflict(f"the records of {partition} keep changing")
+
+    async def _insert_batch(self, partition: str, batch: list[DeviceJob]) -> None:
+        stats, etag = await self._stats_row(partition)
+        counted = Stats(
+            stats.pending + len(batch),
+            stats.running,
+            stats.succeeded,
+            stats.failed,
+            stats.timed_out,
+        )
+        operations = [Operation(Kind.INSERT, _record_entity(partition, r)) for r in batch]
+        operations.append(_stats_operation(partition, counted, etag))
+        await transact(self.table, partition, operations)
 
     async def change(
         self,

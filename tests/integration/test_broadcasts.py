@@ -6,16 +6,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 
+from shared.broadcasts.planning import total
+from shared.broadcasts.records import DeviceJob
+from shared.clock import FixedClock
 from shared.runtime import Runtime
+from shared.storage.broadcasts import BroadcastRows
 from shared.storage.device_work import DeviceWorkQueue, WorkMessage
 from tests.integration.test_devices_api import assert_hub_error
 from tests.support.device_endpoint import DeviceEndpoint
-from tests.support.engine import api_client
+from tests.support.engine import API_NOW, api_client
 
 pytestmark = pytest.mark.integration
 
@@ -322,3 +327,39 @@ async def test_two_workers_racing_on_the_same_messages_call_each_device_once(
     final = (await api.get("/api/jobs/v2/rc")).json()
     assert final["status"] == "completed"
     assert final["deviceJobStatistics"]["succeededCount"] == 12
+
+
+# --- hardening -------------------------------------------------------------------------------
+
+
+async def test_a_clock_with_microseconds_still_records_every_result(
+    api, device_endpoint, work, runtimes: Callable[..., Awaitable[Runtime]]
+):
+    """Regression: the claim compared its in-memory lease (microseconds) with the stored one
+    (milliseconds), took its own claim for a takeover and left every device `running`."""
+    uneven = await runtimes(clock=FixedClock(API_NOW + timedelta(microseconds=123456)))
+    await add_devices(api, device_endpoint, ["u1", "u2", "u3"])
+    async with api_client(uneven) as client:
+        client.params = httpx.QueryParams({"api-version": "2021-04-12"})
+        assert (await client.put("/api/jobs/v2/us", json=method_job("us"))).status_code == 200
+        await drain(work, uneven)
+        final = (await client.get("/api/jobs/v2/us")).json()
+    assert final["status"] == "completed", final
+    assert final["deviceJobStatistics"]["succeededCount"] == 3
+    assert final["deviceJobStatistics"]["runningCount"] == 0
+
+
+async def test_starters_racing_to_add_the_same_records_count_each_device_once(runtime):
+    """Regression: a starter that lost the insert race to another retried the same inserts
+    until it gave up with `Conflict: the counters of ... keep changing`."""
+    settings = runtime.settings
+    rows = BroadcastRows.from_connection_string(
+        settings.storage_connection, settings.broadcasts_table
+    )
+    ids = [f"s{i}" for i in range(40)]
+    records = [DeviceJob("sr", "scheduleDeviceMethod", d, "pending", API_NOW, API_NOW) for d in ids]
+    await asyncio.gather(*(rows.add_pending(records) for _ in range(4)))
+    stats = total(await rows.stats("sr"))
+    assert stats.pending == 40 and stats.device_count == 40
+    assert len([r async for r, _ in rows.records("sr")]) == 40
+    await rows.close()
