@@ -67,6 +67,7 @@ log = logging.getLogger(__name__)
 LEASE_MARGIN = timedelta(seconds=30)
 _SNAPSHOT_PAGE = 100
 _RACE_RETRIES = 10
+EXPIRED = "JobExpired"  # a device's error when maxExecutionTimeInSeconds ended it
 
 
 class BroadcastEngine:
@@ -168,9 +169,9 @@ class BroadcastEngine:
         def claim(record: DeviceJob) -> DeviceJob | None:
             if record.status not in (PENDING, DEVICE_RUNNING) or record.attempt != attempt:
                 return None  # done, or a message for an earlier attempt
-            if stop is not None and record.status == PENDING:
-                return _canceled(record, now, stop)
             live = record.lease_until is not None and record.lease_until > now
+            if stop is not None and (record.status == PENDING or not live):
+                return _stopped(record, now, stop)  # not started, or its worker died mid-call
             if record.status == DEVICE_RUNNING and live:
                 assert record.lease_until is not None
                 wait_until.append(record.lease_until)
@@ -267,10 +268,10 @@ class BroadcastEngine:
             return {"code": "JobEnded", "description": job.failure_reason or job.status}
         if now >= job.start + timedelta(seconds=job.spec.max_execution_seconds):
             return {
-                "code": "JobExpired",
+                "code": EXPIRED,
                 "description": (
                     f"maxExecutionTimeInSeconds ({job.spec.max_execution_seconds} s) elapsed "
-                    "before the device was called"
+                    "before the device's call was done"
                 ),
             }
         return None
@@ -292,7 +293,9 @@ class BroadcastEngine:
     # --- sweeps and the end ------------------------------------------------------------------
 
     async def sweep(self, job_id: str) -> None:
-        """End every pending record of a job that was cancelled, aborted or ran out of time."""
+        """End what is left of a job that was cancelled, aborted or ran out of time: every
+        pending record, and every running one whose worker died (its lease ended); calls in
+        flight under a live lease finish and record (then the job ends)."""
         stored = await self._rows.get(job_id)
         if stored is None or stored.record.status == QUEUED:
             return
@@ -300,12 +303,18 @@ class BroadcastEngine:
         stop = self._stop_reason(stored.record, now)
         if stop is None:
             return
-        async for record, _ in self._rows.records(job_id, status=PENDING):
-            await self._rows.change(
-                job_id,
-                record.device_id,
-                lambda r: _canceled(r, now, stop) if r.status == PENDING else None,
-            )
+
+        def end(record: DeviceJob) -> DeviceJob | None:
+            if record.status == PENDING or (
+                record.status == DEVICE_RUNNING
+                and (record.lease_until is None or record.lease_until <= now)
+            ):
+                return _stopped(record, now, stop)
+            return None
+
+        for status in (PENDING, DEVICE_RUNNING):
+            async for record, _ in self._rows.records(job_id, status=status):
+                await self._rows.change(job_id, record.device_id, end)
         await self.finish_if_done(job_id)
 
     async def finish_if_done(self, job_id: str) -> None:
@@ -336,5 +345,8 @@ class BroadcastEngine:
         return False
 
 
-def _canceled(record: DeviceJob, now: datetime, error: dict[str, str]) -> DeviceJob:
-    return replace(record, status=CANCELED, ended=now, updated=now, error=error, lease_until=None)
+def _stopped(record: DeviceJob, now: datetime, error: dict[str, str]) -> DeviceJob:
+    """A record the job's end stops: `failed` when the time limit passed before it was done,
+    `canceled` when the job was cancelled or aborted; both count in failedCount."""
+    status = DEVICE_FAILED if error["code"] == EXPIRED else CANCELED
+    return replace(record, status=status, ended=now, updated=now, error=error, lease_until=None)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -363,3 +364,51 @@ async def test_starters_racing_to_add_the_same_records_count_each_device_once(ru
     assert stats.pending == 40 and stats.device_count == 40
     assert len([r async for r, _ in rows.records("sr")]) == 40
     await rows.close()
+
+
+async def test_the_time_limit_fails_what_is_not_done_and_the_job_with_exact_statistics(
+    api, device_endpoint, work, runtime
+):
+    """maxExecutionTimeInSeconds: the devices still waiting for their rollout slot, and one
+    whose worker died mid-call (running, its lease over), fail with JobExpired; the job ends
+    `failed` and its statistics add up to deviceCount."""
+    await add_devices(api, device_endpoint, ["e1", "e2", "e3", "e4"])
+    job = method_job("ex", rollout={"maximumPerMinute": 1}, maxExecutionTimeInSeconds=120)
+    assert (await api.put("/api/jobs/v2/ex", json=job)).status_code == 200
+    await drain(work, runtime)  # the start and the first device; the others wait for slots
+    assert len(device_endpoint.calls) == 1
+    settings = runtime.settings
+    rows = BroadcastRows.from_connection_string(
+        settings.storage_connection, settings.broadcasts_table
+    )
+    pending = sorted([r.device_id async for r, _ in rows.records("ex", status="pending")])
+    dead_worker = pending[0]  # as a worker that claimed it and was killed would leave it
+    claimed = await rows.change(
+        "ex",
+        dead_worker,
+        lambda r: replace(r, status="running", started=API_NOW, lease_until=API_NOW),
+    )
+    assert claimed is not None
+    await rows.close()
+
+    assert isinstance(runtime.clock, FixedClock)
+    runtime.clock.advance(timedelta(seconds=121))
+    await runtime.broadcasts.engine.handle(WorkMessage("sweep", "ex"))  # due at the limit
+    final = (await api.get("/api/jobs/v2/ex")).json()
+    assert final["status"] == "failed", final
+    assert "maxExecutionTimeInSeconds (120 s) elapsed" in final["failureReason"]
+    assert final["deviceJobStatistics"] == {
+        "deviceCount": 4,
+        "failedCount": 3,
+        "succeededCount": 1,
+        "runningCount": 0,
+        "pendingCount": 0,
+    }
+    records = await device_jobs(api, "ex")
+    expired = [r for r in records if r["status"] == "failed"]
+    assert len(expired) == 3
+    assert {r["error"]["code"] for r in expired} == {"JobExpired"}
+    assert all("maxExecutionTimeInSeconds" in r["error"]["description"] for r in expired)
+    # A device message surfacing after the limit calls nobody.
+    await runtime.broadcasts.engine.handle(WorkMessage("device", "ex", pending[1], 0))
+    assert len(device_endpoint.calls) == 1
