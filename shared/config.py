@@ -34,7 +34,9 @@ from shared.kinds.http.outbound_auth import (
 )
 from shared.kinds.registry import known_kinds
 from shared.outbound_policy import (
+    DEFAULT_DEVICE_WORK_QUEUE,
     DEFAULT_EXECUTION_QUEUE,
+    DEVICE_WORK_QUEUE_SETTING,
     EXECUTION_QUEUE_SETTING,
     QUEUE_CONNECTIONS_SETTING,
     OutboundPolicy,
@@ -57,8 +59,6 @@ _MAX_COUNT = 2**31 - 1
 _TABLE_PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9]{0,29}")
 # Azure queue names: 3-63 lower-case letters, digits and single dashes, starting and ending with
 # a letter or digit; 56 at most here, so that the host's "-poison" queue is a valid name too.
-DEVICE_WORK_QUEUE_SETTING = "SCHEDULER_DEVICE_WORK_QUEUE"
-DEFAULT_DEVICE_WORK_QUEUE = "scheduler-devicework"
 _QUEUE_NAME = re.compile(r"[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,55}")
 _WHOLE_NUMBER = re.compile(r"[0-9]+")
 _T = TypeVar("_T")
