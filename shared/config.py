@@ -85,6 +85,8 @@ class Settings:
     lease_margin: timedelta = timedelta(seconds=30)
     history_max_age: timedelta = timedelta(days=60)
     history_max_rows: int = 1000
+    # Finished broadcasts and their device records are deleted this long after they ended.
+    broadcast_retention: timedelta = timedelta(days=30)
     output_max_bytes: int = 1024 * 1024  # a code-job attempt's output; the rest is cut
     max_jobs_per_collection: int | None = None
     min_recurrence: timedelta = timedelta(minutes=1)
@@ -176,6 +178,9 @@ class Settings:
                 days=_Reader(values, _MAX_DAYS).number("SCHEDULER_HISTORY_MAX_DAYS", 60)
             ),
             history_max_rows=count("SCHEDULER_HISTORY_MAX_ROWS", 1000),
+            broadcast_retention=timedelta(
+                days=_Reader(values, _MAX_DAYS).number("SCHEDULER_BROADCAST_RETENTION_DAYS", 30)
+            ),
             output_max_bytes=count("SCHEDULER_OUTPUT_MAX_BYTES", 1024 * 1024, minimum=1024),
             max_jobs_per_collection=(
                 count("SCHEDULER_MAX_JOBS_PER_COLLECTION", 0) if max_jobs else None

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.broadcasts.engine import BroadcastEngine
+from shared.broadcasts.retention import BroadcastRetention
 from shared.broadcasts.service import BroadcastService
 from shared.clock import Clock, SystemClock
 from shared.config import Settings
@@ -47,6 +48,7 @@ class Runtime:
     jobs: JobService
     devices: DeviceRegistry
     broadcasts: BroadcastService
+    broadcast_retention: BroadcastRetention
 
     @classmethod
     async def create(
@@ -97,6 +99,9 @@ class Runtime:
             jobs=JobService(store, dispatcher, clock, settings),
             devices=devices,
             broadcasts=BroadcastService(broadcast_rows, device_work, engine, clock),
+            broadcast_retention=BroadcastRetention(
+                broadcast_rows, clock, settings.broadcast_retention
+            ),
         )
 
     async def close(self) -> None:

@@ -17,6 +17,7 @@ import hashlib
 import json
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import unquote
 
@@ -34,7 +35,7 @@ from shared.broadcasts.planning import Stats
 from shared.broadcasts.records import Broadcast, DeviceJob
 from shared.errors import AlreadyExists, Conflict
 from shared.storage.devices import row_key_of
-from shared.storage.rows import chunks, transact
+from shared.storage.rows import chunks, delete_row, delete_rows, transact
 from shared.storage.table_batch import Kind, Operation
 from shared.timefmt import from_iso, to_iso
 
@@ -121,6 +122,41 @@ class BroadcastRows:
         params = {"pk": JOB_PARTITION, "after": after or ""}
         async for entity in self.table.query_entities(query, parameters=params):
             yield _broadcast(entity)
+
+    async def ended_before(self, statuses: Iterable[str], cutoff: datetime) -> list[Broadcast]:
+        """The broadcasts in one of these end statuses that ended before `cutoff` (one query
+        of the job partition, filtered by the service)."""
+        wanted = sorted(statuses)
+        clauses = " or ".join(f"Status eq @s{i}" for i in range(len(wanted)))
+        params: dict[str, Any] = {"pk": JOB_PARTITION}
+        params.update({f"s{i}": status for i, status in enumerate(wanted)})
+        query = f"PartitionKey eq @pk and ( {clauses} )"  # spaces: @name ends at one
+        found: list[Broadcast] = []
+        async for entity in self.table.query_entities(query, parameters=params):
+            job = _broadcast(entity)
+            if job.ended is not None and job.ended < cutoff:
+                found.append(job)
+        return found
+
+    async def delete_records(self, job_id: str, budget: int) -> int:
+        """Delete up to `budget` of a job's rows (device records and counter rows), bucket by
+        bucket; returns how many it deleted (fewer than `budget`: none is left)."""
+        deleted = 0
+        for bucket in range(BUCKETS):
+            partition = partition_of(job_id, bucket)
+            keys: list[str] = []
+            async for key in self._keys(partition):
+                keys.append(key)
+                if deleted + len(keys) >= budget:
+                    break
+            await delete_rows(self.table, partition, keys)
+            deleted += len(keys)
+            if deleted >= budget:
+                return deleted
+        return deleted
+
+    async def delete_job(self, job_id: str) -> None:
+        await delete_row(self.table, JOB_PARTITION, job_id)
 
     # --- device records ----------------------------------------------------------------------
 

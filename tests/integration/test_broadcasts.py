@@ -412,3 +412,38 @@ async def test_the_time_limit_fails_what_is_not_done_and_the_job_with_exact_stat
     # A device message surfacing after the limit calls nobody.
     await runtime.broadcasts.engine.handle(WorkMessage("device", "ex", pending[1], 0))
     assert len(device_endpoint.calls) == 1
+
+
+async def test_finished_broadcasts_go_after_the_retention_days_in_bounded_passes(
+    api, device_endpoint, work, runtime
+):
+    """SCHEDULER_BROADCAST_RETENTION_DAYS (default 30): a broadcast that ended longer ago goes
+    with its records; a younger one and one still running stay; each pass deletes a bounded
+    number of rows and the next goes on."""
+    await add_devices(api, device_endpoint, [f"k{i:02d}" for i in range(12)])
+    assert (await api.put("/api/jobs/v2/old", json=method_job("old"))).status_code == 200
+    await drain(work, runtime)
+    assert (await api.get("/api/jobs/v2/old")).json()["status"] == "completed"
+    later = method_job("young", startTime="2030-05-20T08:00:00Z")
+    assert (await api.put("/api/jobs/v2/young", json=later)).status_code == 200
+    assert isinstance(runtime.clock, FixedClock)
+    runtime.clock.advance(timedelta(days=14))
+    await runtime.broadcasts.engine.start("young")
+    await drain(work, runtime)
+    assert (await api.get("/api/jobs/v2/young")).json()["status"] == "completed"
+    running = method_job("busy", rollout={"maximumPerMinute": 1})
+    assert (await api.put("/api/jobs/v2/busy", json=running)).status_code == 200
+    await drain(work, runtime)  # one device called, the others wait for their slots
+
+    retention = runtime.broadcast_retention
+    runtime.clock.advance(timedelta(days=16, seconds=1))  # "old" ended 30 days + 1 s ago
+    deleted, done = await retention.purge(runtime.clock.now(), 5)
+    assert (deleted, done) == (5, False)
+    assert (await api.get("/api/jobs/v2/old")).status_code == 200  # the job row goes last
+    assert await retention.run_if_due() > 0
+    assert_hub_error(await api.get("/api/jobs/v2/old"), 404, "DeviceNotFound")
+    assert await device_jobs(api, "old") == []
+    assert await retention.run_if_due() == 0  # done: the next pass waits its interval
+    assert (await api.get("/api/jobs/v2/young")).json()["status"] == "completed"
+    assert len(await device_jobs(api, "young")) == 12
+    assert (await api.get("/api/jobs/v2/busy")).json()["status"] == "running"
