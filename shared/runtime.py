@@ -87,7 +87,9 @@ class Runtime:
         device_work = await DeviceWorkQueue.from_connection_string(
             settings.storage_connection, settings.device_work_queue
         ).ensure()
-        engine = BroadcastEngine(broadcast_rows, device_work, devices, clock)
+        engine = BroadcastEngine(
+            broadcast_rows, device_work, devices, clock, lease_margin=settings.lease_margin
+        )
         return cls(
             settings=settings,
             clock=clock,

@@ -12,8 +12,11 @@ device-work queue (function_app.py's `run_device_work`).
   pending again for a retry). A running record whose lease ended (its worker died mid-call) is
   taken over and called again with the same `Idempotency-Key`; one whose lease is live is looked
   at again when it ends. After a failure the abort criteria are read from the statistics.
-- **sweep** (cancel, abort, time limit): every pending record becomes canceled (counted as
-  failed) with an error naming why; running calls end on their own.
+  Each claim also sends a watch message due when its lease ends, so a worker killed mid-call
+  is taken over then, not only when the dead host's message reappears.
+- **sweep** (cancel, abort, time limit): every pending record, and every running one whose
+  lease ended, ends (canceled, or failed after the time limit) with an error naming why;
+  running calls under a live lease end on their own.
 The job is completed by whoever finds no device left open.
 """
 
@@ -77,7 +80,9 @@ class BroadcastEngine:
         queue: DeviceWorkQueue,
         registry: DeviceRegistry,
         clock: Clock,
+        lease_margin: timedelta = LEASE_MARGIN,
     ) -> None:
+        self._lease_margin = lease_margin
         self._rows = rows
         self._queue = queue
         self._registry = registry
@@ -161,7 +166,7 @@ class BroadcastEngine:
         now = self._clock.now()
         # As stored: the result is recorded only under this very lease, compared after a read.
         lease_until = as_stored(
-            now + timedelta(seconds=job.spec.device_timeout_seconds()) + LEASE_MARGIN
+            now + timedelta(seconds=job.spec.device_timeout_seconds()) + self._lease_margin
         )
         stop = self._stop_reason(job, now)
         wait_until: list[datetime] = []
@@ -196,6 +201,12 @@ class BroadcastEngine:
         if claimed.status != DEVICE_RUNNING:
             await self._after_change(job, bucket)
             return
+        # The watch: should this worker die mid-call, this message surfaces when its lease ends
+        # and another worker takes over then (its own message stays with the dead host for the
+        # host's visibility timeout). Once the result is recorded it does nothing.
+        await self._queue.send(
+            WorkMessage(DEVICE, job_id, device_id, attempt), due=lease_until, now=now
+        )
         outcome, error, failure_type = await self._call(job, device_id)
         ended = self._clock.now()
         retry = failure_type is not None and should_retry(job.spec, failure_type, attempt)
