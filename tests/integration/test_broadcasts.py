@@ -447,3 +447,36 @@ async def test_finished_broadcasts_go_after_the_retention_days_in_bounded_passes
     assert (await api.get("/api/jobs/v2/young")).json()["status"] == "completed"
     assert len(await device_jobs(api, "young")) == 12
     assert (await api.get("/api/jobs/v2/busy")).json()["status"] == "running"
+
+
+async def test_two_starters_and_two_workers_racing_call_each_device_once_with_exact_counts(
+    api, device_endpoint, work, runtimes: Callable[..., Awaitable[Runtime]], runtime
+):
+    """A start delivered twice at once (two instances) and every message handled by both:
+    each device is recorded once, called once, and the statistics add up."""
+    other = await runtimes(clock=runtime.clock)
+    ids = [f"w{i:02d}" for i in range(40)]
+    await add_devices(api, device_endpoint, ids)
+    assert (await api.put("/api/jobs/v2/rs", json=method_job("rs"))).status_code == 200
+    await asyncio.gather(runtime.broadcasts.engine.start("rs"), other.broadcasts.engine.start("rs"))
+    messages: list[str] = []
+    while batch := [m.content async for m in work.client.receive_messages(max_messages=32)]:
+        messages.extend(batch)
+    device_messages = [WorkMessage.from_json(m) for m in messages]
+    device_messages = [m for m in device_messages if m.action == "device"]
+    assert {m.device_id for m in device_messages} == set(ids)
+    await asyncio.gather(
+        *(rt.broadcasts.engine.handle(m) for m in device_messages for rt in (runtime, other))
+    )
+    assert sorted(h["Idempotency-Key"] for h, _ in device_endpoint.calls) == [
+        f"rs:{d}" for d in ids
+    ]
+    final = (await api.get("/api/jobs/v2/rs")).json()
+    assert final["status"] == "completed"
+    assert final["deviceJobStatistics"] == {
+        "deviceCount": 40,
+        "failedCount": 0,
+        "succeededCount": 40,
+        "runningCount": 0,
+        "pendingCount": 0,
+    }
