@@ -125,12 +125,14 @@ class BroadcastRows:
 
     async def ended_before(self, statuses: Iterable[str], cutoff: datetime) -> list[Broadcast]:
         """The broadcasts in one of these end statuses that ended before `cutoff` (one query
-        of the job partition, filtered by the service)."""
+        of the job partition, filtered by the service). `Ended` compares as text, which is
+        exact but within its second; the exact check is here."""
         wanted = sorted(statuses)
         clauses = " or ".join(f"Status eq @s{i}" for i in range(len(wanted)))
-        params: dict[str, Any] = {"pk": JOB_PARTITION}
+        params: dict[str, Any] = {"pk": JOB_PARTITION, "cutoff": to_iso(cutoff)}
         params.update({f"s{i}": status for i, status in enumerate(wanted)})
-        query = f"PartitionKey eq @pk and ( {clauses} )"  # spaces: @name ends at one
+        # Spaces around the names: a parameter's name runs to the next space.
+        query = f"PartitionKey eq @pk and Ended lt @cutoff and ( {clauses} )"
         found: list[Broadcast] = []
         async for entity in self.table.query_entities(query, parameters=params):
             job = _broadcast(entity)
