@@ -196,6 +196,8 @@ class BroadcastEngine:
             )
             return
         if changed is None:
+            if job.status == RUNNING:  # done already: its worker may have died before the end
+                await self._after_change(job, await self._rows.bucket_stats(job_id, device_id))
             return
         _, claimed, bucket = changed
         if claimed.status != DEVICE_RUNNING:

@@ -243,6 +243,11 @@ class BroadcastRows:
             return stored.record, after, moved
         raise Conflict(f"device {device_id} of job {job_id} keeps changing")
 
+    async def bucket_stats(self, job_id: str, device_id: str) -> Stats:
+        """The counters of the device's bucket: one point read."""
+        stats, _ = await self._stats_row(partition_of(job_id, bucket_of(device_id)))
+        return stats
+
     async def stats(self, job_id: str) -> list[Stats]:
         """Each bucket's counters: a fixed number of point reads, however many devices."""
         rows = await asyncio.gather(

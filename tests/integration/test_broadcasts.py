@@ -480,3 +480,34 @@ async def test_two_starters_and_two_workers_racing_call_each_device_once_with_ex
         "runningCount": 0,
         "pendingCount": 0,
     }
+
+
+async def test_a_worker_that_died_after_recording_the_last_device_leaves_the_end_to_its_message(
+    api, device_endpoint, work, runtime
+):
+    """The worker recorded the last device's result and died before ending the job: its
+    message, delivered again, finds the record done and ends the job (not the time limit)."""
+    await add_devices(api, device_endpoint, ["z1", "z2"])
+    assert (await api.put("/api/jobs/v2/zz", json=method_job("zz"))).status_code == 200
+    await runtime.broadcasts.engine.start("zz")
+    messages = [m async for m in work.client.receive_messages(max_messages=32)]
+    device_messages = [WorkMessage.from_json(m.content) for m in messages]
+    device_messages = [m for m in device_messages if m.action == "device"]
+    first, last = sorted(device_messages, key=lambda m: m.device_id)
+    await runtime.broadcasts.engine.handle(first)
+    settings = runtime.settings
+    rows = BroadcastRows.from_connection_string(
+        settings.storage_connection, settings.broadcasts_table
+    )
+    done = await rows.change(  # what the dead worker had stored
+        "zz", last.device_id, lambda r: replace(r, status="completed", ended=API_NOW)
+    )
+    await rows.close()
+    assert done is not None
+    assert (await api.get("/api/jobs/v2/zz")).json()["status"] == "running"
+
+    await runtime.broadcasts.engine.handle(last)  # the host delivers it again
+    final = (await api.get("/api/jobs/v2/zz")).json()
+    assert final["status"] == "completed"
+    assert final["deviceJobStatistics"]["succeededCount"] == 2
+    assert len(device_endpoint.calls) == 1  # the dead worker's call is not repeated
