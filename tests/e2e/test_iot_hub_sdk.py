@@ -460,11 +460,15 @@ async def test_the_job_manager_schedules_queries_and_cancels_broadcast_jobs(
         start_time=datetime.now(UTC) + timedelta(days=1),
         max_execution_time_in_seconds=60,
     )
-    assert (await sdk(jobs.create_scheduled_job, "later", later)).status == "scheduled"
+    scheduled = await sdk(jobs.create_scheduled_job, "later", later)
+    assert scheduled.status == "scheduled"
+    assert scheduled.end_time.year == 9999  # IoT Hub's "not ended", 7 decimals and all
+    assert abs(scheduled.start_time - later.start_time) < timedelta(milliseconds=1)
     cancelled = await sdk(jobs.cancel_scheduled_job, "later")
     assert cancelled.status == "cancelled"
     assert (await sdk(jobs.cancel_scheduled_job, "later")).status == "cancelled"  # idempotent
-    assert (await sdk(jobs.get_scheduled_job, "later")).status == "cancelled"
+    read = await sdk(jobs.get_scheduled_job, "later")
+    assert read.status == "cancelled" and read.end_time.year == datetime.now(UTC).year
 
     # The SDK reads the query as the swagger QueryResult: its items stay JSON objects.
     every = await sdk(jobs.query_scheduled_jobs, None, None)
