@@ -34,7 +34,9 @@ from shared.kinds.http.outbound_auth import (
 )
 from shared.kinds.registry import known_kinds
 from shared.outbound_policy import (
+    DEFAULT_DEVICE_WORK_QUEUE,
     DEFAULT_EXECUTION_QUEUE,
+    DEVICE_WORK_QUEUE_SETTING,
     EXECUTION_QUEUE_SETTING,
     QUEUE_CONNECTIONS_SETTING,
     OutboundPolicy,
@@ -57,8 +59,6 @@ _MAX_COUNT = 2**31 - 1
 _TABLE_PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9]{0,29}")
 # Azure queue names: 3-63 lower-case letters, digits and single dashes, starting and ending with
 # a letter or digit; 56 at most here, so that the host's "-poison" queue is a valid name too.
-DEVICE_WORK_QUEUE_SETTING = "SCHEDULER_DEVICE_WORK_QUEUE"
-DEFAULT_DEVICE_WORK_QUEUE = "scheduler-devicework"
 _QUEUE_NAME = re.compile(r"[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,55}")
 _WHOLE_NUMBER = re.compile(r"[0-9]+")
 _T = TypeVar("_T")
@@ -85,6 +85,8 @@ class Settings:
     lease_margin: timedelta = timedelta(seconds=30)
     history_max_age: timedelta = timedelta(days=60)
     history_max_rows: int = 1000
+    # Finished broadcasts and their device records are deleted this long after they ended.
+    broadcast_retention: timedelta = timedelta(days=30)
     output_max_bytes: int = 1024 * 1024  # a code-job attempt's output; the rest is cut
     max_jobs_per_collection: int | None = None
     min_recurrence: timedelta = timedelta(minutes=1)
@@ -176,6 +178,9 @@ class Settings:
                 days=_Reader(values, _MAX_DAYS).number("SCHEDULER_HISTORY_MAX_DAYS", 60)
             ),
             history_max_rows=count("SCHEDULER_HISTORY_MAX_ROWS", 1000),
+            broadcast_retention=timedelta(
+                days=_Reader(values, _MAX_DAYS).number("SCHEDULER_BROADCAST_RETENTION_DAYS", 30)
+            ),
             output_max_bytes=count("SCHEDULER_OUTPUT_MAX_BYTES", 1024 * 1024, minimum=1024),
             max_jobs_per_collection=(
                 count("SCHEDULER_MAX_JOBS_PER_COLLECTION", 0) if max_jobs else None

@@ -7,8 +7,9 @@ Any API caller writes jobs, so a job must not be able to
   (and, for a user-assigned identity, `SCHEDULER_IDENTITY_CLIENT_IDS` its client id);
 - read any app setting as a connection string, or write into the queues the app consumes:
   `connectionSetting` may only name a setting listed in `SCHEDULER_QUEUE_CONNECTIONS`, and no
-  queue action (by connection or by SAS) may target the execution queue, its `-poison` queue or
-  a host queue (`azure-webjobs-*`) in the app's own storage account.
+  queue action (by connection or by SAS) may target the execution queue, the device-work queue
+  (broadcasts), their `-poison` queues or a host queue (`azure-webjobs-*`) in the app's own
+  storage account.
 
 The same `OutboundPolicy` checks a job when it is written (400) and again when it runs (a failed
 attempt), so a setting narrowed later also stops jobs already stored. Refusals never say whether a
@@ -37,6 +38,8 @@ IDENTITY_CLIENT_IDS_SETTING = "SCHEDULER_IDENTITY_CLIENT_IDS"
 QUEUE_CONNECTIONS_SETTING = "SCHEDULER_QUEUE_CONNECTIONS"
 EXECUTION_QUEUE_SETTING = "SCHEDULER_EXECUTION_QUEUE"
 DEFAULT_EXECUTION_QUEUE = "scheduler-executions"
+DEVICE_WORK_QUEUE_SETTING = "SCHEDULER_DEVICE_WORK_QUEUE"
+DEFAULT_DEVICE_WORK_QUEUE = "scheduler-devicework"
 APP_STORAGE_SETTINGS = ("AzureWebJobsStorage", "SCHEDULER_STORAGE")
 HOST_QUEUE_PREFIX = "azure-webjobs-"
 
@@ -54,7 +57,12 @@ class OutboundPolicy:
     app_connections: frozenset[str] = frozenset()
     app_accounts: frozenset[str] = frozenset()  # account names of the app's storage
     app_queues: frozenset[str] = frozenset(
-        {DEFAULT_EXECUTION_QUEUE, f"{DEFAULT_EXECUTION_QUEUE}-poison"}
+        {
+            DEFAULT_EXECUTION_QUEUE,
+            f"{DEFAULT_EXECUTION_QUEUE}-poison",
+            DEFAULT_DEVICE_WORK_QUEUE,
+            f"{DEFAULT_DEVICE_WORK_QUEUE}-poison",
+        }
     )
 
     @classmethod
@@ -66,7 +74,10 @@ class OutboundPolicy:
             settings.get(IDENTITY_AUDIENCES_SETTING, ""),
             settings.get(IDENTITY_CLIENT_IDS_SETTING, ""),
             allowed,
-            settings.get(EXECUTION_QUEUE_SETTING) or DEFAULT_EXECUTION_QUEUE,
+            (
+                (settings.get(EXECUTION_QUEUE_SETTING) or DEFAULT_EXECUTION_QUEUE).strip(),
+                (settings.get(DEVICE_WORK_QUEUE_SETTING) or DEFAULT_DEVICE_WORK_QUEUE).strip(),
+            ),
             tuple(settings.get(name, "") for name in APP_STORAGE_SETTINGS),
             tuple(settings.get(name, "") for name in names),
         )
@@ -136,9 +147,9 @@ def _entries(text: str) -> Iterator[str]:
 
 @functools.lru_cache(maxsize=16)
 def _parse(
-    key: tuple[str, str, str, str, tuple[str, ...], tuple[str, ...]],
+    key: tuple[str, str, str, tuple[str, str], tuple[str, ...], tuple[str, ...]],
 ) -> OutboundPolicy:
-    audiences, client_ids, allowed, queue, app_storage, allowed_values = key
+    audiences, client_ids, allowed, consumed, app_storage, allowed_values = key
     names = tuple(_entries(allowed))
     for name in names:
         if not _SETTING_NAME.fullmatch(name):
@@ -158,7 +169,7 @@ def _parse(
         queue_connections=frozenset(names),
         app_connections=app_connections,
         app_accounts=app_accounts,
-        app_queues=frozenset({queue, f"{queue}-poison"}),
+        app_queues=frozenset(name for queue in consumed for name in (queue, f"{queue}-poison")),
     )
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.broadcasts.engine import BroadcastEngine
+from shared.broadcasts.retention import BroadcastRetention
 from shared.broadcasts.service import BroadcastService
 from shared.broadcasts.starts import StartJobs
 from shared.clock import Clock, SystemClock
@@ -53,6 +54,7 @@ class Runtime:
     jobs: JobService
     devices: DeviceRegistry
     broadcasts: BroadcastService
+    broadcast_retention: BroadcastRetention
     # The WebJobs folders found at start-up (their jobs are kept in the collection `webjobs`).
     webjobs: WebJobCatalog = field(default_factory=WebJobCatalog)
 
@@ -85,7 +87,9 @@ class Runtime:
         device_work = await DeviceWorkQueue.from_connection_string(
             settings.storage_connection, settings.device_work_queue
         ).ensure()
-        engine = BroadcastEngine(broadcast_rows, device_work, devices, clock)
+        engine = BroadcastEngine(
+            broadcast_rows, device_work, devices, clock, lease_margin=settings.lease_margin
+        )
         broadcasts = BroadcastService(broadcast_rows, device_work, engine, clock, StartJobs(jobs))
         runners = KindRunners(
             registry, settings, provided={BROADCAST: BroadcastActionRunner(broadcasts)}
@@ -109,6 +113,9 @@ class Runtime:
             jobs=jobs,
             devices=devices,
             broadcasts=broadcasts,
+            broadcast_retention=BroadcastRetention(
+                broadcast_rows, clock, settings.broadcast_retention
+            ),
             webjobs=await WebJobCatalog.load(WEBJOB.options(settings), jobs),
         )
 

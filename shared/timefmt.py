@@ -14,6 +14,12 @@ def to_iso(instant: datetime) -> str:
     return text + "Z"
 
 
+def as_stored(instant: datetime) -> datetime:
+    """The instant as `to_iso` keeps it (whole milliseconds), so a value written and read back
+    compares equal to the one kept in memory."""
+    return instant.replace(microsecond=instant.microsecond // 1000 * 1000)
+
+
 def from_iso(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 

@@ -18,7 +18,9 @@ async def dispatch_due_jobs(timer: func.TimerRequest) -> DispatchReport:
     if timer.past_due:
         log.warning("The dispatch timer is past due; catching up from the store")
     runtime = await current_runtime()
-    return await runtime.dispatcher.dispatch_due()
+    report = await runtime.dispatcher.dispatch_due()
+    await runtime.broadcast_retention.run_if_due()  # after the due jobs: they come first
+    return report
 
 
 async def execute_attempt(message: func.QueueMessage) -> None:

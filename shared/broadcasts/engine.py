@@ -14,8 +14,11 @@ the device-work queue (function_app.py's `run_device_work`).
   pending again for a retry). A running record whose lease ended (its worker died mid-call) is
   taken over and called again with the same `Idempotency-Key`; one whose lease is live is looked
   at again when it ends. After a failure the abort criteria are read from the statistics.
-- **sweep** (cancel, abort, time limit): every pending record becomes canceled (counted as
-  failed) with an error naming why; running calls end on their own.
+  Each claim also sends a watch message due when its lease ends, so a worker killed mid-call
+  is taken over then, not only when the dead host's message reappears.
+- **sweep** (cancel, abort, time limit): every pending record, and every running one whose
+  lease ended, ends (canceled, or failed after the time limit) with an error naming why;
+  running calls under a live lease end on their own.
 The job is completed by whoever finds no device left open.
 """
 
@@ -62,6 +65,7 @@ from shared.errors import (
 )
 from shared.storage.broadcasts import BroadcastRows, StoredBroadcast
 from shared.storage.device_work import DEVICE, START, SWEEP, DeviceWorkQueue, WorkMessage
+from shared.timefmt import as_stored
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +75,7 @@ LEASE_MARGIN = timedelta(seconds=30)
 EARLY_START = timedelta(seconds=5)
 _SNAPSHOT_PAGE = 100
 _RACE_RETRIES = 10
+EXPIRED = "JobExpired"  # a device's error when maxExecutionTimeInSeconds ended it
 
 
 class BroadcastEngine:
@@ -80,7 +85,9 @@ class BroadcastEngine:
         queue: DeviceWorkQueue,
         registry: DeviceRegistry,
         clock: Clock,
+        lease_margin: timedelta = LEASE_MARGIN,
     ) -> None:
+        self._lease_margin = lease_margin
         self._rows = rows
         self._queue = queue
         self._registry = registry
@@ -166,16 +173,19 @@ class BroadcastEngine:
             return
         job = stored.record
         now = self._clock.now()
-        lease_until = now + timedelta(seconds=job.spec.device_timeout_seconds()) + LEASE_MARGIN
+        # As stored: the result is recorded only under this very lease, compared after a read.
+        lease_until = as_stored(
+            now + timedelta(seconds=job.spec.device_timeout_seconds()) + self._lease_margin
+        )
         stop = self._stop_reason(job, now)
         wait_until: list[datetime] = []
 
         def claim(record: DeviceJob) -> DeviceJob | None:
             if record.status not in (PENDING, DEVICE_RUNNING) or record.attempt != attempt:
                 return None  # done, or a message for an earlier attempt
-            if stop is not None and record.status == PENDING:
-                return _canceled(record, now, stop)
             live = record.lease_until is not None and record.lease_until > now
+            if stop is not None and (record.status == PENDING or not live):
+                return _stopped(record, now, stop)  # not started, or its worker died mid-call
             if record.status == DEVICE_RUNNING and live:
                 assert record.lease_until is not None
                 wait_until.append(record.lease_until)
@@ -195,11 +205,19 @@ class BroadcastEngine:
             )
             return
         if changed is None:
+            if job.status == RUNNING:  # done already: its worker may have died before the end
+                await self._after_change(job, await self._rows.bucket_stats(job_id, device_id))
             return
         _, claimed, bucket = changed
         if claimed.status != DEVICE_RUNNING:
             await self._after_change(job, bucket)
             return
+        # The watch: should this worker die mid-call, this message surfaces when its lease ends
+        # and another worker takes over then (its own message stays with the dead host for the
+        # host's visibility timeout). Once the result is recorded it does nothing.
+        await self._queue.send(
+            WorkMessage(DEVICE, job_id, device_id, attempt), due=lease_until, now=now
+        )
         outcome, error, failure_type = await self._call(job, device_id)
         ended = self._clock.now()
         retry = failure_type is not None and should_retry(job.spec, failure_type, attempt)
@@ -272,10 +290,10 @@ class BroadcastEngine:
             return {"code": "JobEnded", "description": job.failure_reason or job.status}
         if now >= job.start + timedelta(seconds=job.spec.max_execution_seconds):
             return {
-                "code": "JobExpired",
+                "code": EXPIRED,
                 "description": (
                     f"maxExecutionTimeInSeconds ({job.spec.max_execution_seconds} s) elapsed "
-                    "before the device was called"
+                    "before the device's call was done"
                 ),
             }
         return None
@@ -297,7 +315,9 @@ class BroadcastEngine:
     # --- sweeps and the end ------------------------------------------------------------------
 
     async def sweep(self, job_id: str) -> None:
-        """End every pending record of a job that was cancelled, aborted or ran out of time."""
+        """End what is left of a job that was cancelled, aborted or ran out of time: every
+        pending record, and every running one whose worker died (its lease ended); calls in
+        flight under a live lease finish and record (then the job ends)."""
         stored = await self._rows.get(job_id)
         if stored is None or stored.record.status == QUEUED:
             return
@@ -305,12 +325,18 @@ class BroadcastEngine:
         stop = self._stop_reason(stored.record, now)
         if stop is None:
             return
-        async for record, _ in self._rows.records(job_id, status=PENDING):
-            await self._rows.change(
-                job_id,
-                record.device_id,
-                lambda r: _canceled(r, now, stop) if r.status == PENDING else None,
-            )
+
+        def end(record: DeviceJob) -> DeviceJob | None:
+            if record.status == PENDING or (
+                record.status == DEVICE_RUNNING
+                and (record.lease_until is None or record.lease_until <= now)
+            ):
+                return _stopped(record, now, stop)
+            return None
+
+        for status in (PENDING, DEVICE_RUNNING):
+            async for record, _ in self._rows.records(job_id, status=status):
+                await self._rows.change(job_id, record.device_id, end)
         await self.finish_if_done(job_id)
 
     async def finish_if_done(self, job_id: str) -> None:
@@ -341,5 +367,8 @@ class BroadcastEngine:
         return False
 
 
-def _canceled(record: DeviceJob, now: datetime, error: dict[str, str]) -> DeviceJob:
-    return replace(record, status=CANCELED, ended=now, updated=now, error=error, lease_until=None)
+def _stopped(record: DeviceJob, now: datetime, error: dict[str, str]) -> DeviceJob:
+    """A record the job's end stops: `failed` when the time limit passed before it was done,
+    `canceled` when the job was cancelled or aborted; both count in failedCount."""
+    status = DEVICE_FAILED if error["code"] == EXPIRED else CANCELED
+    return replace(record, status=status, ended=now, updated=now, error=error, lease_until=None)

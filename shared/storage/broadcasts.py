@@ -17,6 +17,7 @@ import hashlib
 import json
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import unquote
 
@@ -34,7 +35,7 @@ from shared.broadcasts.planning import Stats
 from shared.broadcasts.records import Broadcast, DeviceJob
 from shared.errors import AlreadyExists, Conflict
 from shared.storage.devices import row_key_of
-from shared.storage.rows import chunks, transact
+from shared.storage.rows import chunks, delete_row, delete_rows, transact
 from shared.storage.table_batch import Kind, Operation
 from shared.timefmt import from_iso, to_iso
 
@@ -122,6 +123,43 @@ class BroadcastRows:
         async for entity in self.table.query_entities(query, parameters=params):
             yield _broadcast(entity)
 
+    async def ended_before(self, statuses: Iterable[str], cutoff: datetime) -> list[Broadcast]:
+        """The broadcasts in one of these end statuses that ended before `cutoff` (one query
+        of the job partition, filtered by the service). `Ended` compares as text, which is
+        exact but within its second; the exact check is here."""
+        wanted = sorted(statuses)
+        clauses = " or ".join(f"Status eq @s{i}" for i in range(len(wanted)))
+        params: dict[str, Any] = {"pk": JOB_PARTITION, "cutoff": to_iso(cutoff)}
+        params.update({f"s{i}": status for i, status in enumerate(wanted)})
+        # Spaces around the names: a parameter's name runs to the next space.
+        query = f"PartitionKey eq @pk and Ended lt @cutoff and ( {clauses} )"
+        found: list[Broadcast] = []
+        async for entity in self.table.query_entities(query, parameters=params):
+            job = _broadcast(entity)
+            if job.ended is not None and job.ended < cutoff:
+                found.append(job)
+        return found
+
+    async def delete_records(self, job_id: str, budget: int) -> int:
+        """Delete up to `budget` of a job's rows (device records and counter rows), bucket by
+        bucket; returns how many it deleted (fewer than `budget`: none is left)."""
+        deleted = 0
+        for bucket in range(BUCKETS):
+            partition = partition_of(job_id, bucket)
+            keys: list[str] = []
+            async for key in self._keys(partition):
+                keys.append(key)
+                if deleted + len(keys) >= budget:
+                    break
+            await delete_rows(self.table, partition, keys)
+            deleted += len(keys)
+            if deleted >= budget:
+                return deleted
+        return deleted
+
+    async def delete_job(self, job_id: str) -> None:
+        await delete_row(self.table, JOB_PARTITION, job_id)
+
     # --- device records ----------------------------------------------------------------------
 
     async def get_record(self, job_id: str, device_id: str) -> StoredDeviceJob | None:
@@ -134,35 +172,42 @@ class BroadcastRows:
 
     async def add_pending(self, records: Iterable[DeviceJob]) -> None:
         """Insert the records not stored yet, counting them as pending in their buckets; safe to
-        repeat (a starter that died midway is run again)."""
+        repeat and to run twice at once (a starter that died midway, a repeated start)."""
         by_bucket: dict[tuple[str, int], list[DeviceJob]] = {}
         for record in records:
             by_bucket.setdefault((record.job_id, bucket_of(record.device_id)), []).append(record)
         for (job_id, bucket), items in by_bucket.items():
-            partition = partition_of(job_id, bucket)
+            await self._add_to_partition(partition_of(job_id, bucket), items)
+
+    async def _add_to_partition(self, partition: str, items: list[DeviceJob]) -> None:
+        """Each batch with the counters in one transaction. A lost race (another starter
+        inserted some of these, or a worker moved the counters) is decided again on a fresh
+        read of what is stored, so the same records are never inserted twice."""
+        for _ in range(_RACE_RETRIES):
             existing = {key async for key in self._keys(partition)}
             fresh = [r for r in items if row_key_of(r.device_id) not in existing]
-            for batch in chunks(fresh, _BATCH):
-                await self._insert_batch(partition, batch)
-
-    async def _insert_batch(self, partition: str, batch: list[DeviceJob]) -> None:
-        for _ in range(_RACE_RETRIES):
-            stats, etag = await self._stats_row(partition)
-            counted = Stats(
-                stats.pending + len(batch),
-                stats.running,
-                stats.succeeded,
-                stats.failed,
-                stats.timed_out,
-            )
-            operations = [Operation(Kind.INSERT, _record_entity(partition, r)) for r in batch]
-            operations.append(_stats_operation(partition, counted, etag))
+            if not fresh:
+                return
             try:
-                await transact(self.table, partition, operations)
+                for batch in chunks(fresh, _BATCH):
+                    await self._insert_batch(partition, batch)
                 return
             except Conflict:
                 continue
-        raise Conflict(f"the counters of {partition} keep changing")
+        raise Conflict(f"the records of {partition} keep changing")
+
+    async def _insert_batch(self, partition: str, batch: list[DeviceJob]) -> None:
+        stats, etag = await self._stats_row(partition)
+        counted = Stats(
+            stats.pending + len(batch),
+            stats.running,
+            stats.succeeded,
+            stats.failed,
+            stats.timed_out,
+        )
+        operations = [Operation(Kind.INSERT, _record_entity(partition, r)) for r in batch]
+        operations.append(_stats_operation(partition, counted, etag))
+        await transact(self.table, partition, operations)
 
     async def change(
         self,
@@ -197,6 +242,11 @@ class BroadcastRows:
                 continue
             return stored.record, after, moved
         raise Conflict(f"device {device_id} of job {job_id} keeps changing")
+
+    async def bucket_stats(self, job_id: str, device_id: str) -> Stats:
+        """The counters of the device's bucket: one point read."""
+        stats, _ = await self._stats_row(partition_of(job_id, bucket_of(device_id)))
+        return stats
 
     async def stats(self, job_id: str) -> list[Stats]:
         """Each bucket's counters: a fixed number of point reads, however many devices."""

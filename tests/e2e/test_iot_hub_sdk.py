@@ -21,11 +21,15 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from azure.iot.hub import IoTHubRegistryManager
+from azure.iot.hub import IoTHubJobManager, IoTHubRegistryManager
 from azure.iot.hub.models import (
     CloudToDeviceMethod,
     CloudToDeviceMethodResult,
     Device,
+    DeviceJobStatistics,
+    JobRequest,
+    JobResponse,
+    QueryResult,
     QuerySpecification,
     Twin,
     TwinProperties,
@@ -362,3 +366,130 @@ async def test_the_sdk_trusts_the_app_only_through_the_ca_in_its_environment(
     monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
     with pytest.raises(ClientRequestError, match="CERTIFICATE_VERIFY_FAILED"):
         await sdk(hub.registry().get_devices, 1)
+
+
+# --- the jobs API (IoTHubJobManager) ---------------------------------------------------------
+
+
+def job_manager(hub: Hub) -> IoTHubJobManager:
+    return IoTHubJobManager.from_connection_string(hub.connection_string())
+
+
+async def wait_until_ended(jobs: IoTHubJobManager, job_id: str) -> JobResponse:
+    """get_scheduled_job until the job ends (the in-process host works the queue meanwhile)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while True:
+        job = await sdk(jobs.get_scheduled_job, job_id)
+        if job.status in ("completed", "failed", "cancelled"):
+            return job
+        assert loop.time() < deadline, f"{job_id} still {job.status}"
+        await asyncio.sleep(0.05)  # the host's own polling interval is coarser
+
+
+async def test_the_job_manager_schedules_queries_and_cancels_broadcast_jobs(
+    hub: Hub, device_endpoint: DeviceEndpoint
+) -> None:
+    registry = hub.registry()
+    jobs = job_manager(hub)
+    async with hub.signed_client() as client:
+        for device_id in ("pump-1", "pump-2", "pump-3"):
+            await sdk(registry.create_device_with_sas, device_id, PRIMARY, SECONDARY, "enabled")
+            registered = await client.put(
+                f"/devices/{device_id}",
+                params={"api-version": "2021-04-12"},
+                headers={"If-Match": "*"},
+                json={
+                    "deviceId": device_id,
+                    "endpoint": {"uri": f"{device_endpoint.url}?d={device_id}"},
+                },
+            )
+            assert registered.status_code == 200, registered.text
+            await sdk(registry.update_twin, device_id, Twin(tags={"site": "berlin"}), "*")
+
+    method = JobRequest(
+        job_id="reboot-all",
+        type="scheduleDeviceMethod",
+        cloud_to_device_method=CloudToDeviceMethod(
+            method_name="reboot", payload={"delay": 1}, response_timeout_in_seconds=10
+        ),
+        query_condition="tags.site = 'berlin'",
+        max_execution_time_in_seconds=300,
+    )
+    created = await sdk(jobs.create_scheduled_job, "reboot-all", method)
+    assert isinstance(created, JobResponse)
+    assert created.job_id == "reboot-all" and created.type == "scheduleDeviceMethod"
+    assert created.status in ("queued", "running", "completed")
+    assert created.max_execution_time_in_seconds == 300
+    assert created.cloud_to_device_method.method_name == "reboot"
+    done = await wait_until_ended(jobs, "reboot-all")
+    assert done.status == "completed", done.failure_reason
+    statistics = done.device_job_statistics
+    assert isinstance(statistics, DeviceJobStatistics)
+    assert (statistics.device_count, statistics.succeeded_count, statistics.failed_count) == (
+        3,
+        3,
+        0,
+    )
+    assert (statistics.running_count, statistics.pending_count) == (0, 0)
+    assert done.end_time >= done.start_time >= done.created_time - timedelta(seconds=1)
+    assert sorted(h["Idempotency-Key"] for h, _ in device_endpoint.calls) == [
+        "reboot-all:pump-1",
+        "reboot-all:pump-2",
+        "reboot-all:pump-3",
+    ]
+
+    twin_job = JobRequest(
+        job_id="fw-2",
+        type="scheduleUpdateTwin",
+        update_twin=Twin(etag="*", properties=TwinProperties(desired={"fw": "2.0"})),
+        query_condition="deviceId IN ['pump-1', 'pump-3']",
+    )
+    assert (await sdk(jobs.create_scheduled_job, "fw-2", twin_job)).job_id == "fw-2"
+    again = await sdk(jobs.create_scheduled_job, "fw-2", twin_job)  # the SDK may retry a PUT
+    assert again.job_id == "fw-2"
+    assert (await wait_until_ended(jobs, "fw-2")).device_job_statistics.succeeded_count == 2
+    assert (await sdk(registry.get_twin, "pump-3")).properties.desired["fw"] == "2.0"
+    assert "fw" not in (await sdk(registry.get_twin, "pump-2")).properties.desired
+
+    later = JobRequest(
+        job_id="later",
+        type="scheduleDeviceMethod",
+        cloud_to_device_method=CloudToDeviceMethod(method_name="reboot"),
+        query_condition="*",
+        start_time=datetime.now(UTC) + timedelta(days=1),
+        max_execution_time_in_seconds=60,
+    )
+    scheduled = await sdk(jobs.create_scheduled_job, "later", later)
+    assert scheduled.status == "scheduled"
+    assert scheduled.end_time.year == 9999  # IoT Hub's "not ended", 7 decimals and all
+    assert abs(scheduled.start_time - later.start_time) < timedelta(milliseconds=1)
+    cancelled = await sdk(jobs.cancel_scheduled_job, "later")
+    assert cancelled.status == "cancelled"
+    assert (await sdk(jobs.cancel_scheduled_job, "later")).status == "cancelled"  # idempotent
+    read = await sdk(jobs.get_scheduled_job, "later")
+    assert read.status == "cancelled" and read.end_time.year == datetime.now(UTC).year
+
+    # The SDK reads the query as the swagger QueryResult: its items stay JSON objects.
+    every = await sdk(jobs.query_scheduled_jobs, None, None)
+    assert isinstance(every, QueryResult) and every.type == "jobResponse"
+    assert sorted(j["jobId"] for j in every.items) == ["fw-2", "later", "reboot-all"]
+    methods = await sdk(jobs.query_scheduled_jobs, "scheduleDeviceMethod", None)
+    assert sorted(j["jobId"] for j in methods.items) == ["later", "reboot-all"]
+    both = await sdk(jobs.query_scheduled_jobs, "scheduleDeviceMethod", "completed")
+    assert [j["jobId"] for j in both.items] == ["reboot-all"]
+    assert both.items[0]["deviceJobStatistics"]["succeededCount"] == 3
+    cancelled_jobs = await sdk(jobs.query_scheduled_jobs, None, "cancelled")
+    assert [j["jobId"] for j in cancelled_jobs.items] == ["later"]
+    assert both.continuation_token is None
+    assert_hub_error(await sdk_error(jobs.get_scheduled_job, "nope"), 404, "DeviceNotFound")
+
+    query = QuerySpecification(
+        query="SELECT * FROM devices.jobs WHERE devices.jobs.jobId = 'reboot-all'"
+    )
+    records = await sdk(registry.query_iot_hub, query, None, 10)
+    assert records.type == "deviceJob" and records.continuation_token is None
+    # The SDK reads every query's items as twins: of a devices.jobs record it keeps deviceId
+    # and status (the full record is in tests/integration/test_broadcasts.py).
+    assert sorted(r.device_id for r in records.items) == ["pump-1", "pump-2", "pump-3"]
+    assert {r.status for r in records.items} == {"completed"}

@@ -6,17 +6,23 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 
+from shared.broadcasts.planning import total
+from shared.broadcasts.records import DeviceJob
+from shared.clock import FixedClock
 from shared.runtime import Runtime
+from shared.storage.broadcasts import BroadcastRows
 from shared.storage.device_work import DeviceWorkQueue, WorkMessage
 from shared.storage.queue import AttemptMessage
 from tests.integration.test_devices_api import assert_hub_error
 from tests.support.device_endpoint import DeviceEndpoint
-from tests.support.engine import api_client
+from tests.support.engine import API_NOW, api_client
 
 pytestmark = pytest.mark.integration
 
@@ -335,3 +341,186 @@ async def test_two_workers_racing_on_the_same_messages_call_each_device_once(
     final = (await api.get("/api/jobs/v2/rc")).json()
     assert final["status"] == "completed"
     assert final["deviceJobStatistics"]["succeededCount"] == 12
+
+
+# --- hardening -------------------------------------------------------------------------------
+
+
+async def test_a_clock_with_microseconds_still_records_every_result(
+    api, device_endpoint, work, runtimes: Callable[..., Awaitable[Runtime]]
+):
+    """Regression: the claim compared its in-memory lease (microseconds) with the stored one
+    (milliseconds), took its own claim for a takeover and left every device `running`."""
+    uneven = await runtimes(clock=FixedClock(API_NOW + timedelta(microseconds=123456)))
+    await add_devices(api, device_endpoint, ["u1", "u2", "u3"])
+    async with api_client(uneven) as client:
+        client.params = httpx.QueryParams({"api-version": "2021-04-12"})
+        assert (await client.put("/api/jobs/v2/us", json=method_job("us"))).status_code == 200
+        await drain(work, uneven)
+        final = (await client.get("/api/jobs/v2/us")).json()
+    assert final["status"] == "completed", final
+    assert final["deviceJobStatistics"]["succeededCount"] == 3
+    assert final["deviceJobStatistics"]["runningCount"] == 0
+
+
+async def test_starters_racing_to_add_the_same_records_count_each_device_once(runtime):
+    """Regression: a starter that lost the insert race to another retried the same inserts
+    until it gave up with `Conflict: the counters of ... keep changing`."""
+    settings = runtime.settings
+    rows = BroadcastRows.from_connection_string(
+        settings.storage_connection, settings.broadcasts_table
+    )
+    ids = [f"s{i}" for i in range(40)]
+    records = [DeviceJob("sr", "scheduleDeviceMethod", d, "pending", API_NOW, API_NOW) for d in ids]
+    await asyncio.gather(*(rows.add_pending(records) for _ in range(4)))
+    stats = total(await rows.stats("sr"))
+    assert stats.pending == 40 and stats.device_count == 40
+    assert len([r async for r, _ in rows.records("sr")]) == 40
+    await rows.close()
+
+
+async def test_the_time_limit_fails_what_is_not_done_and_the_job_with_exact_statistics(
+    api, device_endpoint, work, runtime
+):
+    """maxExecutionTimeInSeconds: the devices still waiting for their rollout slot, and one
+    whose worker died mid-call (running, its lease over), fail with JobExpired; the job ends
+    `failed` and its statistics add up to deviceCount."""
+    await add_devices(api, device_endpoint, ["e1", "e2", "e3", "e4"])
+    job = method_job("ex", rollout={"maximumPerMinute": 1}, maxExecutionTimeInSeconds=120)
+    assert (await api.put("/api/jobs/v2/ex", json=job)).status_code == 200
+    await drain(work, runtime)  # the start and the first device; the others wait for slots
+    assert len(device_endpoint.calls) == 1
+    settings = runtime.settings
+    rows = BroadcastRows.from_connection_string(
+        settings.storage_connection, settings.broadcasts_table
+    )
+    pending = sorted([r.device_id async for r, _ in rows.records("ex", status="pending")])
+    dead_worker = pending[0]  # as a worker that claimed it and was killed would leave it
+    claimed = await rows.change(
+        "ex",
+        dead_worker,
+        lambda r: replace(r, status="running", started=API_NOW, lease_until=API_NOW),
+    )
+    assert claimed is not None
+    await rows.close()
+
+    assert isinstance(runtime.clock, FixedClock)
+    runtime.clock.advance(timedelta(seconds=121))
+    await runtime.broadcasts.engine.handle(WorkMessage("sweep", "ex"))  # due at the limit
+    final = (await api.get("/api/jobs/v2/ex")).json()
+    assert final["status"] == "failed", final
+    assert "maxExecutionTimeInSeconds (120 s) elapsed" in final["failureReason"]
+    assert final["deviceJobStatistics"] == {
+        "deviceCount": 4,
+        "failedCount": 3,
+        "succeededCount": 1,
+        "runningCount": 0,
+        "pendingCount": 0,
+    }
+    records = await device_jobs(api, "ex")
+    expired = [r for r in records if r["status"] == "failed"]
+    assert len(expired) == 3
+    assert {r["error"]["code"] for r in expired} == {"JobExpired"}
+    assert all("maxExecutionTimeInSeconds" in r["error"]["description"] for r in expired)
+    # A device message surfacing after the limit calls nobody.
+    await runtime.broadcasts.engine.handle(WorkMessage("device", "ex", pending[1], 0))
+    assert len(device_endpoint.calls) == 1
+
+
+async def test_finished_broadcasts_go_after_the_retention_days_in_bounded_passes(
+    api, device_endpoint, work, runtime
+):
+    """SCHEDULER_BROADCAST_RETENTION_DAYS (default 30): a broadcast that ended longer ago goes
+    with its records; a younger one and one still running stay; each pass deletes a bounded
+    number of rows and the next goes on."""
+    await add_devices(api, device_endpoint, [f"k{i:02d}" for i in range(12)])
+    assert (await api.put("/api/jobs/v2/old", json=method_job("old"))).status_code == 200
+    await drain(work, runtime)
+    assert (await api.get("/api/jobs/v2/old")).json()["status"] == "completed"
+    later = method_job("young", startTime="2030-05-20T08:00:00Z")
+    assert (await api.put("/api/jobs/v2/young", json=later)).status_code == 200
+    assert isinstance(runtime.clock, FixedClock)
+    runtime.clock.advance(timedelta(days=14))
+    await runtime.broadcasts.engine.start("young")
+    await drain(work, runtime)
+    assert (await api.get("/api/jobs/v2/young")).json()["status"] == "completed"
+    running = method_job("busy", rollout={"maximumPerMinute": 1})
+    assert (await api.put("/api/jobs/v2/busy", json=running)).status_code == 200
+    await drain(work, runtime)  # one device called, the others wait for their slots
+
+    retention = runtime.broadcast_retention
+    runtime.clock.advance(timedelta(days=16, seconds=1))  # "old" ended 30 days + 1 s ago
+    deleted, done = await retention.purge(runtime.clock.now(), 5)
+    assert (deleted, done) == (5, False)
+    assert (await api.get("/api/jobs/v2/old")).status_code == 200  # the job row goes last
+    assert await retention.run_if_due() > 0
+    assert_hub_error(await api.get("/api/jobs/v2/old"), 404, "DeviceNotFound")
+    assert await device_jobs(api, "old") == []
+    assert await retention.run_if_due() == 0  # done: the next pass waits its interval
+    assert (await api.get("/api/jobs/v2/young")).json()["status"] == "completed"
+    assert len(await device_jobs(api, "young")) == 12
+    assert (await api.get("/api/jobs/v2/busy")).json()["status"] == "running"
+
+
+async def test_two_starters_and_two_workers_racing_call_each_device_once_with_exact_counts(
+    api, device_endpoint, work, runtimes: Callable[..., Awaitable[Runtime]], runtime
+):
+    """A start delivered twice at once (two instances) and every message handled by both:
+    each device is recorded once, called once, and the statistics add up."""
+    other = await runtimes(clock=runtime.clock)
+    ids = [f"w{i:02d}" for i in range(40)]
+    await add_devices(api, device_endpoint, ids)
+    assert (await api.put("/api/jobs/v2/rs", json=method_job("rs"))).status_code == 200
+    await asyncio.gather(runtime.broadcasts.engine.start("rs"), other.broadcasts.engine.start("rs"))
+    messages: list[str] = []
+    while batch := [m.content async for m in work.client.receive_messages(max_messages=32)]:
+        messages.extend(batch)
+    device_messages = [WorkMessage.from_json(m) for m in messages]
+    device_messages = [m for m in device_messages if m.action == "device"]
+    assert {m.device_id for m in device_messages} == set(ids)
+    await asyncio.gather(
+        *(rt.broadcasts.engine.handle(m) for m in device_messages for rt in (runtime, other))
+    )
+    assert sorted(h["Idempotency-Key"] for h, _ in device_endpoint.calls) == [
+        f"rs:{d}" for d in ids
+    ]
+    final = (await api.get("/api/jobs/v2/rs")).json()
+    assert final["status"] == "completed"
+    assert final["deviceJobStatistics"] == {
+        "deviceCount": 40,
+        "failedCount": 0,
+        "succeededCount": 40,
+        "runningCount": 0,
+        "pendingCount": 0,
+    }
+
+
+async def test_a_worker_that_died_after_recording_the_last_device_leaves_the_end_to_its_message(
+    api, device_endpoint, work, runtime
+):
+    """The worker recorded the last device's result and died before ending the job: its
+    message, delivered again, finds the record done and ends the job (not the time limit)."""
+    await add_devices(api, device_endpoint, ["z1", "z2"])
+    assert (await api.put("/api/jobs/v2/zz", json=method_job("zz"))).status_code == 200
+    await runtime.broadcasts.engine.start("zz")
+    messages = [m async for m in work.client.receive_messages(max_messages=32)]
+    device_messages = [WorkMessage.from_json(m.content) for m in messages]
+    device_messages = [m for m in device_messages if m.action == "device"]
+    first, last = sorted(device_messages, key=lambda m: m.device_id)
+    await runtime.broadcasts.engine.handle(first)
+    settings = runtime.settings
+    rows = BroadcastRows.from_connection_string(
+        settings.storage_connection, settings.broadcasts_table
+    )
+    done = await rows.change(  # what the dead worker had stored
+        "zz", last.device_id, lambda r: replace(r, status="completed", ended=API_NOW)
+    )
+    await rows.close()
+    assert done is not None
+    assert (await api.get("/api/jobs/v2/zz")).json()["status"] == "running"
+
+    await runtime.broadcasts.engine.handle(last)  # the host delivers it again
+    final = (await api.get("/api/jobs/v2/zz")).json()
+    assert final["status"] == "completed"
+    assert final["deviceJobStatistics"]["succeededCount"] == 2
+    assert len(device_endpoint.calls) == 1  # the dead worker's call is not repeated

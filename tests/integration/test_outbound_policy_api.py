@@ -136,7 +136,13 @@ async def test_a_job_cannot_write_into_the_apps_execution_queue(
     forged = '{"collection": "x", "job": "y"}'
     async with api_client(runtime) as api:
         assert (await api.put(BASE, json={})).status_code == 201
-        for queue in (execution_queue, f"{execution_queue}-poison"):
+        device_work = runtime.settings.device_work_queue
+        for queue in (
+            execution_queue,
+            f"{execution_queue}-poison",
+            device_work,
+            f"{device_work}-poison",
+        ):
             job = queue_job(
                 queueName=queue, connectionSetting="AzureWebJobsStorage", message=forged
             )

@@ -11,11 +11,14 @@ from aiohttp import web
 
 class DeviceEndpoint:
     """A device's endpoint: answers methods with `{"status", "payload"}` (echoing the call),
-    records desired pushes; `delay` holds each answer that long (for the timeout test)."""
+    records desired pushes; `delay` holds each answer that long (for the timeout test), and the
+    devices in `held` (by the `?d=` of their endpoint URI) hold theirs until `release()`."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[dict[str, str], dict[str, Any]]] = []
+        self.callers: list[str | None] = []  # each call's `?d=`, in the order of `calls`
         self.delay: float = 0
+        self.held: frozenset[str] = frozenset()
         self._arrived = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self._release = asyncio.Event()
@@ -44,8 +47,11 @@ class DeviceEndpoint:
         body = await request.json()
         async with self._arrived:
             self.calls.append((dict(request.headers), body))
+            self.callers.append(request.query.get("d"))
             self._arrived.notify_all()
-        if self.delay:
+        if request.query.get("d") in self.held:
+            await self._release.wait()
+        elif self.delay:
             try:
                 await asyncio.wait_for(self._release.wait(), self.delay)
             except TimeoutError:
@@ -53,6 +59,18 @@ class DeviceEndpoint:
         if "methodName" in body:
             return web.json_response({"status": 201, "payload": {"echo": body["payload"]}})
         return web.json_response({})
+
+    def release(self) -> None:
+        """Let every held answer go, and the calls still to come answer at once."""
+        self._release.set()
+
+    def calls_of(self, device_id: str) -> list[dict[str, str]]:
+        """The headers of each call that reached this device."""
+        return [
+            headers
+            for (headers, _), caller in zip(self.calls, self.callers, strict=True)
+            if caller == device_id
+        ]
 
     async def wait_for(self, count: int, timeout: float = 10) -> None:
         async with self._arrived:

@@ -50,6 +50,7 @@ def test_every_setting_is_typed_once(tmp_path: Path) -> None:
             "SCHEDULER_LEASE_MARGIN_SECONDS": "5",
             "SCHEDULER_HISTORY_MAX_DAYS": "7",
             "SCHEDULER_HISTORY_MAX_ROWS": "10",
+            "SCHEDULER_BROADCAST_RETENTION_DAYS": "2",
             "SCHEDULER_MAX_JOBS_PER_COLLECTION": "3",
             "SCHEDULER_MIN_RECURRENCE_SECONDS": "0",
             "SCHEDULER_MAX_JOB_SIZE": "4096",
@@ -70,6 +71,8 @@ def test_every_setting_is_typed_once(tmp_path: Path) -> None:
     assert settings.lease_margin == timedelta(seconds=5)
     assert settings.history_max_age == timedelta(days=7)
     assert settings.history_max_rows == 10
+    assert settings.broadcast_retention == timedelta(days=2)
+    assert Settings.from_env(CONNECTION).broadcast_retention == timedelta(days=30)
     assert settings.max_jobs_per_collection == 3
     assert settings.min_recurrence == timedelta(0)
     assert settings.max_job_size == 4096
@@ -115,6 +118,7 @@ BAD = [
     ("SCHEDULER_LEASE_MARGIN_SECONDS", "0", "at least 1"),
     ("SCHEDULER_HISTORY_MAX_DAYS", "0", "at least 1"),
     ("SCHEDULER_HISTORY_MAX_ROWS", "0", "at least 1"),
+    ("SCHEDULER_BROADCAST_RETENTION_DAYS", "0", "at least 1"),
     ("SCHEDULER_MAX_JOBS_PER_COLLECTION", "0", "at least 1"),
     ("SCHEDULER_MIN_RECURRENCE_SECONDS", "1m", "whole number"),
     ("SCHEDULER_MAX_JOB_SIZE", "0", "at least 1"),

@@ -23,6 +23,7 @@ OTHER = connection("jobacct")
 SETTINGS = {
     "AzureWebJobsStorage": APP,
     "SCHEDULER_EXECUTION_QUEUE": "runs",
+    "SCHEDULER_DEVICE_WORK_QUEUE": "devices",
     "SCHEDULER_QUEUE_CONNECTIONS": "AzureWebJobsStorage, JobQueues",
     "JobQueues": OTHER,
     "SCHEDULER_IDENTITY_AUDIENCES": "https://vault.azure.net,api://orders",
@@ -64,7 +65,9 @@ def test_connection_settings_are_refused_unless_listed_and_the_error_tells_nothi
     ) == ("connectionSetting", missing[1].replace("NoSuchSetting", "AzureWebJobsStorage"))
 
 
-@pytest.mark.parametrize("name", ["runs", "runs-poison", "azure-webjobs-blobtrigger-x"])
+@pytest.mark.parametrize(
+    "name", ["runs", "runs-poison", "devices", "devices-poison", "azure-webjobs-blobtrigger-x"]
+)
 def test_the_apps_own_queues_are_refused_in_its_own_account(name: str) -> None:
     policy = OutboundPolicy.from_settings(SETTINGS)
     by_connection = policy.queue_refusal(queue(name, connectionSetting="AzureWebJobsStorage"))
@@ -90,3 +93,13 @@ def test_a_bad_setting_name_fails_at_start() -> None:
     with pytest.raises(ConfigError, match="^SCHEDULER_QUEUE_CONNECTIONS: 'bad name'"):
         Settings.from_env(env)
     assert Settings.from_env(SETTINGS).outbound == OutboundPolicy.from_settings(SETTINGS)
+
+
+def test_the_default_device_work_queue_is_the_apps_without_the_setting() -> None:
+    """The broadcasts' device-work queue is refused like the execution queue, by default too."""
+    policy = OutboundPolicy.from_settings(
+        {"AzureWebJobsStorage": APP, **{"SCHEDULER_QUEUE_CONNECTIONS": "AzureWebJobsStorage"}}
+    )
+    for name in ("scheduler-devicework", "scheduler-devicework-poison", "scheduler-executions"):
+        refusal = policy.queue_refusal(queue(name, connectionSetting="AzureWebJobsStorage"))
+        assert refusal is not None and refusal[0] == "queueName", name
