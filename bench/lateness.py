@@ -72,8 +72,13 @@ class AppLog(logging.Handler):
         if record.name == "shared.engine.dispatcher" and message.startswith("Dispatch pass"):
             self._summary = record.getMessage()
         elif record.name == "shared.engine.executor" and message.startswith("Attempt:"):
-            nominal = datetime.fromisoformat(str(args[2]))
-            self.started_late_ms[(str(args[1]), to_iso(nominal))] = 1000 * float(str(args[-1]))
+            # "Attempt: collection=.. job=.. nominal=.. phase=.. attempt=.. outcome=.. lateness=..s"
+            fields = dict(
+                part.split("=", 1) for part in record.getMessage().split() if "=" in part
+            )
+            nominal = datetime.fromisoformat(fields["nominal"])
+            late = float(fields["lateness"].rstrip("s"))
+            self.started_late_ms[(fields["job"], to_iso(nominal))] = 1000 * late
         elif record.name == "devhost.invoker" and args and args[0] == "dispatch_due_jobs":
             duration_ms = float(str(args[2]))
             started = datetime.fromtimestamp(record.created - duration_ms / 1000, UTC)

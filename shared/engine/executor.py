@@ -60,6 +60,8 @@ from shared.storage.store import JobStore
 from shared.timefmt import compact
 
 log = logging.getLogger(__name__)
+# One line per attempt; bench/lateness.py reads its fields (key=value, space-separated).
+ATTEMPT_LOG = "Attempt: %s phase=%s attempt=%d outcome=%s lateness=%.3fs"
 
 # A recording that keeps failing on storage faults gives up this long before the lease ends,
 # so a taker-over never races it.
@@ -237,7 +239,7 @@ class Executor:
             return
         lateness = (started - run.due).total_seconds()
         log.info(
-            "Attempt: %s phase=%s attempt=%d outcome=%s lateness=%.3fs",
+            ATTEMPT_LOG,
             run.log_name,
             run.phase.value,
             run.attempt,
