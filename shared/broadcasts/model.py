@@ -14,7 +14,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from shared.devices.model import MethodCall, check_properties, parse_method, without_metadata
+from shared.devices.model import (
+    MethodCall,
+    bounded_int,
+    check_properties,
+    parse_method,
+    without_metadata,
+)
 from shared.devices.query import parse_condition
 from shared.errors import InvalidRequest
 from shared.timefmt import from_iso, to_iso
@@ -164,7 +170,7 @@ def parse_job_request(job_id: str, body: Mapping[str, Any]) -> BroadcastSpec:
         job_type=job_type,
         query_condition=condition,
         start_time=_start_time(body.get("startTime")),
-        max_execution_seconds=_int(
+        max_execution_seconds=bounded_int(
             body,
             "maxExecutionTimeInSeconds",
             (1, MAX_EXECUTION_SECONDS),
@@ -235,16 +241,6 @@ def _start_time(value: object) -> datetime | None:
     return parsed
 
 
-def _int(body: Mapping[str, Any], name: str, bounds: tuple[int, int], default: int) -> int:
-    value = body.get(name)
-    if value is None:
-        return default
-    low, high = bounds
-    if type(value) is not int or not low <= value <= high:
-        raise InvalidRequest(name, f"must be an integer from {low} to {high}")
-    return value
-
-
 def _object(value: object, field: str) -> Mapping[str, Any]:
     if not isinstance(value, dict):
         raise InvalidRequest(field, "must be a JSON object")
@@ -258,7 +254,7 @@ def _rollout(value: object) -> int | None:
     unknown = set(rollout) - {"maximumPerMinute"}
     if unknown:
         raise InvalidRequest(f"rollout.{sorted(unknown)[0]}", "is not supported")
-    return _int(rollout, "maximumPerMinute", (1, 1000), 1000) if rollout else None
+    return bounded_int(rollout, "maximumPerMinute", (1, 1000), 1000) if rollout else None
 
 
 def _criteria(value: object, field: str, most: int) -> list[Mapping[str, Any]]:
@@ -312,7 +308,7 @@ def _retries(value: object) -> tuple[tuple[str, int], ...]:
         failure_type = _failure_type(item, field)
         if any(t == failure_type for t, _ in found):
             raise InvalidRequest(f"{field}.failureType", "is given twice")
-        count = _int(item, "numberOfRetries", (0, MAX_RETRIES), -1)
+        count = bounded_int(item, "numberOfRetries", (0, MAX_RETRIES), -1)
         if count < 0:
             raise InvalidRequest(f"{field}.numberOfRetries", f"is required: 0 to {MAX_RETRIES}")
         found.append((failure_type, count))

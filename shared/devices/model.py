@@ -392,14 +392,16 @@ def parse_method(body: Mapping[str, Any]) -> MethodCall:
     return MethodCall(
         method_name=name,
         payload=body.get("payload"),
-        response_timeout=_seconds(
-            body, "responseTimeoutInSeconds", METHOD_TIMEOUT_DEFAULT, METHOD_TIMEOUT_RANGE
+        response_timeout=bounded_int(
+            body, "responseTimeoutInSeconds", METHOD_TIMEOUT_RANGE, METHOD_TIMEOUT_DEFAULT
         ),
-        connect_timeout=_seconds(body, "connectTimeoutInSeconds", 0, CONNECT_TIMEOUT_RANGE),
+        connect_timeout=bounded_int(body, "connectTimeoutInSeconds", CONNECT_TIMEOUT_RANGE, 0),
     )
 
 
-def _seconds(body: Mapping[str, Any], name: str, default: int, bounds: tuple[int, int]) -> int:
+def bounded_int(body: Mapping[str, Any], name: str, bounds: tuple[int, int], default: int) -> int:
+    """`body[name]` as an integer within `bounds` (inclusive), `default` when absent; a JSON
+    integer only (no true, no 5.0): `InvalidRequest` naming the field otherwise."""
     value = body.get(name)
     if value is None:
         return default
