@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 
 from shared.kinds.webjob import WebJobSettings
-from shared.kinds.webjob.catalog import WEBJOBS_COLLECTION
+from shared.kinds.webjob.catalog import WEBJOBS_REF
 from shared.kinds.webjob.continuous import CONTINUOUS_MESSAGE
 from shared.runtime import Runtime
 from shared.storage.continuous import RUNNING, ContinuousRow, ContinuousRows
 from shared.storage.device_work import DeviceWorkQueue, WorkMessage
+from tests.support.engine import api_client
 from tests.support.webjobs import write_job
 
 pytestmark = pytest.mark.integration
@@ -98,7 +99,7 @@ async def runs_of(runtime: Runtime) -> list[list[str]]:
     """Each run's output lines, oldest run first (by the time of its first line)."""
     outputs = runtime.store.outputs
     runs = []
-    for name in await outputs.job_outputs(WEBJOBS_COLLECTION, "continuous-worker"):
+    for name in await outputs.job_outputs(WEBJOBS_REF.key, "continuous-worker"):
         found = await outputs.read(name)
         if found is not None and found.data:
             runs.append(found.data.decode().splitlines())
@@ -174,6 +175,11 @@ async def test_a_crash_restarts_after_the_delay(host: Build) -> None:
     assert "Process went down with exit code 3" in "\n".join(first)
     gap = stamp(second[0]) - stamp(first[-1])
     assert timedelta(seconds=0.9) <= gap < timedelta(seconds=5)
+    async with api_client(runtime) as client:  # Kudu's log_url is the current run's output
+        shown = (await client.get("/api/continuouswebjobs/worker")).json()
+        assert shown["status"] in {"Running", "PendingRestart"}
+        log = await client.get(shown["log_url"])
+        assert log.status_code == 200 and "line 0" in log.text
     await runtime.continuous.stop("worker")
     await eventually(lambda: status_is(runtime, "Stopped"))
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from shared.kinds.webjob.catalog import WEBJOBS_COLLECTION, job_name_of
+from shared.kinds.webjob.catalog import WEBJOBS_REF, job_name_of
 from shared.kinds.webjob.folders import CONTINUOUS, WebJobFolder, read_folder
 from shared.kinds.webjob.process import ProcessResult, run_script
 from shared.storage.continuous import (
@@ -62,7 +62,7 @@ class ContinuousStatus:
 
 
 def output_of_run(name: str, run_id: str) -> str:
-    return output_name(WEBJOBS_COLLECTION, job_name_of(CONTINUOUS, name), run_id, ATTEMPT)
+    return output_name(WEBJOBS_REF.key, job_name_of(CONTINUOUS, name), run_id, ATTEMPT)
 
 
 class ContinuousWebJobs:
