@@ -137,6 +137,10 @@ class Settings:
     def broadcasts_table(self) -> str:
         return f"{self.table_prefix}Broadcasts"
 
+    @property
+    def continuous_table(self) -> str:
+        return f"{self.table_prefix}Continuous"
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Every setting typed and checked; `ConfigError` naming the first bad one. An empty

@@ -34,8 +34,10 @@ from shared.kinds.base import Kind
 from shared.kinds.broadcast import BROADCAST, BroadcastActionRunner
 from shared.kinds.registry import KindRunners, register_kinds
 from shared.kinds.webjob.catalog import WebJobCatalog
+from shared.kinds.webjob.continuous import ContinuousWebJobs
 from shared.kinds.webjob.kind import WEBJOB
 from shared.storage.broadcasts import BroadcastRows
+from shared.storage.continuous import ContinuousRows
 from shared.storage.device_work import DeviceWorkQueue
 from shared.storage.devices import DeviceRows
 from shared.storage.queue import AttemptQueue
@@ -55,6 +57,8 @@ class Runtime:
     devices: DeviceRegistry
     broadcasts: BroadcastService
     broadcast_retention: BroadcastRetention
+    # Continuous WebJobs: their holders (device-work messages) and the timer's watch.
+    continuous: ContinuousWebJobs
     # The WebJobs folders found at start-up (their jobs are kept in the collection `webjobs`).
     webjobs: WebJobCatalog = field(default_factory=WebJobCatalog)
 
@@ -102,6 +106,16 @@ class Runtime:
             settings,
             app_settings,
         )
+        continuous = ContinuousWebJobs(
+            await ContinuousRows.from_connection_string(
+                settings.storage_connection, settings.continuous_table
+            ).ensure(),
+            device_work,
+            store.outputs,
+            WEBJOB.options(settings),
+            clock,
+            settings.output_max_bytes,
+        )
         return cls(
             settings=settings,
             clock=clock,
@@ -116,10 +130,12 @@ class Runtime:
             broadcast_retention=BroadcastRetention(
                 broadcast_rows, clock, settings.broadcast_retention
             ),
+            continuous=continuous,
             webjobs=await WebJobCatalog.load(WEBJOB.options(settings), jobs),
         )
 
     async def close(self) -> None:
+        await self.continuous.aclose()
         await self.broadcasts.aclose()
         await self.devices.aclose()
         await self.runners.aclose()

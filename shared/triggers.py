@@ -7,6 +7,7 @@ import logging
 import azure.functions as func
 
 from shared.engine.dispatcher import DispatchReport
+from shared.kinds.webjob.continuous import CONTINUOUS_MESSAGE
 from shared.runtime import current_runtime
 from shared.storage.device_work import WorkMessage
 from shared.storage.queue import AttemptMessage
@@ -20,6 +21,7 @@ async def dispatch_due_jobs(timer: func.TimerRequest) -> DispatchReport:
     runtime = await current_runtime()
     report = await runtime.dispatcher.dispatch_due()
     await runtime.broadcast_retention.run_if_due()  # after the due jobs: they come first
+    await runtime.continuous.watch()  # continuous WebJobs whose holder died restart
     return report
 
 
@@ -30,4 +32,8 @@ async def execute_attempt(message: func.QueueMessage) -> None:
 
 async def run_device_work(message: func.QueueMessage) -> None:
     runtime = await current_runtime()
-    await runtime.broadcasts.engine.handle(WorkMessage.from_json(message.get_body().decode()))
+    work = WorkMessage.from_json(message.get_body().decode())
+    if work.action == CONTINUOUS_MESSAGE:  # holds a continuous WebJob for one time slice
+        await runtime.continuous.handle(work.job_id)
+    else:
+        await runtime.broadcasts.engine.handle(work)

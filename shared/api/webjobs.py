@@ -1,7 +1,8 @@
 """Kudu's WebJobs routes (projectkudu/kudu JobsController), at Kudu's paths under `/api`: a
 script that called them on `{site}.scm.azurewebsites.net` calls them here with another base URL
 and the function key. No upload or delete routes: the WebJobs are the deployed folders
-(README "WebJobs", why). Continuous WebJobs are listed; this version does not run them."""
+(README "WebJobs", why). Continuous WebJobs are started and stopped here and kept running by
+their holders (shared/kinds/webjob/continuous.py)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,11 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from shared.api.refs import RuntimeDep
 from shared.errors import Conflict, NotFound
-from shared.kinds.webjob.catalog import WEBJOBS_COLLECTION, WEBJOBS_REF, job_name_of
+from shared.kinds.webjob.catalog import WEBJOBS_REF, job_name_of
 from shared.kinds.webjob.folders import CONTINUOUS, TRIGGERED, WebJobFolder
 from shared.kinds.webjob.views import (
     KuduUrls,
@@ -61,10 +62,21 @@ async def _triggered_json(rt: Runtime, folder: WebJobFolder, request: Request) -
     return job_json(folder, rt.webjobs, _urls(request), runs[0] if runs else None)
 
 
+async def _continuous_json(rt: Runtime, folder: WebJobFolder, request: Request) -> Any:
+    state = await rt.continuous.status(folder.name)
+    urls = _urls(request)
+    shown = job_json(folder, rt.webjobs, urls, status=state.status)
+    if state.detail:
+        shown["detailed_status"] = f"{folder.name} is {state.status}: {state.detail}"
+    if state.run_id:
+        shown["log_url"] = urls.output(folder, state.run_id)
+    return shown
+
+
 @router.get("/webjobs", name="WebJobs_List", summary="All WebJobs (Kudu)")
 async def list_all(rt: RuntimeDep, request: Request) -> Any:
     shown = [await _triggered_json(rt, f, request) for f in rt.webjobs.of_type(TRIGGERED)]
-    shown += [job_json(f, rt.webjobs, _urls(request)) for f in rt.webjobs.of_type(CONTINUOUS)]
+    shown += [await _continuous_json(rt, f, request) for f in rt.webjobs.of_type(CONTINUOUS)]
     return shown
 
 
@@ -142,34 +154,38 @@ async def get_run(name: JobNameParam, runId: RunIdParam, rt: RuntimeDep, request
 
 @router.get("/continuouswebjobs", name="ContinuousWebJobs_List", summary="Continuous WebJobs")
 async def list_continuous(rt: RuntimeDep, request: Request) -> Any:
-    return [job_json(f, rt.webjobs, _urls(request)) for f in rt.webjobs.of_type(CONTINUOUS)]
+    return [await _continuous_json(rt, f, request) for f in rt.webjobs.of_type(CONTINUOUS)]
 
 
 @router.get(
     "/continuouswebjobs/{name}", name="ContinuousWebJobs_Get", summary="A continuous WebJob"
 )
 async def get_continuous(name: JobNameParam, rt: RuntimeDep, request: Request) -> Any:
-    return job_json(_folder(rt, CONTINUOUS, name), rt.webjobs, _urls(request))
+    return await _continuous_json(rt, _folder(rt, CONTINUOUS, name), request)
 
 
 @router.post(
-    "/continuouswebjobs/{name}/{verb}",
-    name="ContinuousWebJobs_StartStop",
-    summary="Start or stop a continuous WebJob (not available in this version: 501)",
-    response_class=JSONResponse,
+    "/continuouswebjobs/{name}/start",
+    name="ContinuousWebJobs_Start",
+    summary="Start a continuous WebJob (200, no body; 409 when it cannot run)",
+    response_class=Response,
 )
-async def start_stop_continuous(name: JobNameParam, verb: str, rt: RuntimeDep) -> JSONResponse:
+async def start_continuous(name: JobNameParam, rt: RuntimeDep) -> Response:
     folder = _folder(rt, CONTINUOUS, name)
-    if verb not in ("start", "stop"):
-        raise NotFound(f"No such operation: {verb}")
-    return JSONResponse(
-        {
-            "error": {
-                "code": "NotImplemented",
-                "message": f"Continuous WebJobs are listed but not run by this version of the "
-                f"app: '{folder.name}' cannot be {verb}ed here (collection "
-                f"'{WEBJOBS_COLLECTION}' keeps its job disabled).",
-            }
-        },
-        status_code=501,
-    )
+    error = rt.webjobs.error_of(folder)
+    if error is not None:
+        raise Conflict(f"WebJob '{folder.name}' cannot run: {error}")
+    await rt.continuous.start(folder.name)
+    return Response(status_code=200)
+
+
+@router.post(
+    "/continuouswebjobs/{name}/stop",
+    name="ContinuousWebJobs_Stop",
+    summary="Stop a continuous WebJob (200, no body); it ends gracefully within seconds",
+    response_class=Response,
+)
+async def stop_continuous(name: JobNameParam, rt: RuntimeDep) -> Response:
+    folder = _folder(rt, CONTINUOUS, name)
+    await rt.continuous.stop(folder.name)
+    return Response(status_code=200)

@@ -123,22 +123,25 @@ class OutputStore:
         stream = await blob.download_blob(offset=start, length=last - start + 1)
         return OutputSlice(await stream.readall(), size, ended)
 
-    async def delete_job_outputs(
-        self, collection: str, job: str, only: Iterable[str] | None = None
-    ) -> int:
-        """Delete the job's outputs (those named in `only`, if given); missing ones are fine."""
-        wanted = set(only) if only is not None else None
-        deleted = 0
+    async def job_outputs(self, collection: str, job: str) -> list[str]:
+        """The names of the job's outputs, in name order (occurrence, then attempt)."""
         try:
-            names = [
+            return [
                 blob.name
                 async for blob in self._container.list_blobs(
                     name_starts_with=job_output_prefix(collection, job)
                 )
             ]
         except ResourceNotFoundError:  # no container yet: nothing was ever written
-            return 0
-        for name in names:
+            return []
+
+    async def delete_job_outputs(
+        self, collection: str, job: str, only: Iterable[str] | None = None
+    ) -> int:
+        """Delete the job's outputs (those named in `only`, if given); missing ones are fine."""
+        wanted = set(only) if only is not None else None
+        deleted = 0
+        for name in await self.job_outputs(collection, job):
             if wanted is not None and name not in wanted:
                 continue
             try:

@@ -328,7 +328,8 @@ NEEDS_A_WEBJOBS_FOLDER = {
     "GET /api/triggeredwebjobs/{name}/history",
     "GET /api/triggeredwebjobs/{name}/history/{runId}",
     "GET /api/continuouswebjobs/{name}",
-    "POST /api/continuouswebjobs/{name}/{verb}",
+    "POST /api/continuouswebjobs/{name}/start",
+    "POST /api/continuouswebjobs/{name}/stop",
 }
 
 

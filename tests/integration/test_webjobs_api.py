@@ -78,7 +78,15 @@ async def test_listing_shapes(runtimes: Build, tmp_path: Path):
         refused = await client.post("/api/triggeredwebjobs/broken/run")
         assert refused.status_code == 409
         start = await client.post("/api/continuouswebjobs/forever/start")
-        assert start.status_code == 501 and start.json()["error"]["code"] == "NotImplemented"
+        assert start.status_code == 200 and start.content == b""
+        started = (await client.get("/api/continuouswebjobs/forever")).json()
+        assert started["status"] == "Starting"
+        stop = await client.post("/api/continuouswebjobs/forever/stop")
+        assert stop.status_code == 200 and stop.content == b""
+        stopped = (await client.get("/api/continuouswebjobs/forever")).json()
+        assert stopped["status"] == "Stopped"
+        unknown = await client.post("/api/continuouswebjobs/nothere/start")
+        assert unknown.status_code == 404 and "nothere" in unknown.json()["error"]["message"]
 
 
 async def test_run_with_arguments_then_history_and_output(runtimes: Build, tmp_path: Path):

@@ -93,7 +93,8 @@ def test_every_operation_is_on_both_path_families_and_nothing_else(operations) -
         ("GET", "/api/triggeredwebjobs/{name}/history/{runId}"): "TriggeredWebJobs_GetRun",
         ("GET", "/api/continuouswebjobs"): "ContinuousWebJobs_List",
         ("GET", "/api/continuouswebjobs/{name}"): "ContinuousWebJobs_Get",
-        ("POST", "/api/continuouswebjobs/{name}/{verb}"): "ContinuousWebJobs_StartStop",
+        ("POST", "/api/continuouswebjobs/{name}/start"): "ContinuousWebJobs_Start",
+        ("POST", "/api/continuouswebjobs/{name}/stop"): "ContinuousWebJobs_Stop",
     }
     found = {key: operation["operationId"] for key, operation in operations.items()}
 

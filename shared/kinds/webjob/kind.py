@@ -4,6 +4,9 @@ WebJobs folder shipped with the app (shared/kinds/webjob/folders.py) as a child 
 Its settings: `SCHEDULER_WEBJOBS_ROOT` (the folder holding `triggered/` and `continuous/`;
 default `webjobs/` beside function_app.py) and `SCHEDULER_WEBJOBS_TIMEOUT_SECONDS` (how long one
 triggered run may take before it is stopped; keep it under the host's functionTimeout).
+Continuous WebJobs (shared/kinds/webjob/continuous.py): `SCHEDULER_CONTINUOUS_SLICE_SECONDS`
+(how long one invocation holds the process before handing over) and
+`SCHEDULER_CONTINUOUS_RESTART_DELAY_SECONDS` (the wait before a process that ended is restarted).
 """
 
 from __future__ import annotations
@@ -26,6 +29,10 @@ ROOT_SETTING = "SCHEDULER_WEBJOBS_ROOT"
 TIMEOUT_SETTING = "SCHEDULER_WEBJOBS_TIMEOUT_SECONDS"
 DEFAULT_TIMEOUT_SECONDS = 270  # under the Consumption plan's default functionTimeout (5 min)
 MAX_TIMEOUT_SECONDS = 3600
+SLICE_SETTING = "SCHEDULER_CONTINUOUS_SLICE_SECONDS"
+RESTART_DELAY_SETTING = "SCHEDULER_CONTINUOUS_RESTART_DELAY_SECONDS"
+DEFAULT_SLICE_SECONDS = 240  # under the Consumption plan's default functionTimeout (5 min)
+DEFAULT_RESTART_DELAY_SECONDS = 60  # WebJobs' WEBJOBS_RESTART_TIME default
 APP_ROOT = Path(__file__).resolve().parents[3]  # the folder of function_app.py
 
 
@@ -33,13 +40,21 @@ APP_ROOT = Path(__file__).resolve().parents[3]  # the folder of function_app.py
 class WebJobSettings:
     root: Path = APP_ROOT / "webjobs"
     timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS
+    continuous_slice_seconds: float = DEFAULT_SLICE_SECONDS
+    continuous_restart_delay_seconds: float = DEFAULT_RESTART_DELAY_SECONDS
 
 
 class WebJobKind(Kind[WebJobAction]):
     type_names = ("WebJob",)
     payload_field = "webJob"
     payload_model = WebJobAction
-    settings = (ROOT_SETTING, TIMEOUT_SETTING, "SCHEDULER_OUTPUT_MAX_BYTES")
+    settings = (
+        ROOT_SETTING,
+        TIMEOUT_SETTING,
+        SLICE_SETTING,
+        RESTART_DELAY_SETTING,
+        "SCHEDULER_OUTPUT_MAX_BYTES",
+    )
 
     def runner(self, settings: Settings) -> ActionRunner:
         from shared.kinds.webjob.runner import WebJobRunner
@@ -60,15 +75,25 @@ class WebJobKind(Kind[WebJobAction]):
         root = Path(root_text) if root_text else WebJobSettings.root
         if not root.is_absolute():
             root = APP_ROOT / root
-        timeout_text = app_settings.get(TIMEOUT_SETTING)
-        timeout = DEFAULT_TIMEOUT_SECONDS
-        if timeout_text is not None:
-            if not timeout_text.isdigit() or not 1 <= int(timeout_text) <= MAX_TIMEOUT_SECONDS:
-                raise ConfigError(
-                    TIMEOUT_SETTING, f"must be whole seconds, 1..{MAX_TIMEOUT_SECONDS}"
-                )
-            timeout = int(timeout_text)
-        return WebJobSettings(root=root, timeout_seconds=timeout)
+        return WebJobSettings(
+            root=root,
+            timeout_seconds=_seconds(app_settings, TIMEOUT_SETTING, DEFAULT_TIMEOUT_SECONDS, 1),
+            continuous_slice_seconds=_seconds(
+                app_settings, SLICE_SETTING, DEFAULT_SLICE_SECONDS, 10
+            ),
+            continuous_restart_delay_seconds=_seconds(
+                app_settings, RESTART_DELAY_SETTING, DEFAULT_RESTART_DELAY_SECONDS, 0
+            ),
+        )
+
+
+def _seconds(app_settings: Mapping[str, str], name: str, default: int, least: int) -> int:
+    text = app_settings.get(name)
+    if text is None:
+        return default
+    if not text.isdigit() or not least <= int(text) <= MAX_TIMEOUT_SECONDS:
+        raise ConfigError(name, f"must be whole seconds, {least}..{MAX_TIMEOUT_SECONDS}")
+    return int(text)
 
 
 WEBJOB = WebJobKind()
