@@ -73,9 +73,7 @@ class AppLog(logging.Handler):
             self._summary = record.getMessage()
         elif record.name == "shared.engine.executor" and message.startswith("Attempt:"):
             # "Attempt: collection=.. job=.. nominal=.. phase=.. attempt=.. outcome=.. lateness=..s"
-            fields = dict(
-                part.split("=", 1) for part in record.getMessage().split() if "=" in part
-            )
+            fields = dict(part.split("=", 1) for part in record.getMessage().split() if "=" in part)
             nominal = datetime.fromisoformat(fields["nominal"])
             late = float(fields["lateness"].rstrip("s"))
             self.started_late_ms[(fields["job"], to_iso(nominal))] = 1000 * late
