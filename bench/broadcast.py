@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -169,6 +171,8 @@ class HostLikeWorker:
         self._options = options
         self._running: set[asyncio.Task[None]] = set()
         self.handled = 0
+        self.failures = 0
+        self.errors: Counter[str] = Counter()
 
     async def run(self, stopping: asyncio.Event) -> None:
         client = self._queue.client
@@ -193,7 +197,16 @@ class HostLikeWorker:
             await asyncio.gather(*self._running, return_exceptions=True)
 
     async def _handle(self, message: QueueMessage) -> None:
-        await self._engine.handle(WorkMessage.from_json(message.content))
+        """As the host settles a message: deleted on success; on an error, visible again after
+        `visibilityTimeout` (counted: each is a device message the engine failed to handle)."""
+        try:
+            await self._engine.handle(WorkMessage.from_json(message.content))
+        except Exception as error:  # the host catches every function error the same way
+            self.failures += 1
+            self.errors[type(error).__name__] += 1
+            delay = math.ceil(self._options.visibility_timeout.total_seconds())
+            await self._queue.client.update_message(message, visibility_timeout=delay)
+            return
         await self._queue.client.delete_message(message)
         self.handled += 1
 
@@ -214,6 +227,8 @@ class BroadcastRun:
     last_call_s: float
     completed_s: float  # from startTime to the job's end
     calls: int
+    handler_failures: int  # device messages whose handling raised (retried as the host would)
+    errors: dict[str, int]
     achieved_per_minute: float | None = None  # paced runs: calls over their spread
 
 
@@ -233,6 +248,7 @@ async def run_broadcast(
     options: QueueOptions,
     simulator: DeviceSimulator,
     group: str,
+    devices: int,
     rollout: int | None = None,
 ) -> tuple[str, BroadcastRun]:
     """Create a method broadcast to the devices tagged `group`, start it at its startTime (as
@@ -258,14 +274,16 @@ async def run_broadcast(
     try:
         await asyncio.sleep(max(0.0, (start - datetime.now(UTC)).total_seconds()))
         await runtime.broadcasts.start(job_id)
+        deadline = time.monotonic() + max(120.0, devices / 5)
         while (job := await runtime.broadcasts.read(job_id)) is not None and (
-            job.status not in ENDED
+            job.status not in ENDED and time.monotonic() < deadline
         ):
             await asyncio.sleep(0.2)  # a measurement's resolution, not a synchronisation
     finally:
         stopping.set()
         await working
-    assert job is not None and job.ended is not None
+    assert job is not None
+    ended = job.ended.timestamp() if job.ended is not None else time.time()  # not ended: now
     arrivals = sorted(simulator.arrivals)
     epoch = start.timestamp()
     figures = BroadcastRun(
@@ -274,8 +292,10 @@ async def run_broadcast(
         status=job.status,
         first_call_s=arrivals[0] - epoch if arrivals else float("nan"),
         last_call_s=arrivals[-1] - epoch if arrivals else float("nan"),
-        completed_s=job.ended.timestamp() - epoch,
+        completed_s=ended - epoch,
         calls=len(arrivals),
+        handler_failures=worker.failures,
+        errors=dict(worker.errors),
     )
     if rollout is not None and len(arrivals) > 1:
         # n calls at the limit take n slots of 60/limit seconds: first to last is n-1 of them
@@ -321,7 +341,7 @@ async def measure_broadcasts(
         floor = [await queue_rate.plain_sends(connection, in_flight, meter) for _ in range(3)]
         results["plain_rate"] = queue_rate.MESSAGES / median([s.wall for s in floor])
         with meter.measure() as cpu:
-            job_id, run = await run_broadcast(runtime, queue, options, simulator, "main")
+            job_id, run = await run_broadcast(runtime, queue, options, simulator, "main", devices)
         results["run"] = vars(run)
         results["run_cpu"] = vars(cpu)
         results["devices_per_s"] = run.devices / run.completed_s
@@ -335,7 +355,7 @@ async def measure_broadcasts(
         results["stats_read_crowded_s"] = median(await read_seconds(runtime, job_id))
         results["stats_ratio"] = results["stats_read_crowded_s"] / results["stats_read_s"]
         _, paced = await run_broadcast(
-            runtime, queue, options, simulator, "paced", rollout=ROLLOUT_LIMIT
+            runtime, queue, options, simulator, "paced", paced_devices, rollout=ROLLOUT_LIMIT
         )
         results["paced"] = vars(paced)
         results["paced_limit"] = ROLLOUT_LIMIT
