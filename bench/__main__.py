@@ -1,8 +1,9 @@
-"""`python -m bench` (`make bench`): start a private in-memory Azurite, run (a), (b) and (c),
+"""`python -m bench` (`make bench`): start a private in-memory Azurite, run (a), (b), (c) and (d),
 print the report and write it to bench/results/latest.json. Azurite is stopped by its pid at
 the end, on error and on SIGTERM/Ctrl-C alike.
 
-`--parts ab` runs a subset; `--cprofile` adds a cProfile of one dispatch pass to the report.
+`--parts ab` runs a subset; `--cprofile` adds a cProfile of one dispatch pass to the report;
+`--devices 500 --paced-devices 100` runs (d) at a small size (defaults: 10,000 and 300).
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ import signal
 import sys
 import time
 from collections.abc import Coroutine
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import lateness, queue_rate, timer_pass
+from bench import broadcast, lateness, queue_rate, timer_pass
 from bench.report import render
 from bench.util import CpuMeter, median
 from devhost.azurite import PROJECT_ROOT, Azurite, start_azurite
@@ -29,7 +31,17 @@ from shared.engine.dispatcher import _CONCURRENCY
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 
 
-async def run(azurite: Azurite, parts: str, cprofile: bool) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Sizes:
+    """(d)'s sizes: devices in the unpaced broadcast, and in the paced one."""
+
+    devices: int = broadcast.DEVICES
+    paced_devices: int = broadcast.ROLLOUT_DEVICES
+
+
+async def run(
+    azurite: Azurite, parts: str, cprofile: bool, sizes: Sizes = Sizes()
+) -> dict[str, Any]:
     """(c) runs first, on a fresh Azurite: once queue messages are deleted (the executor deletes
     each one it runs), Azurite's queue GC removes their extents one by one a minute later,
     re-sorting an index of ALL extents each time; with the ~13,000 messages (a) and (b) leave
@@ -39,6 +51,17 @@ async def run(azurite: Azurite, parts: str, cprofile: bool) -> dict[str, Any]:
     results: dict[str, Any] = {"order": []}
     with meter.measure() as whole:
         await _run_parts(connection, meter, parts, cprofile, results)
+        if "d" in parts:  # last: its 100,000 records would crowd the other parts' tables
+            print(
+                f"(d)     broadcast to {sizes.devices:,} simulated devices, statistics beside "
+                f"{sizes.devices * broadcast.STORED_FACTOR:,} records, a paced run of "
+                f"{sizes.paced_devices:,} ...",
+                flush=True,
+            )
+            results["order"].append("d")
+            results["broadcast"] = await broadcast.measure_broadcasts(
+                connection, meter, sizes.devices, sizes.paced_devices
+            )
     results["run_cpu"] = vars(whole)
     return results
 
@@ -111,7 +134,11 @@ async def _cancel_on_sigterm(work: Coroutine[Any, Any, dict[str, Any]]) -> dict[
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--parts", default="abc", help="which of a, b, c to run (default abc)")
+    parser.add_argument("--parts", default="abcd", help="which of a, b, c, d to run (default abcd)")
+    parser.add_argument("--devices", type=int, default=broadcast.DEVICES, help="(d)'s devices")
+    parser.add_argument(
+        "--paced-devices", type=int, default=broadcast.ROLLOUT_DEVICES, help="(d)'s paced run"
+    )
     parser.add_argument("--cprofile", action="store_true", help="cProfile one dispatch pass")
     args = parser.parse_args()
     logging.basicConfig(
@@ -123,7 +150,11 @@ def main() -> int:
     azurite = start_azurite()
     print(f"Azurite (in memory) pid {azurite.process.pid}, ports {azurite.ports}", flush=True)
     try:
-        results = asyncio.run(_cancel_on_sigterm(run(azurite, args.parts, args.cprofile)))
+        results = asyncio.run(
+            _cancel_on_sigterm(
+                run(azurite, args.parts, args.cprofile, Sizes(args.devices, args.paced_devices))
+            )
+        )
     except (KeyboardInterrupt, asyncio.CancelledError):
         print("Interrupted: Azurite stopped, no report written.", file=sys.stderr)
         return 130

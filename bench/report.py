@@ -9,6 +9,9 @@ DISPATCH_RATIO_MIN = 0.5
 P50_MAX_MS = 200.0
 P99_MAX_MS = 1000.0
 OCCURRENCES = 1000  # due jobs per pass in (a), jobs in (c)
+BROADCAST_RATIO_MIN = 0.5
+STATS_RATIO_MAX = 1.2
+ROLLOUT_TOLERANCE = 0.05
 
 
 def verdict(ok: bool) -> str:
@@ -54,6 +57,8 @@ def render(results: dict[str, Any]) -> str:
         lines += _where_it_goes(results)
     if "lateness" in results:
         lines += _lateness(results["lateness"])
+    if "broadcast" in results:
+        lines += _broadcast(results["broadcast"])
     lines += ["", "Targets:", *_targets(results)]
     lines += ["", f"Total run time: {results['total_s']:.0f} s ({results['total_s'] / 60:.1f} min)"]
     return "\n".join(lines)
@@ -192,7 +197,91 @@ def _targets(r: dict[str, Any]) -> list[str]:
         c = r["lateness"]
         figure = f"{c['duplicates']} dup, {len(c['missing'])} missing"
         rows.append(("(c) each job exactly once", figure, _exactly_once(c)))
+    if "broadcast" in r:
+        rows += _broadcast_targets(r["broadcast"])
     return [f"    {name:<28}{figure:<26}{verdict(ok)}" for name, figure, ok in rows]
+
+
+def _broadcast(d: dict[str, Any]) -> list[str]:
+    run, paced = d["run"], d["paced"]
+    stats = run["statistics"]
+    return [
+        "",
+        f"(d) Method broadcast to {d['devices']:,} devices on one local simulator (5% answer 500,"
+        " 5% answer after 200 ms),",
+        f"    no rollout limit, worked like the host ({d['in_flight']} device messages at most in"
+        f" flight); registered in {d['register_s']:.1f} s (not measured)",
+        f"    ended {run['status']}: {stats['succeededCount']:,} succeeded, "
+        f"{stats['failedCount']:,} failed, {stats['runningCount'] + stats['pendingCount']:,} open;"
+        f" device messages whose handling raised (retried after visibilityTimeout, as the host"
+        f" does): {run['handler_failures']:,} {run['errors'] or ''}",
+        f"    startTime -> first call {run['first_call_s']:.2f} s, -> last call "
+        f"{run['last_call_s']:.2f} s, -> job completed {run['completed_s']:.2f} s",
+        f"    devices completed per second:    {d['devices_per_s']:9.1f}",
+        f"    plain queue sends per second:    {d['plain_rate']:9.1f}   (same Azurite, same run,"
+        f" {d['in_flight']} in flight)",
+        f"    ratio:                           {d['rate_ratio']:9.3f}   target >= "
+        f"{BROADCAST_RATIO_MIN}   {verdict(d['rate_ratio'] >= BROADCAST_RATIO_MIN)}",
+        f"    CPU during the run: Python {d['run_cpu']['python_cpu']:.1f} s, Azurite "
+        f"{d['run_cpu']['azurite_cpu']:.1f} s, others {d['run_cpu']['other_cpu']:.1f} s over "
+        f"{d['run_cpu']['wall']:.1f} s",
+        "    Statistics read (GET the job, deviceJobStatistics), median of reads:",
+        f"      {d['devices']:,} records stored:     {1000 * d['stats_read_s']:7.1f} ms",
+        f"      {d['stored_records']:,} records stored:    "
+        f"{1000 * d['stats_read_crowded_s']:7.1f} ms"
+        f"   (extra records written in {d['extra_records_s']:.1f} s, not measured)",
+        f"      ratio:                         {d['stats_ratio']:7.2f}     target <= "
+        f"{STATS_RATIO_MAX}   {verdict(d['stats_ratio'] <= STATS_RATIO_MAX)}",
+        f"    Paced run: {paced['devices']:,} devices at maximumPerMinute {d['paced_limit']}: "
+        f"achieved {_per_minute(paced)} per minute"
+        f" (first call {paced['first_call_s']:.2f} s, last {paced['last_call_s']:.2f} s after"
+        " startTime)",
+    ]
+
+
+def _per_minute(paced: dict[str, Any]) -> str:
+    rate = paced.get("achieved_per_minute")
+    return "n/a" if rate is None else f"{rate:.0f}"
+
+
+def rollout_within(d: dict[str, Any]) -> bool:
+    """The paced run's achieved rate is within ROLLOUT_TOLERANCE of its limit."""
+    rate = d["paced"].get("achieved_per_minute")
+    limit = d["paced_limit"]
+    ended = d["paced"]["status"] == "completed"
+    return ended and rate is not None and abs(rate - limit) <= ROLLOUT_TOLERANCE * limit
+
+
+def _broadcast_targets(d: dict[str, Any]) -> list[tuple[str, str, bool]]:
+    rate, stats = d["rate_ratio"], d["stats_ratio"]
+    paced = _per_minute(d["paced"])
+    return [
+        (
+            "(d) broadcast/plain rate",
+            f"{rate:.2f} >= {BROADCAST_RATIO_MIN}",
+            rate >= BROADCAST_RATIO_MIN and d["run"]["status"] == "completed",
+        ),
+        ("(d) stats read 10x/1x", f"{stats:.2f} <= {STATS_RATIO_MAX}", stats <= STATS_RATIO_MAX),
+        ("(d) rollout rate", f"{paced}/min ~ {d['paced_limit']} +-5%", rollout_within(d)),
+        (
+            "(d) statistics add up",
+            f"{d['run']['statistics']['deviceCount']:,} devices",
+            _adds_up(d["run"]["statistics"]) and _adds_up(d["paced"]["statistics"]),
+        ),
+        (
+            "(d) each device called once",
+            f"{d['run']['calls']:,} calls",
+            d["run"]["calls"] == d["run"]["devices"]
+            and d["paced"]["calls"] == d["paced"]["devices"],
+        ),
+    ]
+
+
+def _adds_up(stats: dict[str, int]) -> bool:
+    counted = sum(
+        stats[k] for k in ("failedCount", "succeededCount", "runningCount", "pendingCount")
+    )
+    return counted == stats["deviceCount"]
 
 
 def _exactly_once(c: dict[str, Any]) -> bool:
