@@ -152,6 +152,27 @@ class OutputStore:
         return deleted
 
 
+class AttemptOutputs:
+    """The output writers of one runner's attempts. The blob client is made on first use, so a
+    runner whose kind never runs opens no connection."""
+
+    def __init__(self, connection: str, table_prefix: str, max_bytes: int) -> None:
+        self._connection = connection
+        self._table_prefix = table_prefix
+        self._max_bytes = max_bytes
+        self._store: OutputStore | None = None
+
+    async def writer(self, name: str) -> OutputWriter:
+        if self._store is None:
+            self._store = OutputStore.from_connection_string(self._connection, self._table_prefix)
+        return await self._store.open_writer(name, self._max_bytes)
+
+    async def close(self) -> None:
+        if self._store is not None:
+            await self._store.close()
+            self._store = None
+
+
 class OutputWriter:
     """Time-stamped lines for one attempt, buffered and appended in the background.
 

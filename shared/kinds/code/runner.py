@@ -25,7 +25,7 @@ from shared.kinds.code.capture import attempt_logger, capture, current_output, i
 from shared.kinds.code.handlers import CodeContext, known_handlers
 from shared.kinds.code.model import CodeAction
 from shared.storage.app_clients import AppStorageClients
-from shared.storage.output import OutputStore, OutputWriter
+from shared.storage.output import AttemptOutputs, OutputWriter
 
 if TYPE_CHECKING:
     from shared.config import Settings
@@ -38,7 +38,9 @@ APP_STORAGE_SETTING = "AzureWebJobsStorage"
 class CodeActionRunner:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._outputs: OutputStore | None = None
+        self._outputs = AttemptOutputs(
+            settings.storage_connection, settings.table_prefix, settings.output_max_bytes
+        )
 
     async def run(self, action: JobErrorAction, context: ActionContext) -> ActionOutcome:
         code = action.payload_as(CodeAction)
@@ -48,7 +50,7 @@ class CodeActionRunner:
         if function is None:
             return _failed(f"handler '{code.handler}' is not registered in this app")
         seconds = timeout_of(code, self._settings).total_seconds()
-        writer = await self._writer(context)
+        writer = await self._outputs.writer(context.output_name)
         connection = context.app_settings.get(APP_STORAGE_SETTING) or (
             self._settings.storage_connection
         )
@@ -87,16 +89,7 @@ class CodeActionRunner:
         )
 
     async def aclose(self) -> None:
-        if self._outputs is not None:
-            await self._outputs.close()
-            self._outputs = None
-
-    async def _writer(self, context: ActionContext) -> OutputWriter:
-        if self._outputs is None:
-            self._outputs = OutputStore.from_connection_string(
-                self._settings.storage_connection, self._settings.table_prefix
-            )
-        return await self._outputs.open_writer(context.output_name, self._settings.output_max_bytes)
+        await self._outputs.close()
 
 
 def timeout_of(code: CodeAction, settings: Settings) -> timedelta:

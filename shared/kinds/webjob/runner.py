@@ -14,7 +14,7 @@ from shared.kinds.base import ActionContext, ActionOutcome
 from shared.kinds.webjob.folders import read_folder
 from shared.kinds.webjob.model import WebJobAction
 from shared.kinds.webjob.process import run_script
-from shared.storage.output import OutputStore, OutputWriter
+from shared.storage.output import AttemptOutputs
 
 if TYPE_CHECKING:
     from shared.config import Settings
@@ -40,7 +40,9 @@ class WebJobRunner:
     def __init__(self, settings: Settings, options: WebJobSettings) -> None:
         self._settings = settings
         self._options = options
-        self._outputs: OutputStore | None = None
+        self._outputs = AttemptOutputs(
+            settings.storage_connection, settings.table_prefix, settings.output_max_bytes
+        )
 
     async def run(self, action: JobErrorAction, context: ActionContext) -> ActionOutcome:
         payload = action.payload_as(WebJobAction)
@@ -54,7 +56,7 @@ class WebJobRunner:
         folder = read_folder(path, payload.job_type)
         if not folder.runnable:
             return _outcome("Failed", folder.error or "not runnable")
-        writer = await self._writer(context)
+        writer = await self._outputs.writer(context.output_name)
         run_id = run_id_of(context.output_name)
         timeout = float(self._options.timeout_seconds)
         writer.line("INFO", f"Run {run_id} of {folder.type} WebJob '{folder.name}' started")
@@ -84,16 +86,7 @@ class WebJobRunner:
         return _outcome(status, text, True)
 
     async def aclose(self) -> None:
-        if self._outputs is not None:
-            await self._outputs.close()
-            self._outputs = None
-
-    async def _writer(self, context: ActionContext) -> OutputWriter:
-        if self._outputs is None:
-            self._outputs = OutputStore.from_connection_string(
-                self._settings.storage_connection, self._settings.table_prefix
-            )
-        return await self._outputs.open_writer(context.output_name, self._settings.output_max_bytes)
+        await self._outputs.close()
 
 
 def _outcome(status: str, text: str, output: bool = False) -> ActionOutcome:
