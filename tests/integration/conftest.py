@@ -9,6 +9,8 @@ import pytest
 from shared.clock import Clock, FixedClock
 from shared.kinds.http.runner import HttpActionRunner
 from shared.runtime import Runtime
+from shared.storage.device_work import DeviceWorkQueue
+from tests.support.device_endpoint import DeviceEndpoint
 from tests.support.engine import API_NOW, make_runtime, make_settings
 from tests.support.http_target import HttpTarget
 
@@ -60,3 +62,21 @@ async def error_target() -> AsyncIterator[HttpTarget]:
     server = await HttpTarget().start()
     yield server
     await server.stop()
+
+
+@pytest.fixture
+async def device_endpoint() -> AsyncIterator[DeviceEndpoint]:
+    """A device's endpoint on 127.0.0.1 (direct methods, desired pushes)."""
+    endpoint = await DeviceEndpoint().start()
+    yield endpoint
+    await endpoint.stop()
+
+
+@pytest.fixture
+async def work(runtime: Runtime) -> AsyncIterator[DeviceWorkQueue]:
+    """The runtime's device-work queue, to inspect or work its messages."""
+    queue = DeviceWorkQueue.from_connection_string(
+        runtime.settings.storage_connection, runtime.settings.device_work_queue
+    )
+    yield queue
+    await queue.close()

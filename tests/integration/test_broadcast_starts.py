@@ -22,7 +22,6 @@ from shared.runtime import Runtime
 from shared.storage.device_work import DeviceWorkQueue, WorkMessage
 from shared.timefmt import to_iso
 from tests.integration.test_broadcasts import add_devices, device_jobs, drain, method_job
-from tests.support.device_endpoint import DeviceEndpoint
 from tests.support.engine import API_NOW, api_client, work_queue
 
 pytestmark = pytest.mark.integration
@@ -35,22 +34,6 @@ STARTS = CollectionRef.parse(START_COLLECTION)
 async def api(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
     async with api_client(runtime) as client:
         yield client
-
-
-@pytest.fixture
-async def device_endpoint() -> AsyncIterator[DeviceEndpoint]:
-    endpoint = await DeviceEndpoint().start()
-    yield endpoint
-    await endpoint.stop()
-
-
-@pytest.fixture
-async def work(runtime: Runtime) -> AsyncIterator[DeviceWorkQueue]:
-    queue = DeviceWorkQueue.from_connection_string(
-        runtime.settings.storage_connection, runtime.settings.device_work_queue
-    )
-    yield queue
-    await queue.close()
 
 
 def hub(path: str) -> str:

@@ -34,22 +34,6 @@ async def api(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-@pytest.fixture
-async def device_endpoint() -> AsyncIterator[DeviceEndpoint]:
-    endpoint = await DeviceEndpoint().start()
-    yield endpoint
-    await endpoint.stop()
-
-
-@pytest.fixture
-async def work(runtime: Runtime) -> AsyncIterator[DeviceWorkQueue]:
-    queue = DeviceWorkQueue.from_connection_string(
-        runtime.settings.storage_connection, runtime.settings.device_work_queue
-    )
-    yield queue
-    await queue.close()
-
-
 async def drain(queue: DeviceWorkQueue, *runtimes: Runtime) -> int:
     """Handle every visible message until none is left: the scheduler's attempts (a
     broadcast's start job) and the device work (with the runtimes in turn); returns how many

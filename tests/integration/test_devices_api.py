@@ -14,7 +14,6 @@ from shared.api.app import create_api
 from shared.devices.sas import AccessPolicy, IotRight
 from shared.kinds.http.network_guard import NetworkPolicy
 from shared.runtime import Runtime
-from tests.support.device_endpoint import DeviceEndpoint
 from tests.support.engine import api_client
 from tests.support.http_target import HttpTarget
 from tests.support.iot import OWNER, SignIotRequests
@@ -29,13 +28,6 @@ async def api(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
     async with api_client(runtime) as client:
         client.params = httpx.QueryParams(API_VERSION)
         yield client
-
-
-@pytest.fixture
-async def device_endpoint() -> AsyncIterator[DeviceEndpoint]:
-    endpoint = await DeviceEndpoint().start()
-    yield endpoint
-    await endpoint.stop()
 
 
 def assert_hub_error(response: httpx.Response, status: int, code: str) -> str:
