@@ -141,7 +141,9 @@ class BroadcastEngine:
             if record.status != PENDING:
                 continue
             slot = job.start + timedelta(
-                seconds=rollout_delay_seconds(index, job.spec.maximum_per_minute)
+                seconds=rollout_delay_seconds(
+                    index, job.spec.maximum_per_minute, job.spec.exponential_rate
+                )
             )
             await self._queue.send(
                 WorkMessage(DEVICE, job_id, record.device_id, record.attempt),

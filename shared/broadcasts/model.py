@@ -1,5 +1,6 @@
 """A broadcast's request and response shapes (IoT Hub's JobRequest and JobResponse, plus our
-extensions `rollout`, `abortConfig`, `retryConfig`): pure, no I/O.
+extensions `rollout` (`maximumPerMinute` or `exponentialRate`), `abortConfig`, `retryConfig`):
+pure, no I/O.
 
 `parse_job_request` checks a body and returns a `BroadcastSpec`, raising `InvalidRequest` that
 names the field. The spec's `canonical()` form is what is stored and what a repeated create is
@@ -34,6 +35,11 @@ _JOB_ID = re.compile(JOB_ID_PATTERN[1:-1])
 DEFAULT_MAX_EXECUTION_SECONDS = 3600
 MAX_EXECUTION_SECONDS = 7 * 24 * 3600 - 120  # a queue message's longest delay, less a margin
 FAILURE_TYPES = ("FAILED", "TIMED_OUT", "ALL")
+MAX_RATE_PER_MINUTE = 1000  # AWS's bound of maximumPerMinute and baseRatePerMinute
+INCREMENT_FACTOR_BOUNDS = (1.1, 5.0)  # AWS's, one decimal digit
+MAX_RATE_INCREASE_COUNT = 10_000
+NOTIFIED, SUCCEEDED_THINGS = "numberOfNotifiedThings", "numberOfSucceededThings"
+RATE_INCREASE_CRITERIA = (NOTIFIED, SUCCEEDED_THINGS)
 MAX_RETRIES = 10
 NOT_ENDED = "9999-12-31T23:59:59.9999999Z"  # IoT Hub's endTime while a job has not ended
 
@@ -65,6 +71,25 @@ class AbortCriterion:
 
 
 @dataclass(frozen=True)
+class ExponentialRate:
+    """`rollout.exponentialRate` (AWS IoT Jobs' ExponentialRolloutRate): start at `base_per_minute`
+    devices a minute and multiply the rate by `increment_factor` each time `every` more devices
+    reached the `criterion` (numberOfNotifiedThings or numberOfSucceededThings)."""
+
+    base_per_minute: int
+    increment_factor: int | float  # as given (2 stays 2, 1.5 stays 1.5)
+    criterion: str
+    every: int
+
+    def json(self) -> dict[str, Any]:
+        return {
+            "baseRatePerMinute": self.base_per_minute,
+            "incrementFactor": self.increment_factor,
+            "rateIncreaseCriteria": {self.criterion: self.every},
+        }
+
+
+@dataclass(frozen=True)
 class BroadcastSpec:
     """A checked JobRequest."""
 
@@ -78,6 +103,7 @@ class BroadcastSpec:
     maximum_per_minute: int | None
     abort: tuple[AbortCriterion, ...]
     retries: tuple[tuple[str, int], ...]  # (failure type, number of retries)
+    exponential_rate: ExponentialRate | None = None  # exclusive with maximum_per_minute
 
     def method_call(self) -> MethodCall:
         assert self.method is not None
@@ -105,6 +131,8 @@ class BroadcastSpec:
             body["updateTwin"] = self.update_twin
         if self.maximum_per_minute is not None:
             body["rollout"] = {"maximumPerMinute": self.maximum_per_minute}
+        if self.exponential_rate is not None:
+            body["rollout"] = {"exponentialRate": self.exponential_rate.json()}
         if self.abort:
             body["abortConfig"] = {
                 "criteriaList": [
@@ -165,6 +193,7 @@ def parse_job_request(job_id: str, body: Mapping[str, Any]) -> BroadcastSpec:
         update_twin = _update_twin(body.get("updateTwin"))
         if body.get("cloudToDeviceMethod") is not None:
             raise InvalidRequest("cloudToDeviceMethod", f"is not allowed with type {TWIN_JOB}")
+    maximum_per_minute, exponential_rate = _rollout(body.get("rollout"))
     return BroadcastSpec(
         job_id=job_id,
         job_type=job_type,
@@ -178,9 +207,10 @@ def parse_job_request(job_id: str, body: Mapping[str, Any]) -> BroadcastSpec:
         ),
         method=method,
         update_twin=update_twin,
-        maximum_per_minute=_rollout(body.get("rollout")),
+        maximum_per_minute=maximum_per_minute,
         abort=_abort(body.get("abortConfig")),
         retries=_retries(body.get("retryConfig")),
+        exponential_rate=exponential_rate,
     )
 
 
@@ -247,14 +277,72 @@ def _object(value: object, field: str) -> Mapping[str, Any]:
     return value
 
 
-def _rollout(value: object) -> int | None:
+def _rollout(value: object) -> tuple[int | None, ExponentialRate | None]:
+    """(maximumPerMinute, exponentialRate): at most one of them. AWS's API shape has both
+    fields but documents no rule for them together, so both at once is refused, not guessed."""
     if value is None:
-        return None
+        return None, None
     rollout = _object(value, "rollout")
-    unknown = set(rollout) - {"maximumPerMinute"}
+    unknown = set(rollout) - {"maximumPerMinute", "exponentialRate"}
     if unknown:
         raise InvalidRequest(f"rollout.{sorted(unknown)[0]}", "is not supported")
-    return bounded_int(rollout, "maximumPerMinute", (1, 1000), 1000) if rollout else None
+    if rollout.get("maximumPerMinute") is not None and rollout.get("exponentialRate") is not None:
+        raise InvalidRequest(
+            "rollout.exponentialRate", "is not allowed with rollout.maximumPerMinute: give one"
+        )
+    if rollout.get("exponentialRate") is not None:
+        return None, _exponential_rate(rollout["exponentialRate"])
+    limit = _bounded(rollout, "rollout", "maximumPerMinute", (1, MAX_RATE_PER_MINUTE))
+    return limit, None
+
+
+def _bounded(
+    body: Mapping[str, Any], prefix: str, name: str, bounds: tuple[int, int]
+) -> int | None:
+    """An optional integer field within `bounds`, the error naming its full path."""
+    try:
+        value = bounded_int(body, name, bounds, -1)
+    except InvalidRequest as error:
+        raise InvalidRequest(f"{prefix}.{name}", error.reason) from None
+    return None if value == -1 else value
+
+
+def _exponential_rate(value: object) -> ExponentialRate:
+    field = "rollout.exponentialRate"
+    rate = _object(value, field)
+    unknown = set(rate) - {"baseRatePerMinute", "incrementFactor", "rateIncreaseCriteria"}
+    if unknown:
+        raise InvalidRequest(f"{field}.{sorted(unknown)[0]}", "is not supported")
+    base = _bounded(rate, field, "baseRatePerMinute", (1, MAX_RATE_PER_MINUTE))
+    if base is None:
+        raise InvalidRequest(
+            f"{field}.baseRatePerMinute", f"is required: an integer from 1 to {MAX_RATE_PER_MINUTE}"
+        )
+    factor = rate.get("incrementFactor")
+    low, high = INCREMENT_FACTOR_BOUNDS
+    if (
+        not isinstance(factor, int | float)
+        or isinstance(factor, bool)
+        or not low <= factor <= high
+        or round(factor, 1) != factor
+    ):
+        raise InvalidRequest(
+            f"{field}.incrementFactor",
+            f"is required: a number from {low} to {high:g} with at most one decimal digit",
+        )
+    criteria = _object(rate.get("rateIncreaseCriteria"), f"{field}.rateIncreaseCriteria")
+    given = [name for name in criteria if criteria[name] is not None]
+    if len(given) != 1 or given[0] not in RATE_INCREASE_CRITERIA:
+        raise InvalidRequest(
+            f"{field}.rateIncreaseCriteria",
+            f"must give exactly one of {' or '.join(RATE_INCREASE_CRITERIA)}",
+        )
+    criterion = given[0]
+    every = _bounded(
+        criteria, f"{field}.rateIncreaseCriteria", criterion, (1, MAX_RATE_INCREASE_COUNT)
+    )
+    assert every is not None
+    return ExponentialRate(base, factor, criterion, every)
 
 
 def _criteria(value: object, field: str, most: int) -> list[Mapping[str, Any]]:

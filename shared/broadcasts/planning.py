@@ -5,10 +5,18 @@ unit tests pin them (tests/unit/test_broadcast_planning.py)."""
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
+from fractions import Fraction
+from functools import lru_cache
 
-from shared.broadcasts.model import AbortCriterion, BroadcastSpec
+from shared.broadcasts.model import (
+    MAX_RATE_PER_MINUTE,
+    AbortCriterion,
+    BroadcastSpec,
+    ExponentialRate,
+)
 
 # Per-device record statuses, lower case as IoT Hub's devices.jobs shows them.
 PENDING, RUNNING, SUCCEEDED, FAILED, CANCELED = (
@@ -96,13 +104,50 @@ def total(parts: Iterable[Stats]) -> Stats:
     return result
 
 
-def rollout_delay_seconds(index: int, maximum_per_minute: int | None) -> int:
-    """When the `index`-th device (0-based, in snapshot order) may start, in whole seconds after
-    the broadcast's start: `maximumPerMinute` devices in every minute, evenly spread, so no
-    sliding minute ever holds more than the limit."""
+def rollout_delay_seconds(
+    index: int, maximum_per_minute: int | None, exponential: ExponentialRate | None = None
+) -> int:
+    """When the `index`-th device (0-based, in record order) may start, in whole seconds after
+    the broadcast's start (rounded down: a slot's second). `maximumPerMinute`: that many devices
+    in every minute, evenly spread, so no sliding minute ever holds more than the limit.
+    `exponentialRate`: see `_stages`. Neither: all at once."""
+    if exponential is not None:
+        firsts, starts, rates = _stages(exponential)
+        stage = bisect_right(firsts, index) - 1
+        offset = starts[stage] + (index - firsts[stage]) * 60 / rates[stage]
+        return int(offset)  # floor: the offset is never negative
     if maximum_per_minute is None:
         return 0
     return (index * 60) // maximum_per_minute
+
+
+@lru_cache(maxsize=64)
+def _stages(
+    rate: ExponentialRate,
+) -> tuple[tuple[int, ...], tuple[Fraction, ...], tuple[Fraction, ...]]:
+    """The rollout's stages as (first device index, start offset in seconds, devices per minute):
+    stage k holds `every` devices evenly spread at base * factor^k a minute, and stage k+1
+    starts when stage k's rate would reach the next device, so the rate is multiplied each time
+    `every` more devices were notified (AWS's numberOfNotifiedThings). The rate stops growing at
+    `MAX_RATE_PER_MINUTE` (AWS's ceiling for a rollout); the last stage runs to the end.
+    numberOfSucceededThings is planned the same way (see docs/broadcasts.md): the slots are
+    fixed at the start, when no device has answered yet. Exact fractions: slots do not drift."""
+    factor = Fraction(str(rate.increment_factor))
+    per_minute = Fraction(rate.base_per_minute)
+    firsts: list[int] = []
+    starts: list[Fraction] = []
+    rates: list[Fraction] = []
+    first, start = 0, Fraction(0)
+    while True:
+        per_minute = min(per_minute, Fraction(MAX_RATE_PER_MINUTE))
+        firsts.append(first)
+        starts.append(start)
+        rates.append(per_minute)
+        if per_minute == MAX_RATE_PER_MINUTE:  # at most 73 stages (1 * 1.1^73 > 1000)
+            return tuple(firsts), tuple(starts), tuple(rates)
+        start += rate.every * 60 / per_minute
+        first += rate.every
+        per_minute *= factor
 
 
 def abort_reason(criteria: Iterable[AbortCriterion], stats: Stats) -> str | None:

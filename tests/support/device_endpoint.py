@@ -17,6 +17,7 @@ class DeviceEndpoint:
     def __init__(self) -> None:
         self.calls: list[tuple[dict[str, str], dict[str, Any]]] = []
         self.callers: list[str | None] = []  # each call's `?d=`, in the order of `calls`
+        self.arrived: list[float] = []  # each call's arrival on the event loop's clock
         self.delay: float = 0
         self.held: frozenset[str] = frozenset()
         self._arrived = asyncio.Condition()
@@ -48,6 +49,7 @@ class DeviceEndpoint:
         async with self._arrived:
             self.calls.append((dict(request.headers), body))
             self.callers.append(request.query.get("d"))
+            self.arrived.append(asyncio.get_running_loop().time())
             self._arrived.notify_all()
         if request.query.get("d") in self.held:
             await self._release.wait()
