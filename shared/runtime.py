@@ -94,7 +94,8 @@ class Runtime:
         engine = BroadcastEngine(
             broadcast_rows, device_work, devices, clock, lease_margin=settings.lease_margin
         )
-        broadcasts = BroadcastService(broadcast_rows, device_work, engine, clock, StartJobs(jobs))
+        starts = StartJobs(jobs)
+        broadcasts = BroadcastService(broadcast_rows, device_work, engine, clock, starts)
         runners = KindRunners(
             registry, settings, provided={BROADCAST: BroadcastActionRunner(broadcasts)}
         )
@@ -128,7 +129,7 @@ class Runtime:
             devices=devices,
             broadcasts=broadcasts,
             broadcast_retention=BroadcastRetention(
-                broadcast_rows, clock, settings.broadcast_retention
+                broadcast_rows, starts, clock, settings.broadcast_retention
             ),
             continuous=continuous,
             webjobs=await WebJobCatalog.load(WEBJOB.options(settings), jobs),

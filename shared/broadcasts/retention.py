@@ -1,16 +1,18 @@
 """Retention of finished broadcasts: a job that ended more than
-`SCHEDULER_BROADCAST_RETENTION_DAYS` ago goes, with its device records and counters.
+`SCHEDULER_BROADCAST_RETENTION_DAYS` ago goes, with its device records and counters, and with
+the start job it put in the reserved collection `iothub-jobs` (and that job's history).
 
 Run from the dispatch timer (shared/triggers.py), at most once per `INTERVAL` per instance
 unless the previous pass ran out of budget; each pass deletes at most `ROW_BUDGET` rows, so a
-tick stays cheap however large the broadcasts. Records go first and the job row last: a pass
-that dies midway leaves the job row, and the next pass finds it and goes on."""
+tick stays cheap however large the broadcasts. Records go first, then the start job, and the job
+row last: a pass that dies midway leaves the job row, and the next pass finds it and goes on."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
 from shared.broadcasts.model import ENDED
+from shared.broadcasts.starts import StartJobs
 from shared.clock import Clock
 from shared.storage.broadcasts import BroadcastRows
 
@@ -19,8 +21,11 @@ INTERVAL = timedelta(minutes=10)  # between passes that finished their work
 
 
 class BroadcastRetention:
-    def __init__(self, rows: BroadcastRows, clock: Clock, keep: timedelta) -> None:
+    def __init__(
+        self, rows: BroadcastRows, starts: StartJobs, clock: Clock, keep: timedelta
+    ) -> None:
         self._rows = rows
+        self._starts = starts
         self._clock = clock
         self._keep = keep
         self._next_pass: datetime | None = None
@@ -45,6 +50,8 @@ class BroadcastRetention:
             deleted += await self._rows.delete_records(job_id, budget - deleted)
             if deleted >= budget:  # maybe more of its rows left: the next pass goes on
                 return deleted, False
+            if await self._starts.remove(job_id):
+                deleted += 1  # its few rows (job, history, due row) count as one
             await self._rows.delete_job(job_id)
             deleted += 1
         return deleted, True

@@ -77,12 +77,14 @@ class StartJobs:
             return False
         return True
 
-    async def remove(self, broadcast_id: str) -> None:
-        """Delete the start job (a cancel before the start); gone already is fine."""
+    async def remove(self, broadcast_id: str) -> bool:
+        """Delete the start job with its history (a cancel before the start, or the broadcast's
+        retention); gone already (or never made: a recurring broadcast's) is fine: False."""
         try:
             await self._jobs.delete_job(self._ref, start_job_name(broadcast_id))
         except NotFound:
-            pass
+            return False
+        return True
 
     async def _ensure_collection(self) -> None:
         try:

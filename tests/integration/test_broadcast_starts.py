@@ -177,6 +177,32 @@ async def test_a_cancel_before_the_start_deletes_the_start_job(api, device_endpo
     assert device_endpoint.calls == []
 
 
+async def test_retention_deletes_the_start_job_and_its_history_with_the_broadcast(
+    api, device_endpoint, work, runtime
+):
+    """The start job a broadcast put in `iothub-jobs` goes with the broadcast at
+    SCHEDULER_BROADCAST_RETENTION_DAYS (30), its history too; a younger broadcast's stays."""
+    clock: FixedClock = runtime.clock
+    await add_devices(api, device_endpoint, ["g1"])
+    for job_id in ("gone.1", "kept"):
+        assert (await api.put(hub(f"/api/jobs/v2/{job_id}"), json=method_job(job_id))).is_success
+        await drain(work, runtime)
+        assert (await broadcast(api, job_id))["status"] == "completed"
+        assert len(await history_of(runtime, STARTS, start_job_name(job_id))) == 1
+        clock.advance(timedelta(days=10))
+    gone, kept = start_job_name("gone.1"), start_job_name("kept")
+
+    clock.advance(timedelta(days=10, seconds=1))  # "gone.1" ended 30 days + 1 s ago
+    assert await runtime.broadcast_retention.run_if_due() > 0
+    assert (await api.get(hub("/api/jobs/v2/gone.1"))).status_code == 404
+    assert await runtime.store.collection_job_names(STARTS.key) == [kept]
+    shown = await api.get(f"/api/jobCollections/{START_COLLECTION}/jobs/{gone}")
+    assert shown.status_code == 404, shown.text
+    assert await history_of(runtime, STARTS, gone) == []
+    assert len(await history_of(runtime, STARTS, kept)) == 1
+    assert (await broadcast(api, "kept"))["status"] == "completed"
+
+
 # --- recurring broadcasts: the Broadcast kind ----------------------------------------------------
 
 
