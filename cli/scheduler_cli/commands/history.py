@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import click
 
-from scheduler_cli.client import FOLLOW_TIMEOUT_SECONDS, Api
+from scheduler_cli.client import FOLLOW_TIMEOUT_SECONDS, Api, ApiError
 from scheduler_cli.context import (
     State,
     collection_option,
@@ -138,8 +139,13 @@ def logs(state: State, name: str, run: str | None, collection: str | None, follo
     print_output(state.api, f"{job_path(coll, job_name)}/history/{run}/output", follow)
 
 
-def print_output(api: Api, url: str, follow: bool) -> None:
-    """The whole output, then (when following and not ended) what the long poll brings."""
+def print_output(
+    api: Api, url: str, follow: bool, starting: Callable[[], bool] | None = None
+) -> None:
+    """The whole output, then (when following and not ended) what the long poll brings.
+
+    An attempt's output exists from its first line on: while `starting()` says the run has not
+    ended, a 404 means "nothing written yet", and is asked again."""
     offset = 0
     stdout = sys.stdout.buffer
     while True:
@@ -151,7 +157,13 @@ def print_output(api: Api, url: str, follow: bool) -> None:
                 url,
                 params={"follow": "true", "offset": offset},
                 timeout=FOLLOW_TIMEOUT_SECONDS,
+                ok=(404,) if starting is not None and offset == 0 else (),
             )
+            if response.status_code == 404:
+                if starting is not None and starting():
+                    time.sleep(0.3)
+                    continue
+                raise ApiError(response)
         stdout.write(response.content)
         stdout.flush()
         offset += len(response.content)

@@ -75,7 +75,11 @@ def run(state: State, name: str, arguments: str, wait: bool) -> None:
 
 def _wait_for(state: State, name: str, run_id: str, location: str) -> None:
     found: dict[str, Any] = state.api.get(location)
-    print_output(state.api, str(found["output_url"]), follow=True)
+
+    def running() -> bool:
+        return state.api.get(location).get("status") not in RUN_ENDED
+
+    print_output(state.api, str(found["output_url"]), follow=True, starting=running)
     while found.get("status") not in RUN_ENDED:  # the output ends just before the status
         time.sleep(0.5)
         found = state.api.get(location)
