@@ -11,7 +11,7 @@ STAMP_NODE := node_modules/.installed
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-$(STAMP_PY): requirements.txt requirements-dev.txt
+$(STAMP_PY): requirements.txt requirements-dev.txt cli/pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
@@ -33,8 +33,8 @@ lint: install ## ruff check and format check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-typecheck: install ## mypy (strict; tests/ and bench/ may leave test functions unannotated)
-	$(VENV)/bin/mypy shared devhost bench tests function_app.py
+typecheck: install ## mypy (strict, cli/ included; tests/ and bench/ may leave test functions unannotated)
+	$(VENV)/bin/mypy shared devhost bench tests function_app.py cli/scheduler_cli
 
 fmt: install ## Format the code
 	$(VENV)/bin/ruff format .

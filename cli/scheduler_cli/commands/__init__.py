@@ -1,0 +1,1 @@
+"""One module per noun: collection, job, history (and logs), device, broadcast, webjob."""
