@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from bench.sink import Arrival, ThreadedSink
+from bench.sink import Arrival, ProcessSink
 from bench.util import CpuMeter, LoadSampler, bounded, percentile, unique_name
 from devhost.azurite import PROJECT_ROOT
 from devhost.host import DevHost
@@ -196,7 +196,7 @@ def summarize(
 async def measure_lateness(connection: str, meter: CpuMeter) -> dict[str, Any]:
     prefix = unique_name("late")
     changed = asyncio.Event()
-    sink = await ThreadedSink(changed).start()
+    sink = await ProcessSink(changed).start()
     sampler = LoadSampler(meter)
     loop = asyncio.get_running_loop()
     with watching_app_log() as app_log, tempfile.TemporaryDirectory() as project:

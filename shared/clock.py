@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -31,3 +32,24 @@ class FixedClock:
 
     def advance(self, delta: timedelta) -> None:
         self._at += delta
+
+
+async def sleep_until(deadline: float) -> None:
+    """Wait until the running loop's monotonic clock reads `deadline` (at once if it has).
+
+    A timer at a fixed instant, not a delay: work done since the deadline was computed does
+    not push the wake-up later, and nothing spins while waiting."""
+    loop = asyncio.get_running_loop()
+    if deadline <= loop.time():
+        return
+    woken = loop.create_future()
+    timer = loop.call_at(deadline, _wake, woken)
+    try:
+        await woken
+    finally:
+        timer.cancel()
+
+
+def _wake(woken: asyncio.Future[None]) -> None:
+    if not woken.done():
+        woken.set_result(None)

@@ -10,12 +10,13 @@ Queues deliver at least once, so the message only points at the run; the run row
   a deleted job is dropped; a run another one replaced (overlap policy Replace) ends; every
   other dispatched run is carried to its end;
 - otherwise the attempt is claimed by ETag (one claimer wins), held until its second if the
-  message surfaced early, checked against the job's overlap policy (a first attempt only:
-  skipped, or started after the runs it replaces were asked to stop), performed (under Replace,
-  stopped if a newer run asks), and recorded (the run's next step, its watch, the history
-  row and the counter tally) in one transaction that does not touch the job row, retried until
-  it lands or the lease is about to end. The job's final state is settled when its last
-  outstanding run ends (shared/engine/final_state.py).
+  message surfaced early (its job read again just before the second, so no storage round
+  trip falls between the second and the call), checked against the job's overlap policy (a
+  first attempt only: skipped, or started after the runs it replaces were asked to stop),
+  performed (under Replace, stopped if a newer run asks), and recorded (the run's next step,
+  its watch, the history row and the counter tally) in one transaction that does not touch
+  the job row, retried until it lands or the lease is about to end. The job's final state is
+  settled when its last outstanding run ends (shared/engine/final_state.py).
 Retries are new delayed messages, not the host's poison mechanism. Storage faults raise, so
 the host redelivers the message.
 """
@@ -30,7 +31,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from shared.clock import Clock
+from shared.clock import Clock, sleep_until
 from shared.config import Settings
 from shared.engine.dispatcher import message_for
 from shared.engine.final_state import settle_final_state
@@ -67,6 +68,9 @@ ATTEMPT_LOG = "Attempt: %s phase=%s attempt=%d outcome=%s lateness=%.3fs"
 # so a taker-over never races it.
 _RECORD_MARGIN = timedelta(seconds=2)
 _RECORD_BACKOFF = (0.1, 2.0)
+# A held attempt reads its job again this long before its second: the read's round trip
+# (tens of ms, more under load) then ends before the second instead of delaying the call.
+RECHECK_BEFORE_SECONDS = 0.3
 
 
 class Executor:
@@ -124,13 +128,17 @@ class Executor:
             return
         hold = (run.due - self._clock.now()).total_seconds()
         if hold > 0:
-            await asyncio.sleep(hold)
+            loop = asyncio.get_running_loop()
+            second = loop.time() + hold  # the due second on the loop's monotonic clock
+            await sleep_until(second - RECHECK_BEFORE_SECONDS)
             # The job may have been disabled, replaced or deleted (its collection too) while
-            # we had the claim: a call must not start after such a change was answered.
+            # we had the claim: a call must not start after such a change was answered. Read
+            # just before the second, so that the read is not part of the lateness.
             job = await self._store.get_job(run.collection, run.job)
             if job is None or not wanted(job, claimed):
                 await self._cancel(claimed, job)
                 return
+            await sleep_until(second)
         # The overlap policy is applied here, after the claim (so that of two runs starting
         # together at least one sees the other) and after the hold (so a previous run that
         # ended meanwhile does not count): the state of the job's runs at the nominal second.

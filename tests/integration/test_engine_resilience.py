@@ -352,3 +352,30 @@ async def test_a_watch_that_stays_in_its_second_is_left_in_place(runtimes, targe
     await runtime.executor.execute(message_for(run))
     assert len(target.requests) == 2
     assert (await status_of(runtime, "same")).state is JobState.COMPLETED
+
+
+async def test_an_early_message_does_all_its_storage_calls_before_its_second(flaky_runtime, target):
+    """Precision: the claim and the hold's re-read of the job are storage round trips; made
+    after the second, they would be part of the call's lateness. None may reach storage between
+    the run's second and the call (the proxy notes when each request reached it)."""
+    runtime, proxy = flaky_runtime
+    await runtime.jobs.put_collection(REF, ENABLED)
+    loop = asyncio.get_running_loop()
+    now = datetime.now(UTC)
+    due = (now + timedelta(seconds=2.5)).replace(microsecond=0)  # held 1.5 to 2.5 s
+    second = loop.time() + (due - now).total_seconds()  # the same instant, monotonic
+    await runtime.jobs.put_job(REF, "punctual", http_job(target, startTime=to_iso(due)))
+    run = await step_of(runtime, "punctual", due)
+    proxy.requests.clear()
+
+    await runtime.executor.execute(message_for(run))
+
+    [request] = target.requests
+    assert request.at >= due, "fired before its second"
+    at_or_after = [line for at, line in proxy.requests if second <= at < request.monotonic]
+    assert at_or_after == [], "storage calls between the second and the call"
+    before = [line for at, line in proxy.requests if at < second]
+    assert any(line.startswith("GET") and "job%7C" in line for line in before[1:]), (
+        "the job was not read again during the hold"
+    )
+    assert (await status_of(runtime, "punctual")).state is JobState.COMPLETED

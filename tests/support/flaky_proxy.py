@@ -3,6 +3,8 @@
 `cut_next_batch(after_storage=...)` arms it: the next request that is an entity-group transaction
 (`POST .../$batch`) has its connection reset, either before the request reaches storage (it never
 happened) or once storage has started to answer (it happened; the answer is lost).
+`requests` notes when each request reached the proxy (monotonic clock) and its request line, so
+a test can see which storage calls happened when.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import asyncio
 import contextlib
 import socket
 import struct
+import time
 from dataclasses import dataclass, field
 
 
@@ -19,6 +22,7 @@ class FlakyProxy:
     target_port: int
     port: int = 0
     cuts: int = 0
+    requests: list[tuple[float, str]] = field(default_factory=list)
     _armed: list[bool] = field(default_factory=list)  # one entry per cut to make
     _server: asyncio.Server | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -46,6 +50,9 @@ class FlakyProxy:
         back = asyncio.create_task(_pipe(server_r, client_w))
         try:
             while data := await client_r.read(65536):
+                if data[:8].split(b" ", 1)[0] in _METHODS:
+                    line = data.split(b"\r\n", 1)[0].decode("latin-1")
+                    self.requests.append((time.monotonic(), line))
                 if self._armed and data.startswith(b"POST ") and b"$batch" in data[:400]:
                     after_storage = self._armed.pop(0)
                     self.cuts += 1
@@ -65,6 +72,9 @@ class FlakyProxy:
             with contextlib.suppress(Exception):
                 client_w.close()
             self._tasks.discard(task)
+
+
+_METHODS = {b"GET", b"POST", b"PUT", b"MERGE", b"PATCH", b"DELETE", b"HEAD"}
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
