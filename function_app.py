@@ -14,7 +14,7 @@ import azure.functions as func
 
 from shared import triggers
 from shared.api.app import create_api
-from shared.api.functions import CATCH_ALL_FUNCTION, serve_iot_hub_paths
+from shared.api.functions import CATCH_ALL_FUNCTION, serve_dashboard_page, serve_iot_hub_paths
 from shared.config import Settings
 from shared.kinds.code import register_handler
 from shared.samples.feed_poll import feed_poll
@@ -37,6 +37,7 @@ app = func.AsgiFunctionApp(
     app=create_api(), http_auth_level=func.AuthLevel.FUNCTION, function_name=CATCH_ALL_FUNCTION
 )
 serve_iot_hub_paths(app)
+serve_dashboard_page(app)
 
 
 @app.timer_trigger(schedule="%DISPATCH_SCHEDULE%", arg_name="timer", use_monitor=True)
