@@ -4,13 +4,15 @@ small rows instead of every history row of every job.
 
 Each recorded attempt adds one to a counter row of its hour. Concurrent executors would
 contend on one row, so each hour has `SHARDS` rows and an attempt picks one at random
-(ETag-checked read-modify-write, retried on a lost race); a reader sums the shards. The
+(ETag-checked read-modify-write, retried after a short random pause on a lost race); a
+reader sums the shards. The
 counters are a view, not a record: an increment that keeps failing is logged and dropped,
 never failing the attempt (the history row, written before, stays the truth).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from collections.abc import Sequence
@@ -36,7 +38,8 @@ SHARDS = 4
 PARTITION = "hour"
 # Upper bounds (seconds) of the lateness buckets; the last bucket is everything above.
 LATENESS_BOUNDS: tuple[float, ...] = (1, 2, 5, 10, 30, 60, 300)
-_TRIES = 6
+_TRIES = 20
+_BACKOFF_SECONDS = 0.02  # times the try number, jittered: racers spread out instead of colliding
 
 
 @dataclass
@@ -95,7 +98,9 @@ class ActivityRows:
             log.warning("Activity counter not updated (%s): %s", row_key, type(error).__name__)
 
     async def _increment(self, row_key: str, failed: bool, late: int | None) -> None:
-        for _ in range(_TRIES):
+        for tried in range(_TRIES):
+            if tried:
+                await asyncio.sleep(random.uniform(0, _BACKOFF_SECONDS * tried))
             try:
                 entity = await self._table.get_entity(PARTITION, row_key)
             except ResourceNotFoundError:

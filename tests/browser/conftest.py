@@ -35,7 +35,7 @@ CHROMIUM_FLAGS = [
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
     if not CHROMIUM.exists():
-        pytest.fail("Debian's chromium is missing: make test installs it (apt-get install chromium)")
+        pytest.fail("Debian's chromium is missing: `make test` installs it (apt-get)")
     # `launch` gives Chromium a new empty profile directory of its own each time (and refuses
     # a --user-data-dir flag), which is the fresh --user-data-dir this machine needs.
     async with async_playwright() as playwright:

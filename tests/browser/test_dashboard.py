@@ -60,7 +60,7 @@ async def test_create_list_run_output_disable_and_validate(
     await page.get_by_text("New job…").click()
     await page.get_by_label("Collection name").fill("ops")
     await page.get_by_label("Job name").fill("nightly")
-    definition = {
+    definition: dict[str, Any] = {
         "properties": {
             "startTime": "2030-01-01T09:00:00",
             "action": {"type": "Code", "code": {"handler": "dash-demo", "timeoutSeconds": 30}},
@@ -78,9 +78,7 @@ async def test_create_list_run_output_disable_and_validate(
     await page.locator("#new-definition").fill(_json(definition))
     await page.get_by_role("button", name="Create job").click()
     await expect(page.get_by_role("heading", name="Job nightly")).to_be_visible()
-    await expect(page.locator("#job-schedule")).to_have_text(
-        "every weekday at 09:00 Europe/Berlin"
-    )
+    await expect(page.locator("#job-schedule")).to_have_text("every weekday at 09:00 Europe/Berlin")
     await expect(page.locator("#occurrences li")).to_have_count(10)
     await expect(page.locator("#occurrences li").first).to_have_text("2030-01-01 08:00Z")
 
@@ -96,9 +94,7 @@ async def test_create_list_run_output_disable_and_validate(
     await page.get_by_role("button", name="Run now").click()
     job_id = await _job_id(page)
     running = await until(lambda: _running(app, job_id))
-    await page.goto(
-        f"{app.api_url}/dashboard#/run?job={job_id}&occurrence={running['occurrence']}"
-    )
+    await page.goto(f"{app.api_url}/dashboard#/run?job={job_id}&occurrence={running['occurrence']}")
     output = page.locator("pre.output")
     await expect(output).to_contain_text("first line, while running")
     await screenshot(page, "run")
@@ -107,6 +103,7 @@ async def test_create_list_run_output_disable_and_validate(
     await page.get_by_role("link", name="← Job nightly").click()
     await expect(page.locator("#history tbody tr")).to_have_count(1)
     await expect(page.locator("#history .status-Completed")).to_have_text("Completed")
+    await expect(page.locator("main")).not_to_contain_text("null")
     await screenshot(page, "job")
 
     # The history row links to its run, whose output can be shown and downloaded.
@@ -152,9 +149,7 @@ async def test_create_list_run_output_disable_and_validate(
 
 
 async def test_no_secret_reaches_the_page(browser: Browser, app: DevHost):
-    async with httpx.AsyncClient(
-        base_url=app.api_url, headers={"x-functions-key": KEY}
-    ) as client:
+    async with httpx.AsyncClient(base_url=app.api_url, headers={"x-functions-key": KEY}) as client:
         assert (await client.put("/jobCollections/sec", json={})).status_code == 201
         body = {
             "properties": {
@@ -205,9 +200,7 @@ async def test_read_only_mode_hides_and_refuses_changes(
     browser: Browser, tmp_path: Path, storage_connection: str, unique_name: str
 ):
     host = await start_app(tmp_path, storage_connection, unique_name)
-    async with httpx.AsyncClient(
-        base_url=host.api_url, headers={"x-functions-key": KEY}
-    ) as client:
+    async with httpx.AsyncClient(base_url=host.api_url, headers={"x-functions-key": KEY}) as client:
         await client.put("/jobCollections/ro", json={})
         body = {"properties": {"startTime": "2030-01-01T00:00:00Z", "action": _http()}}
         job_id = (await client.put("/jobCollections/ro/jobs/kept", json=body)).json()["id"]
@@ -221,6 +214,7 @@ async def test_read_only_mode_hides_and_refuses_changes(
         await expect(page.get_by_role("heading", name="Job kept")).to_be_visible()
         for name in ("Run now", "Disable", "Enable", "Delete…", "Save definition"):
             await expect(page.get_by_role("button", name=name)).to_have_count(0)
+        await expect(page.locator("main")).not_to_contain_text("null")
         await page.goto(f"{host.api_url}/dashboard#/jobs")
         await expect(page.locator("#jobs tr[data-job=kept]")).to_have_count(1)
         await expect(page.get_by_text("New job…")).to_have_count(0)
@@ -270,8 +264,6 @@ async def _job_id(page: Page) -> str:
 
 
 async def _running(app: DevHost, job_id: str) -> dict[str, Any] | None:
-    async with httpx.AsyncClient(
-        base_url=app.api_url, headers={"x-functions-key": KEY}
-    ) as client:
+    async with httpx.AsyncClient(base_url=app.api_url, headers={"x-functions-key": KEY}) as client:
         info = (await client.get("/dashboard-data/job", params={"id": job_id})).json()
     return info["running"][0] if info.get("running") else None

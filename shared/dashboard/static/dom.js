@@ -39,3 +39,8 @@ export function runLink(jobId, occurrence, text) {
 export function jobLink(jobId, text) {
   return h("a", { href: `#/job?${query({ id: jobId })}` }, text);
 }
+
+// Replace an element's children, leaving out the null ones (the DOM would print "null").
+export function fill(el, ...children) {
+  el.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+}

@@ -3,7 +3,7 @@
 // read-only mode). The history refreshes every 2 s.
 import { api } from "../api.js";
 import { clear, jsonEditor, parseJson, showApiError } from "../editor.js";
-import { h, occurrenceOf, query, runLink, when } from "../dom.js";
+import { fill, h, occurrenceOf, query, runLink, when } from "../dom.js";
 
 export const title = "Job";
 
@@ -72,7 +72,7 @@ export async function render(main, params, context) {
     editor.form = save;
   }
   const s = job.properties.status;
-  main.replaceChildren(
+  fill(main, 
     h("p", {}, h("a", { href: "#/jobs" }, "← Jobs")),
     h("h1", {}, `Job ${job.name.split("/").pop()}`),
     h("p", { className: "muted" }, `Collection ${job.name.split("/")[0]}`),

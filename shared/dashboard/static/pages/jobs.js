@@ -2,7 +2,7 @@
 // (/api/dashboard-data/jobs), which never sends more than one page to the browser.
 import { api } from "../api.js";
 import { clear, jsonEditor, nameInput, parseJson, showApiError } from "../editor.js";
-import { h, jobLink, query, runLink, when } from "../dom.js";
+import { fill, h, jobLink, query, runLink, when } from "../dom.js";
 
 export const title = "Jobs";
 const STATES = ["", "Enabled", "Disabled", "Completed", "Faulted"];
@@ -95,7 +95,7 @@ export async function render(main, params, context) {
       : "—"),
     h("td", { className: "optional" }, `${job.counters.executions} / ${job.counters.failures} / ${job.counters.faulted}`)));
   const first = data.total ? state.skip + 1 : 0, last = Math.min(state.skip + state.top, data.total);
-  main.replaceChildren(
+  fill(main, 
     h("h1", {}, "Jobs"),
     context.readOnly ? null : newJobForm(context),
     filters,

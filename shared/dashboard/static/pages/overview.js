@@ -2,7 +2,7 @@
 // what runs now, and the depth of the executions queue and its poison queue. Refreshes every 5 s.
 import { api } from "../api.js";
 import { barChart } from "../chart.js";
-import { h, jobLink, runLink, when } from "../dom.js";
+import { fill, h, jobLink, runLink, when } from "../dom.js";
 
 export const title = "Overview";
 
@@ -13,7 +13,7 @@ function tile(label, value, id) {
 function draw(main, data) {
   const hourLabel = (iso) => iso.slice(11, 16);
   const dayLabel = (iso) => iso.slice(5, 10);
-  main.replaceChildren(
+  fill(main, 
     h("h1", {}, "Overview"),
     h("h2", {}, `Jobs by state (${data.jobs} in all)`),
     h("div", { className: "tiles", id: "states" },

@@ -2,7 +2,7 @@
 // and for jobs that keep output (Code, WebJob) each attempt's output: shown live while the
 // attempt runs (long-polling the output API with ?follow=true) and downloadable.
 import { api, raw } from "../api.js";
-import { h, jobLink, occurrenceOf, query, when } from "../dom.js";
+import { fill, h, jobLink, occurrenceOf, query, when } from "../dom.js";
 
 export const title = "Run";
 
@@ -71,7 +71,7 @@ export async function render(main, params) {
         ? outputOf(`${jobId}/history/${r.outputId}/output`, `${occurrence}-${r.outputId}.log`, live, true) : null));
   }
   const name = jobId.split("/").pop();
-  main.replaceChildren(
+  fill(main, 
     h("p", {}, jobLink(jobId, `← Job ${name}`)),
     h("h1", {}, `Run of ${name}`),
     h("p", { className: "muted" }, `Occurrence ${occurrence}`),
