@@ -43,8 +43,11 @@ async def names(api: httpx.AsyncClient, **params: Any) -> list[str]:
 async def test_jobs_of_all_collections_are_searched_filtered_sorted_and_paged(api):
     await api.put("/api/jobCollections/ops", json={})
     await api.put(f"{ARM}/billing", json={})
-    later = {"startTime": "2031-01-01T00:00:00Z"}
-    sooner = {"startTime": "2030-06-01T00:00:00Z", "recurrence": {"cron": "0 */15 * * * *"}}
+    later: dict[str, Any] = {"startTime": "2031-01-01T00:00:00Z"}
+    sooner: dict[str, Any] = {
+        "startTime": "2030-06-01T00:00:00Z",
+        "recurrence": {"cron": "0 */15 * * * *"},
+    }
     await api.put("/api/jobCollections/ops/jobs/backup-db", json=body(**later))
     await api.put("/api/jobCollections/ops/jobs/report", json=body(**sooner))
     await api.put(f"{ARM}/billing/jobs/backup-files", json=body(**sooner))
