@@ -2,7 +2,8 @@
 
 The HTTP API is one ASGI app behind two kinds of function: a catch-all that needs a function
 key, and anonymous ones for the IoT Hub paths (/api/devices, /api/twins, /api/jobs/v2), where
-IoT Hub's shared access signature decides (shared/api/functions.py).
+IoT Hub's shared access signature decides, and the dashboard's page (/api/dashboard), which
+holds no secret and asks the person for the key (shared/api/functions.py).
 
 All behaviour lives in the `shared` package. The app settings are checked as the host loads
 this module: a bad one stops the app here, with a `ConfigError` naming it.
