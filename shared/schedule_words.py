@@ -88,8 +88,8 @@ def _days(
 def _times(schedule: RecurrenceSchedule, start: datetime | None) -> str:
     default_minute = start.minute if start is not None else 0
     if schedule.hours is None and schedule.minutes is not None:
-        minutes = _join([f":{minute:02d}" for minute in schedule.minutes])
-        return f"at {minutes} past every hour"
+        past = _join([f":{minute:02d}" for minute in schedule.minutes])
+        return f"at {past} past every hour"
     hours = schedule.hours or ([start.hour] if start is not None else [0])
     minutes = schedule.minutes or [default_minute]
     if len(hours) * len(minutes) <= _MAX_LISTED_TIMES:
