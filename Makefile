@@ -21,12 +21,20 @@ $(STAMP_NODE): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# The browser tests (tests/browser/) drive Debian's Chromium; Playwright never downloads one.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+$(CHROMIUM):
+	$(SUDO) apt-get install -y --no-install-recommends chromium || \
+	  { $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium; }
+
 install: $(STAMP_PY) $(STAMP_NODE) ## Create .venv and install Azurite (only what is missing)
 
 run: install ## Start Azurite (data in .azurite/) and the app on http://localhost:7071/api
 	$(PY) -m devhost --with-azurite $(DEVHOST_ARGS)
 
-test: install ## Run the whole suite against a private, in-memory Azurite
+test: install $(CHROMIUM) ## Run the whole suite (browser tests included) against a private, in-memory Azurite
 	$(PY) -m pytest
 
 lint: install ## ruff check and format check

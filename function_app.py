@@ -2,7 +2,8 @@
 
 The HTTP API is one ASGI app behind two kinds of function: a catch-all that needs a function
 key, and anonymous ones for the IoT Hub paths (/api/devices, /api/twins, /api/jobs/v2), where
-IoT Hub's shared access signature decides (shared/api/functions.py).
+IoT Hub's shared access signature decides, and the dashboard's page (/api/dashboard), which
+holds no secret and asks the person for the key (shared/api/functions.py).
 
 All behaviour lives in the `shared` package. The app settings are checked as the host loads
 this module: a bad one stops the app here, with a `ConfigError` naming it.
@@ -14,7 +15,7 @@ import azure.functions as func
 
 from shared import triggers
 from shared.api.app import create_api
-from shared.api.functions import CATCH_ALL_FUNCTION, serve_iot_hub_paths
+from shared.api.functions import CATCH_ALL_FUNCTION, serve_dashboard_page, serve_iot_hub_paths
 from shared.config import Settings
 from shared.kinds.code import register_handler
 from shared.samples.feed_poll import feed_poll
@@ -37,6 +38,7 @@ app = func.AsgiFunctionApp(
     app=create_api(), http_auth_level=func.AuthLevel.FUNCTION, function_name=CATCH_ALL_FUNCTION
 )
 serve_iot_hub_paths(app)
+serve_dashboard_page(app)
 
 
 @app.timer_trigger(schedule="%DISPATCH_SCHEDULE%", arg_name="timer", use_monitor=True)

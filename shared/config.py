@@ -50,6 +50,7 @@ STORAGE_SETTING = "AzureWebJobsStorage"
 OWN_STORAGE_SETTING = "SCHEDULER_STORAGE"
 TABLE_PREFIX_SETTING = "SCHEDULER_TABLE_PREFIX"
 IOT_POLICIES_SETTING = "SCHEDULER_IOT_POLICIES"
+READ_ONLY_SETTING = "SCHEDULER_READ_ONLY"
 
 _MAX_SECONDS = 365 * 24 * 3600  # beyond a year, a duration is a typo (and dates overflow)
 _MAX_DAYS = 36_500
@@ -100,6 +101,9 @@ class Settings:
     # IoT Hub shared access policies guarding /api/devices, /api/twins, /api/jobs/v2 (keys are
     # secrets: AccessPolicy keeps them out of its repr). None configured: every call is refused.
     iot_policies: tuple[AccessPolicy, ...] = ()
+    # SCHEDULER_READ_ONLY: the API refuses every change (403) and the dashboard shows no button
+    # that changes anything; the timer and the executors keep running.
+    read_only: bool = False
     # Each known kind's own settings as its `configure` parsed them, by kind name.
     kind_settings: Mapping[str, Any] = field(default_factory=dict)
 
@@ -140,6 +144,10 @@ class Settings:
     @property
     def continuous_table(self) -> str:
         return f"{self.table_prefix}Continuous"
+
+    @property
+    def activity_table(self) -> str:
+        return f"{self.table_prefix}Activity"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -206,6 +214,7 @@ class Settings:
             extra_ca_certs=_ca_bundle(values.get(EXTRA_CA_SETTING)),
             identity=_identity(values),
             iot_policies=_iot_policies(values.get(IOT_POLICIES_SETTING, "")),
+            read_only=_flag(values, READ_ONLY_SETTING),
             kind_settings={kind.name: kind.configure(values) for kind in known_kinds().kinds},
         )
 
@@ -232,6 +241,15 @@ class _Reader:
         if number > self.maximum:
             raise ConfigError(name, f"must be at most {self.maximum} (is {number})")
         return number
+
+
+def _flag(values: Mapping[str, str], name: str) -> bool:
+    """`true` or `false` (any case); absent is false. Anything else is a typo that would
+    silently leave the app writable, so it stops the start."""
+    text = values.get(name, "false").lower()
+    if text not in ("true", "false"):
+        raise ConfigError(name, f"{values[name]!r} is not true or false")
+    return text == "true"
 
 
 def _storage_connection(values: Mapping[str, str]) -> str:

@@ -25,6 +25,7 @@ from shared.broadcasts.service import BroadcastService
 from shared.broadcasts.starts import StartJobs
 from shared.clock import Clock, SystemClock
 from shared.config import Settings
+from shared.dashboard.service import DashboardService
 from shared.devices.calls import DeviceCaller
 from shared.devices.registry import DeviceRegistry
 from shared.engine.dispatcher import Dispatcher
@@ -59,6 +60,8 @@ class Runtime:
     broadcast_retention: BroadcastRetention
     # Continuous WebJobs: their holders (device-work messages) and the timer's watch.
     continuous: ContinuousWebJobs
+    # What the dashboard reads beyond the API: the jobs of all collections, the overview.
+    dashboard: DashboardService
     # The WebJobs folders found at start-up (their jobs are kept in the collection `webjobs`).
     webjobs: WebJobCatalog = field(default_factory=WebJobCatalog)
 
@@ -132,6 +135,7 @@ class Runtime:
                 broadcast_rows, starts, clock, settings.broadcast_retention
             ),
             continuous=continuous,
+            dashboard=DashboardService(store, queue, clock),
             webjobs=await WebJobCatalog.load(WEBJOB.options(settings), jobs),
         )
 

@@ -13,6 +13,8 @@ from fastapi.routing import APIRoute
 
 from shared.api import broadcasts as broadcasts_api
 from shared.api import collections as collections_api
+from shared.api import dashboard as dashboard_api
+from shared.api import dashboard_page
 from shared.api import devices as devices_api
 from shared.api import history as history_api
 from shared.api import jobs as jobs_api
@@ -22,6 +24,7 @@ from shared.api.errors import install_error_handlers
 from shared.api.iot_auth import PoliciesProvider, install_iothub_errors
 from shared.api.iot_auth import fallback as iot_fallback
 from shared.api.middleware import FrontDoor
+from shared.api.read_only import ChangeGate
 from shared.api.refs import RuntimeProvider, arm_scope
 from shared.api.schemas import ERRORS, job_put_body
 from shared.devices.sas import AccessPolicy
@@ -91,6 +94,11 @@ def build_router() -> APIRouter:
         tags=["webjobs (Kudu)"],
         generate_unique_id_function=_arm_operation_id,
     )
+    # The dashboard: its page and assets (anonymous under Functions) and its own reads.
+    api.include_router(dashboard_page.router)
+    api.include_router(
+        dashboard_api.router, tags=["dashboard"], generate_unique_id_function=_arm_operation_id
+    )
     for mount in MOUNTS:
         for router in ROUTERS:
             api.include_router(
@@ -122,6 +130,7 @@ def create_api(
     install_iothub_errors(api)
     api.include_router(build_router())
     api.include_router(iot_fallback)  # last: it answers what no IoT Hub route serves
+    api.add_middleware(ChangeGate, get_runtime=get_runtime)
     api.add_middleware(FrontDoor)
     return api
 

@@ -19,6 +19,16 @@ IOT_HUB_FUNCTIONS = (
     ("iot_hub_twins", "twins/{*path}"),
 )
 ALL_METHODS = [method.value for method in func.HttpMethod]
+# The dashboard's page and assets: no secret in them, and a browser cannot send a key for a
+# page it opens. Its data comes from the API, with the key (shared/api/dashboard_page.py).
+DASHBOARD_FUNCTION = ("dashboard_page", "dashboard/{*path}")
+
+
+def serve_dashboard_page(app: func.AsgiFunctionApp) -> None:
+    """Add the anonymous function of the dashboard's page (GET only; it sorts before the
+    catch-all)."""
+    name, route = DASHBOARD_FUNCTION
+    _add_anonymous_function(app, name, route, methods=["GET"])
 
 
 def serve_iot_hub_paths(app: func.AsgiFunctionApp) -> None:
@@ -27,13 +37,15 @@ def serve_iot_hub_paths(app: func.AsgiFunctionApp) -> None:
         _add_anonymous_function(app, name, route)
 
 
-def _add_anonymous_function(app: func.AsgiFunctionApp, name: str, route: str) -> None:
+def _add_anonymous_function(
+    app: func.AsgiFunctionApp, name: str, route: str, methods: list[str] = ALL_METHODS
+) -> None:
     middleware = app.middleware
 
     # The app has no lifespan handlers, so these need not run the ASGI startup the catch-all
     # runs on its first request.
     @app.function_name(name=name)
-    @app.route(route=route, methods=ALL_METHODS, auth_level=func.AuthLevel.ANONYMOUS)
+    @app.route(route=route, methods=methods, auth_level=func.AuthLevel.ANONYMOUS)
     async def handler(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
         response: func.HttpResponse = await middleware.handle_async(req, context)
         return response

@@ -267,6 +267,7 @@ class Executor:
         check_final_at = finished + FINAL_CHECK_GRACE if ends_schedule else None
         if not await self._record(read, plan, check_final_at, finished):
             return False
+        await self._store.activity.record(plan.history)  # the overview's charts
         if plan.next_run is not None:
             await self._queue.send(message_for(plan.next_run), due=plan.next_run.due, now=finished)
         if check_final_at is not None:

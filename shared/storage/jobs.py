@@ -150,6 +150,14 @@ class JobRows:
             return found[:top], _collection_cursor(found[top - 1])
         return found, None
 
+    async def all_collections(self) -> list[Collection]:
+        """Every collection of every subscription (the dashboard's list of all jobs): one read
+        of the collections table."""
+        return [
+            collection_from_entity(entity)
+            async for entity in self._tables.collections.list_entities()
+        ]
+
     # -- jobs --------------------------------------------------------------------------------
 
     async def get_job(self, collection: str, name: str) -> StoredJob | None:
@@ -211,6 +219,18 @@ class JobRows:
         rows, last_key = await page(table, query, params, top=top, skip=skip)
         jobs = [job_from_entity(entity) for entity in rows]
         return jobs, (job_name(last_key) if last_key else None)
+
+    async def all_jobs(self, collection: str) -> list[StoredJob]:
+        """Every job row of a collection, in name order (one range read)."""
+        query = "PartitionKey eq @pk and RowKey ge 'job|' and RowKey lt 'job}'"
+        table = self._tables.table_for(collection)
+        try:
+            return [
+                job_from_entity(entity)
+                async for entity in table.query_entities(query, parameters={"pk": collection})
+            ]
+        except ResourceNotFoundError:  # a collection whose table was never made: no jobs
+            return []
 
     async def job_count(self, collection: str) -> JobCount | None:
         """The collection's job count row; None when it has none (the collection is gone)."""

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
-from azure.core.exceptions import ResourceExistsError
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient
 
@@ -67,8 +67,9 @@ def visibility_delay(due: datetime, now: datetime) -> int:
 
 
 class AttemptQueue:
-    def __init__(self, client: QueueClient) -> None:
+    def __init__(self, client: QueueClient, connection: str = "") -> None:
         self._client = client
+        self._connection = connection
         self._ready = False
 
     @classmethod
@@ -79,7 +80,7 @@ class AttemptQueue:
             message_encode_policy=TextBase64EncodePolicy(),
             message_decode_policy=TextBase64DecodePolicy(),
         )
-        return cls(client)
+        return cls(client, connection)
 
     @property
     def name(self) -> str:
@@ -101,6 +102,20 @@ class AttemptQueue:
         await self._client.send_message(
             message.to_json(), visibility_timeout=visibility_delay(due, now), time_to_live=-1
         )
+
+    async def depths(self) -> tuple[int, int]:
+        """Approximate message counts of this queue and of its poison queue (`<name>-poison`,
+        where the Functions host moves a message after its fifth failed delivery)."""
+        own = await self._client.get_queue_properties()
+        poison = QueueClient.from_connection_string(
+            self._connection, f"{self._client.queue_name}-poison"
+        )
+        async with poison:
+            try:
+                poisoned = (await poison.get_queue_properties()).approximate_message_count or 0
+            except ResourceNotFoundError:
+                poisoned = 0
+        return own.approximate_message_count or 0, poisoned
 
     async def close(self) -> None:
         await self._client.close()

@@ -63,6 +63,19 @@ class RunRows:
         """The job's runs in flight (every generation, on-demand ones included)."""
         return [run async for run in self._runs_between(collection, job, job)]
 
+    async def running(self, collection: str) -> list[Run]:
+        """The collection's runs whose attempt is under way (one range read of its run rows)."""
+        query = "PartitionKey eq @pk and RowKey ge 'run|' and RowKey lt 'run}' and status eq @s"
+        params = {"pk": collection, "s": RunStatus.RUNNING.value}
+        table = self._tables.table_for(collection)
+        try:
+            return [
+                run_from_entity(entity)
+                async for entity in table.query_entities(query, parameters=params)
+            ]
+        except ResourceNotFoundError:
+            return []
+
     async def keys_of(self, collection: str, name: str) -> list[str]:
         """The keys of a job's runs in flight, their watches and its tallies (for its delete)."""
         runs = await self.runs_of(collection, name)

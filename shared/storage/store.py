@@ -28,6 +28,7 @@ from shared.engine.records import (
 )
 from shared.model.job import HistoryStatus, JobState
 from shared.names import CollectionRef
+from shared.storage.activity import ActivityRows
 from shared.storage.codecs import JobCount
 from shared.storage.due_index import DueIndex, due_row_of
 from shared.storage.history import HistoryRows
@@ -52,6 +53,9 @@ class JobStore:
             settings.storage_connection, settings.table_prefix
         )
         self.history_rows = HistoryRows(tables, settings, self.outputs)
+        self.activity = ActivityRows.from_connection_string(
+            settings.storage_connection, settings.activity_table
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JobStore:
@@ -60,10 +64,12 @@ class JobStore:
     async def ensure(self) -> JobStore:
         """Create the tables once per process (idempotent)."""
         await self.tables.ensure()
+        await self.activity.ensure()
         return self
 
     async def close(self) -> None:
         await self.outputs.close()
+        await self.activity.close()
         await self.tables.close()
 
     def table_for(self, collection: str) -> TableClient:
@@ -106,6 +112,12 @@ class JobStore:
         return await self.job_rows.list_collections(
             subscription, resource_group, top=top, after=after
         )
+
+    async def all_collections(self) -> list[Collection]:
+        return await self.job_rows.all_collections()
+
+    async def all_jobs(self, collection: str) -> list[StoredJob]:
+        return await self.job_rows.all_jobs(collection)
 
     async def get_job(self, collection: str, name: str) -> StoredJob | None:
         return await self.job_rows.get_job(collection, name)
@@ -170,6 +182,9 @@ class JobStore:
 
     async def runs_of(self, collection: str, job: str) -> list[Run]:
         return await self.run_rows.runs_of(collection, job)
+
+    async def running(self, collection: str) -> list[Run]:
+        return await self.run_rows.running(collection)
 
     async def commit_dispatch(self, job: StoredJob, run: Run, now: datetime) -> StoredJob:
         return await self.run_rows.commit_dispatch(job, run, now)

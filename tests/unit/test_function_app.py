@@ -37,6 +37,7 @@ def test_the_app_registers_the_api_the_timer_and_the_executor(monkeypatch: pytes
         "dispatch_due_jobs",
         "execute_attempt",
         "run_device_work",
+        "dashboard_page",
         *IOT_HUB,
     }
     assert bindings["scheduler_api"]["type"] == "httpTrigger"
@@ -61,6 +62,19 @@ def test_iot_hub_paths_are_anonymous_functions_that_the_host_matches_first(
         assert bindings[name]["authLevel"].lower() == "anonymous"
         assert bindings[name]["route"] == f"{prefix}/{{*path}}"
         assert name.upper() < "scheduler_api".upper()
+
+
+def test_the_dashboard_page_is_an_anonymous_get_function_that_the_host_matches_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The page and its assets hold no secret and a browser cannot send a key to open a page;
+    the data it shows comes from the catch-all, with the key."""
+    binding = app_bindings(monkeypatch)["dashboard_page"]
+    assert binding["type"] == "httpTrigger"
+    assert binding["authLevel"].lower() == "anonymous"
+    assert binding["route"] == "dashboard/{*path}"
+    assert [method.lower() for method in binding["methods"]] == ["get"]
+    assert "dashboard_page".upper() < "scheduler_api".upper()
 
 
 def import_app(settings: dict[str, str]) -> subprocess.CompletedProcess[str]:

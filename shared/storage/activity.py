@@ -1,0 +1,185 @@
+"""Per-hour activity counters for the dashboard's charts: attempts, failures and a histogram of
+lateness per hour, in table `{prefix}Activity`, so the overview reads at most a few hundred
+small rows instead of every history row of every job.
+
+Each recorded attempt adds one to a counter row of its hour. Concurrent executors would
+contend on one row, so each hour has `SHARDS` rows and an attempt picks one at random
+(ETag-checked read-modify-write, retried after a short random pause on a lost race); a
+reader sums the shards. The
+counters are a view, not a record: an increment that keeps failing is logged and dropped,
+never failing the attempt (the history row, written before, stays the truth).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    AzureError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
+from azure.data.tables import UpdateMode
+from azure.data.tables.aio import TableClient, TableServiceClient
+
+from shared.engine.records import HistoryRecord
+from shared.model.job import ActionName, HistoryStatus
+
+log = logging.getLogger(__name__)
+
+SHARDS = 4
+PARTITION = "hour"
+# Upper bounds (seconds) of the lateness buckets; the last bucket is everything above.
+LATENESS_BOUNDS: tuple[float, ...] = (1, 2, 5, 10, 30, 60, 300)
+_TRIES = 20
+_BACKOFF_SECONDS = 0.02  # times the try number, jittered: racers spread out instead of colliding
+
+
+@dataclass
+class HourActivity:
+    """One hour's counters (UTC), the shards summed."""
+
+    hour: datetime
+    attempts: int = 0
+    failures: int = 0
+    # Lateness of first attempts, one count per bucket of LATENESS_BOUNDS (+1 for the rest).
+    lateness: list[int] = field(default_factory=lambda: [0] * (len(LATENESS_BOUNDS) + 1))
+
+
+def hour_key(instant: datetime) -> str:
+    return instant.astimezone(UTC).strftime("%Y%m%dT%H")
+
+
+def lateness_bucket(seconds: float) -> int:
+    for index, bound in enumerate(LATENESS_BOUNDS):
+        if seconds < bound:
+            return index
+    return len(LATENESS_BOUNDS)
+
+
+class ActivityRows:
+    def __init__(self, table: TableClient) -> None:
+        self._table = table
+
+    @classmethod
+    def from_connection_string(cls, connection: str, table_name: str) -> ActivityRows:
+        service = TableServiceClient.from_connection_string(connection)
+        return cls(service.get_table_client(table_name))
+
+    async def ensure(self) -> ActivityRows:
+        try:
+            await self._table.create_table()
+        except ResourceExistsError:
+            pass
+        return self
+
+    async def close(self) -> None:
+        await self._table.close()
+
+    async def record(self, history: HistoryRecord) -> None:
+        """Count one recorded attempt in its hour (best effort: see the module's doc)."""
+        props = history.properties
+        failed = props.status is HistoryStatus.FAILED
+        late: int | None = None
+        if props.action_name is ActionName.MAIN_ACTION and props.retry_count == 0:
+            seconds = (props.start_time - props.expected_execution_time).total_seconds()
+            late = lateness_bucket(max(0.0, seconds))
+        row_key = f"{hour_key(props.start_time)}|{random.randrange(SHARDS)}"
+        try:
+            await self._increment(row_key, failed, late)
+        except AzureError as error:
+            log.warning("Activity counter not updated (%s): %s", row_key, type(error).__name__)
+
+    async def _increment(self, row_key: str, failed: bool, late: int | None) -> None:
+        for tried in range(_TRIES):
+            if tried:
+                await asyncio.sleep(random.uniform(0, _BACKOFF_SECONDS * tried))
+            try:
+                entity = await self._table.get_entity(PARTITION, row_key)
+            except ResourceNotFoundError:
+                fresh = {"PartitionKey": PARTITION, "RowKey": row_key, **_added({}, failed, late)}
+                try:
+                    await self._table.create_entity(fresh)
+                    return
+                except ResourceExistsError:
+                    continue
+            try:
+                await self._table.update_entity(
+                    {**entity, **_added(entity, failed, late)},
+                    mode=UpdateMode.MERGE,
+                    etag=entity.metadata["etag"],
+                    match_condition=MatchConditions.IfNotModified,
+                )
+                return
+            except ResourceModifiedError:
+                continue
+        log.warning("Activity counter %s: gave up after %d lost races", row_key, _TRIES)
+
+    async def hours(self, since: datetime, until: datetime) -> list[HourActivity]:
+        """Every hour from `since` to `until` (both truncated to the hour), oldest first; hours
+        without rows are zeros."""
+        start = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        end = until.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        by_hour: dict[str, HourActivity] = {}
+        cursor = start
+        while cursor <= end:
+            by_hour[hour_key(cursor)] = HourActivity(cursor)
+            cursor += timedelta(hours=1)
+        params = {"pk": PARTITION, "low": hour_key(start), "high": hour_key(end) + "}"}
+        query = "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high"
+        async for entity in self._table.query_entities(query, parameters=params):
+            activity = by_hour.get(str(entity["RowKey"]).split("|")[0])
+            if activity is None:
+                continue
+            activity.attempts += int(entity.get("attempts", 0))
+            activity.failures += int(entity.get("failures", 0))
+            for index in range(len(activity.lateness)):
+                activity.lateness[index] += int(entity.get(f"late{index}", 0))
+        return list(by_hour.values())
+
+
+def _added(entity: dict[str, object], failed: bool, late: int | None) -> dict[str, int]:
+    def current(name: str) -> int:
+        value = entity.get(name, 0)
+        return value if isinstance(value, int) else 0
+
+    changed = {"attempts": current("attempts") + 1, "failures": current("failures") + failed}
+    if late is not None:
+        name = f"late{late}"
+        changed[name] = current(name) + 1
+    return changed
+
+
+def lateness_percentiles(
+    hours: Sequence[HourActivity], percentiles: Sequence[int] = (50, 90, 99)
+) -> dict[str, str | None]:
+    """`{"p50": "< 1 s", ...}`: the bucket each percentile of first attempts' lateness falls in
+    ("> 300 s" for the last one; None when nothing ran)."""
+    totals = [0] * (len(LATENESS_BOUNDS) + 1)
+    for hour in hours:
+        for index, count in enumerate(hour.lateness):
+            totals[index] += count
+    count = sum(totals)
+    result: dict[str, str | None] = {}
+    for percentile in percentiles:
+        if count == 0:
+            result[f"p{percentile}"] = None
+            continue
+        wanted = count * percentile / 100
+        seen = 0
+        for index, bucket in enumerate(totals):
+            seen += bucket
+            if seen >= wanted:
+                if index < len(LATENESS_BOUNDS):
+                    result[f"p{percentile}"] = f"< {LATENESS_BOUNDS[index]:g} s"
+                else:
+                    result[f"p{percentile}"] = f"> {LATENESS_BOUNDS[-1]:g} s"
+                break
+    return result
