@@ -314,8 +314,8 @@ async def test_two_workers_racing_on_the_same_messages_call_each_device_once(
     await runtime.broadcasts.engine.start("rc")
     messages = [m async for m in work.client.receive_messages(max_messages=32)]
     device_messages = [WorkMessage.from_json(m.content) for m in messages]
-    device_messages = [m for m in device_messages if m.action == "device"]
-    assert len(device_messages) == 12
+    device_messages = [m for m in device_messages if m.action == "devices"]
+    assert sorted(d for m in device_messages for d, _ in m.work()) == ids
     await asyncio.gather(
         *(rt.broadcasts.engine.handle(m) for m in device_messages for rt in (runtime, other))
     )
@@ -460,8 +460,8 @@ async def test_two_starters_and_two_workers_racing_call_each_device_once_with_ex
     while batch := [m.content async for m in work.client.receive_messages(max_messages=32)]:
         messages.extend(batch)
     device_messages = [WorkMessage.from_json(m) for m in messages]
-    device_messages = [m for m in device_messages if m.action == "device"]
-    assert {m.device_id for m in device_messages} == set(ids)
+    device_messages = [m for m in device_messages if m.action == "devices"]
+    assert {d for m in device_messages for d, _ in m.work()} == set(ids)
     await asyncio.gather(
         *(rt.broadcasts.engine.handle(m) for m in device_messages for rt in (runtime, other))
     )
@@ -489,15 +489,15 @@ async def test_a_worker_that_died_after_recording_the_last_device_leaves_the_end
     await runtime.broadcasts.engine.start("zz")
     messages = [m async for m in work.client.receive_messages(max_messages=32)]
     device_messages = [WorkMessage.from_json(m.content) for m in messages]
-    device_messages = [m for m in device_messages if m.action == "device"]
-    first, last = sorted(device_messages, key=lambda m: m.device_id)
+    work_items = sorted(w for m in device_messages if m.action == "devices" for w in m.work())
+    first, last = (WorkMessage.chunk("zz", [item]) for item in work_items)
     await runtime.broadcasts.engine.handle(first)
     settings = runtime.settings
     rows = BroadcastRows.from_connection_string(
         settings.storage_connection, settings.broadcasts_table
     )
     done = await rows.change(  # what the dead worker had stored
-        "zz", last.device_id, lambda r: replace(r, status="completed", ended=API_NOW)
+        "zz", work_items[1][0], lambda r: replace(r, status="completed", ended=API_NOW)
     )
     await rows.close()
     assert done is not None
