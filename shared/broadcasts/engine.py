@@ -4,22 +4,29 @@ the device-work queue (function_app.py's `run_device_work`).
 
 - **start** (at startTime, through the scheduler's due index): snapshot the devices the
   condition selects (paged through the registry, point reads when the condition pins device
-  ids), write one pending record per
-  device, mark the job running with its device count, then send one device message per device,
-  each hidden until its rollout slot, and a sweep message at startTime +
-  maxExecutionTimeInSeconds. A start repeated (a crash, a repeated message) adds no record twice
-  and sends messages only for records still pending.
-- **device**: claim the record (pending → running, with a lease; ETag-checked together with its
-  bucket's counters), call the method or apply the twin update, record completed/failed (or
-  pending again for a retry). A running record whose lease ended (its worker died mid-call) is
-  taken over and called again with the same `Idempotency-Key`; one whose lease is live is looked
-  at again when it ends. After a failure the abort criteria are read from the statistics.
-  Each claim also sends a watch message due when its lease ends, so a worker killed mid-call
-  is taken over then, not only when the dead host's message reappears.
+  ids), write one pending record per device (a transaction per 99 records of a bucket, buckets
+  concurrently), mark the job running with its device count, then send one `devices` message
+  per chunk (up to CHUNK_SIZE neighbouring records of one bucket whose rollout slots fall in
+  the same second), hidden until that slot, and a sweep message at startTime +
+  maxExecutionTimeInSeconds. A start repeated (a crash, a repeated message) adds no record
+  twice and sends messages only for records still pending.
+- **a chunk** (the devices of one bucket, each at its attempt): claim them all in ONE
+  transaction with the bucket's counters (pending → running, one lease for the chunk,
+  ETag-checked; a lost race is decided again on a fresh range read), send ONE watch message
+  due when the lease ends (should this worker die mid-call, the unfinished devices are taken
+  over then, not only when the dead host's message reappears), call the devices concurrently
+  (CALLS_IN_FLIGHT at most), and record the results as they arrive in group commits: each
+  transaction takes every result that arrived while the previous one was under way (completed,
+  failed, or pending again for a retry; the retries of one commit go out as one chunk). A
+  running record whose lease ended (its worker died mid-call) is taken over and called again
+  with the same `Idempotency-Key`; devices whose lease is live are looked at again (one
+  message) when the last of those leases ends. After failures the abort criteria are read
+  from the statistics. A `device` message (one device, from before chunks) is a chunk of one.
 - **sweep** (cancel, abort, time limit): every pending record, and every running one whose
-  lease ended, ends (canceled, or failed after the time limit) with an error naming why;
-  running calls under a live lease end on their own.
-The job is completed by whoever finds no device left open.
+  lease ended, ends (canceled, or failed after the time limit) with an error naming why, a
+  transaction per chunk of a bucket; running calls under a live lease end on their own.
+The job is completed by whoever leaves a bucket with no device open and then finds none open
+in any bucket.
 """
 
 from __future__ import annotations
