@@ -96,7 +96,7 @@ LEASE_MARGIN = timedelta(seconds=30)
 EARLY_START = timedelta(seconds=5)
 _SNAPSHOT_PAGE = 100
 CHUNK_SIZE = 50  # devices per chunk message at the start (a transaction holds 99 and the counter)
-CALLS_IN_FLIGHT = 50  # a chunk's calls at once; its lease covers ceil(n / this) calls in a row
+CALLS_IN_FLIGHT = 8  # a chunk's calls at once; its lease covers ceil(n / this) calls in a row
 _SENDS_IN_FLIGHT = 16  # chunk messages a start sends at once
 _RACE_RETRIES = 10
 EXPIRED = "JobExpired"  # a device's error when maxExecutionTimeInSeconds ended it
