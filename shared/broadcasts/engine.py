@@ -284,9 +284,16 @@ class BroadcastEngine:
         recorder = _ChunkRecorder(self, job, bucket, lease_until, claimed.state)
         semaphore = asyncio.Semaphore(CALLS_IN_FLIGHT)
 
+        faults: list[Exception] = []
+
         async def call(record: DeviceJob) -> None:
-            async with semaphore:
-                result = await self._call(job, record.device_id)
+            try:
+                async with semaphore:
+                    result = await self._call(job, record.device_id)
+            except Exception as fault:  # a storage fault reading the device, not its answer
+                faults.append(fault)  # left running: taken over when the lease ends
+                recorder.skipped()
+                return
             recorder.arrived(record, *result)
 
         try:
@@ -294,8 +301,10 @@ class BroadcastEngine:
                 group.create_task(recorder.run(len(calls)))
                 for record in calls:
                     group.create_task(call(record))
-        except ExceptionGroup as failed:  # a storage fault: the host retries the message
+        except ExceptionGroup as failed:  # a storage fault recording: the host retries
             raise failed.exceptions[0] from None
+        if faults:  # the others are recorded; the host retries the message as for any fault
+            raise faults[0]
 
     async def _record(
         self,
@@ -503,6 +512,7 @@ class _ChunkRecorder:
         self._lease_until = lease_until
         self._state = state
         self._arrived: list[_Result] = []
+        self._skipped = 0
         self._ready = asyncio.Event()
 
     def arrived(
@@ -518,9 +528,14 @@ class _ChunkRecorder:
         self._arrived.append(_Result(record, outcome, error, failure_type, retry))
         self._ready.set()
 
+    def skipped(self) -> None:
+        """A call that ended without a result to record (a storage fault before it)."""
+        self._skipped += 1
+        self._ready.set()
+
     async def run(self, expected: int) -> None:
         recorded = 0
-        while recorded < expected:
+        while recorded + self._skipped < expected:
             await self._ready.wait()
             self._ready.clear()
             batch, self._arrived = self._arrived, []
