@@ -5,9 +5,10 @@ Layout:
 - `PartitionKey "<jobId>|<bucket>"` (bucket = 00..31, from the SHA-256 of the device id):
   `RowKey <device id, percent-encoded as in the device table>`: one device's record; and
   `RowKey "~stats"`: that bucket's counters (pending, running, succeeded, failed, timed out).
-Every change of a record's status is one entity-group transaction in its partition: the record
-(ETag-checked) and the bucket's counter row (ETag-checked), so the counters never drift from
-the records, and reading a broadcast's statistics is 32 point reads whatever its size.
+Every change of records' status is one entity-group transaction in their partition: the records
+(ETag-checked, up to 99 of one bucket: a chunk) and the bucket's counter row (ETag-checked), so
+the counters never drift from the records, and reading a broadcast's statistics is 32 point
+reads whatever its size.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ JOB_PARTITION = "job"
 STATS_KEY = "~stats"  # sorts after every device id's row key
 _RACE_RETRIES = 20
 _BATCH = 99  # records per transaction, with the counter row: 100 operations
+CHUNK_LIMIT = _BATCH  # the most records one chunk change may move
+_STARTERS = 8  # buckets whose records a start inserts at once
 
 
 def bucket_of(device_id: str) -> int:
@@ -64,6 +67,22 @@ class StoredBroadcast:
 class StoredDeviceJob:
     record: DeviceJob
     etag: str
+
+
+@dataclass(frozen=True)
+class ChunkState:
+    """Some records of one bucket as last read or written (with their ETags) and the bucket's
+    counters: what the next chunk change is checked against."""
+
+    records: dict[str, StoredDeviceJob]  # by device id
+    stats: Stats
+    stats_etag: str | None
+
+
+@dataclass(frozen=True)
+class ChunkChange:
+    state: ChunkState  # after the change (or as read, when nothing changed)
+    changed: list[tuple[DeviceJob, DeviceJob]]  # (before, after) of each record it moved
 
 
 class BroadcastRows:
@@ -176,8 +195,15 @@ class BroadcastRows:
         by_bucket: dict[tuple[str, int], list[DeviceJob]] = {}
         for record in records:
             by_bucket.setdefault((record.job_id, bucket_of(record.device_id)), []).append(record)
-        for (job_id, bucket), items in by_bucket.items():
-            await self._add_to_partition(partition_of(job_id, bucket), items)
+        semaphore = asyncio.Semaphore(_STARTERS)
+
+        async def add(partition: str, items: list[DeviceJob]) -> None:
+            async with semaphore:
+                await self._add_to_partition(partition, items)
+
+        await asyncio.gather(
+            *(add(partition_of(job, bucket), items) for (job, bucket), items in by_bucket.items())
+        )
 
     async def _add_to_partition(self, partition: str, items: list[DeviceJob]) -> None:
         """Each batch with the counters in one transaction. A lost race (another starter
@@ -242,6 +268,78 @@ class BroadcastRows:
                 continue
             return stored.record, after, moved
         raise Conflict(f"device {device_id} of job {job_id} keeps changing")
+
+    async def read_chunk(self, job_id: str, bucket: int, device_ids: Iterable[str]) -> ChunkState:
+        """These records of one bucket (those stored) and its counters: one range read from
+        the lowest key to the highest (a chunk's records are neighbours in key order) beside
+        one point read of the counter row."""
+        partition = partition_of(job_id, bucket)
+        wanted = {row_key_of(d) for d in device_ids}
+        if not wanted:
+            raise ValueError("a chunk holds at least one device")
+        found: dict[str, StoredDeviceJob] = {}
+
+        async def read_records() -> None:
+            query = "PartitionKey eq @pk and RowKey ge @low and RowKey le @high"
+            params = {"pk": partition, "low": min(wanted), "high": max(wanted)}
+            async for entity in self.table.query_entities(query, parameters=params):
+                if entity["RowKey"] in wanted:
+                    record = _device_job(job_id, entity)
+                    found[record.device_id] = StoredDeviceJob(record, str(entity.metadata["etag"]))
+
+        _, (stats, etag) = await asyncio.gather(read_records(), self._stats_row(partition))
+        return ChunkState(found, stats, etag)
+
+    async def change_chunk(
+        self,
+        job_id: str,
+        bucket: int,
+        device_ids: list[str],
+        decide: Callable[[DeviceJob], DeviceJob | None],
+        known: ChunkState | None = None,
+    ) -> ChunkChange:
+        """`decide` the next state of each of these records of one bucket (None: leave it) and
+        write every change with the bucket's counters in ONE transaction. Tried first against
+        `known` (what the caller's last change left: no read), then on fresh reads whenever a
+        record or the counters changed meanwhile; `decide` must be a pure function."""
+        if len(device_ids) > CHUNK_LIMIT:
+            raise ValueError(f"a chunk holds at most {CHUNK_LIMIT} devices")
+        partition = partition_of(job_id, bucket)
+        state = known
+        for _ in range(_RACE_RETRIES):
+            if state is None:
+                state = await self.read_chunk(job_id, bucket, device_ids)
+            changes: list[tuple[StoredDeviceJob, DeviceJob]] = []
+            for device_id in device_ids:
+                stored = state.records.get(device_id)
+                after = None if stored is None else decide(stored.record)
+                if stored is not None and after is not None:
+                    changes.append((stored, after))
+            if not changes:
+                return ChunkChange(state, [])
+            stats = state.stats
+            for stored, after in changes:
+                stats = stats.moved(
+                    stored.record.status,
+                    after.status,
+                    after.timed_out and not stored.record.timed_out,
+                )
+            operations = [
+                Operation(Kind.REPLACE, _record_entity(partition, after), stored.etag)
+                for stored, after in changes
+            ]
+            operations.append(_stats_operation(partition, stats, state.stats_etag))
+            try:
+                etags = await transact(self.table, partition, operations)
+            except Conflict:
+                state = None
+                continue
+            records = dict(state.records)
+            for (_, after), etag in zip(changes, etags, strict=False):
+                records[after.device_id] = StoredDeviceJob(after, str(etag))
+            written = ChunkState(records, stats, None if etags[-1] is None else str(etags[-1]))
+            return ChunkChange(written, [(stored.record, after) for stored, after in changes])
+        raise Conflict(f"{len(device_ids)} devices of {partition} keep changing")
 
     async def bucket_stats(self, job_id: str, device_id: str) -> Stats:
         """The counters of the device's bucket: one point read."""
@@ -389,4 +487,13 @@ def _json(value: object) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-__all__ = ["BUCKETS", "BroadcastRows", "StoredBroadcast", "StoredDeviceJob", "bucket_of"]
+__all__ = [
+    "BUCKETS",
+    "CHUNK_LIMIT",
+    "BroadcastRows",
+    "ChunkChange",
+    "ChunkState",
+    "StoredBroadcast",
+    "StoredDeviceJob",
+    "bucket_of",
+]

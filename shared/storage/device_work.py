@@ -1,7 +1,8 @@
-"""The device-work queue (`SCHEDULER_DEVICE_WORK_QUEUE`): each device's call and the sweeps that
-end what is left (cancel, abort, time limit), one message each, hidden until its time (a
-rollout's pacing is the messages' visibility delays). A broadcast's start is a scheduler job
-(shared/broadcasts/starts.py); `start` messages are only read, from earlier versions.
+"""The device-work queue (`SCHEDULER_DEVICE_WORK_QUEUE`): the devices' calls, a chunk of devices
+of one record bucket per message (`devices`), and the sweeps that end what is left (cancel,
+abort, time limit), each message hidden until its time (a rollout's pacing is the messages'
+visibility delays). A broadcast's start is a scheduler job (shared/broadcasts/starts.py);
+`start` and `device` (one device each) messages are only read, from earlier versions.
 
 Its own queue, not the attempts' one: a broadcast to 100,000 devices must not delay the
 scheduler's jobs behind it. Messages are Base64 text like the attempts' (the host's default)."""
@@ -9,6 +10,7 @@ scheduler's jobs behind it. Messages are Base64 text like the attempts' (the hos
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -18,29 +20,39 @@ from azure.storage.queue.aio import QueueClient
 
 from shared.storage.queue import MAX_VISIBILITY_SECONDS
 
-START, DEVICE, SWEEP = "start", "device", "sweep"
+START, DEVICE, DEVICES, SWEEP = "start", "device", "devices", "sweep"
 
 
 @dataclass(frozen=True)
 class WorkMessage:
-    """What to do (`start`, `device`, `sweep`) for which job, device and attempt; the stored
-    rows decide everything else, so a repeated or stale message does nothing."""
+    """What to do (`devices`, `sweep`; `start`, `device` from earlier versions) for which job
+    and which devices at which attempt; the stored rows decide everything else, so a repeated
+    or stale message does nothing."""
 
     action: str
     job_id: str
     device_id: str = ""
     attempt: int = 0
+    devices: tuple[tuple[str, int], ...] = ()  # (device id, attempt) of a `devices` chunk
+
+    @classmethod
+    def chunk(cls, job_id: str, devices: Iterable[tuple[str, int]]) -> WorkMessage:
+        return cls(DEVICES, job_id, devices=tuple(devices))
+
+    def work(self) -> list[tuple[str, int]]:
+        """The (device id, attempt) pairs this message asks for: a chunk's, or a `device`
+        message's one."""
+        if self.action == DEVICE:
+            return [(self.device_id, self.attempt)]
+        return list(self.devices)
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "v": 1,
-                "do": self.action,
-                "job": self.job_id,
-                "device": self.device_id,
-                "attempt": self.attempt,
-            }
-        )
+        body: dict[str, object] = {"v": 1, "do": self.action, "job": self.job_id}
+        if self.action == DEVICES:
+            body["devices"] = [[device_id, attempt] for device_id, attempt in self.devices]
+        else:
+            body.update(device=self.device_id, attempt=self.attempt)
+        return json.dumps(body, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> WorkMessage:
@@ -50,6 +62,7 @@ class WorkMessage:
             str(data["job"]),
             str(data.get("device", "")),
             int(data.get("attempt", 0)),
+            tuple((str(d), int(a)) for d, a in data.get("devices", [])),
         )
 
 

@@ -17,7 +17,7 @@ from shared.broadcasts.planning import total
 from shared.broadcasts.records import DeviceJob
 from shared.clock import FixedClock
 from shared.runtime import Runtime
-from shared.storage.broadcasts import BroadcastRows
+from shared.storage.broadcasts import BroadcastRows, bucket_of
 from shared.storage.device_work import DeviceWorkQueue, WorkMessage
 from shared.storage.queue import AttemptMessage
 from tests.integration.test_devices_api import assert_hub_error
@@ -314,8 +314,8 @@ async def test_two_workers_racing_on_the_same_messages_call_each_device_once(
     await runtime.broadcasts.engine.start("rc")
     messages = [m async for m in work.client.receive_messages(max_messages=32)]
     device_messages = [WorkMessage.from_json(m.content) for m in messages]
-    device_messages = [m for m in device_messages if m.action == "device"]
-    assert len(device_messages) == 12
+    device_messages = [m for m in device_messages if m.action == "devices"]
+    assert sorted(d for m in device_messages for d, _ in m.work()) == ids
     await asyncio.gather(
         *(rt.broadcasts.engine.handle(m) for m in device_messages for rt in (runtime, other))
     )
@@ -460,8 +460,8 @@ async def test_two_starters_and_two_workers_racing_call_each_device_once_with_ex
     while batch := [m.content async for m in work.client.receive_messages(max_messages=32)]:
         messages.extend(batch)
     device_messages = [WorkMessage.from_json(m) for m in messages]
-    device_messages = [m for m in device_messages if m.action == "device"]
-    assert {m.device_id for m in device_messages} == set(ids)
+    device_messages = [m for m in device_messages if m.action == "devices"]
+    assert {d for m in device_messages for d, _ in m.work()} == set(ids)
     await asyncio.gather(
         *(rt.broadcasts.engine.handle(m) for m in device_messages for rt in (runtime, other))
     )
@@ -489,15 +489,15 @@ async def test_a_worker_that_died_after_recording_the_last_device_leaves_the_end
     await runtime.broadcasts.engine.start("zz")
     messages = [m async for m in work.client.receive_messages(max_messages=32)]
     device_messages = [WorkMessage.from_json(m.content) for m in messages]
-    device_messages = [m for m in device_messages if m.action == "device"]
-    first, last = sorted(device_messages, key=lambda m: m.device_id)
+    work_items = sorted(w for m in device_messages if m.action == "devices" for w in m.work())
+    first, last = (WorkMessage.chunk("zz", [item]) for item in work_items)
     await runtime.broadcasts.engine.handle(first)
     settings = runtime.settings
     rows = BroadcastRows.from_connection_string(
         settings.storage_connection, settings.broadcasts_table
     )
     done = await rows.change(  # what the dead worker had stored
-        "zz", last.device_id, lambda r: replace(r, status="completed", ended=API_NOW)
+        "zz", work_items[1][0], lambda r: replace(r, status="completed", ended=API_NOW)
     )
     await rows.close()
     assert done is not None
@@ -508,3 +508,183 @@ async def test_a_worker_that_died_after_recording_the_last_device_leaves_the_end
     assert final["status"] == "completed"
     assert final["deviceJobStatistics"]["succeededCount"] == 2
     assert len(device_endpoint.calls) == 1  # the dead worker's call is not repeated
+
+
+# --- chunks: the devices of one bucket in one message -----------------------------------------
+
+
+def same_bucket(prefix: str, count: int) -> list[str]:
+    """`count` device ids whose records share one bucket (so one chunk holds them all)."""
+    by_bucket: dict[int, list[str]] = {}
+    for i in range(10_000):
+        device_id = f"{prefix}{i:04d}"
+        ids = by_bucket.setdefault(bucket_of(device_id), [])
+        ids.append(device_id)
+        if len(ids) == count:
+            return ids
+    raise AssertionError("no bucket filled")
+
+
+async def chunk_messages(work: DeviceWorkQueue) -> list[WorkMessage]:
+    """The visible `devices` messages, received (hidden for the queue's default timeout)."""
+    found: list[WorkMessage] = []
+    while batch := [m.content async for m in work.client.receive_messages(max_messages=32)]:
+        found.extend(WorkMessage.from_json(m) for m in batch)
+    return [m for m in found if m.action == "devices"]
+
+
+async def test_a_chunk_claim_that_loses_a_race_is_decided_again_on_a_fresh_read(runtime):
+    """The claim transaction is checked against what was read: another writer moved one record
+    meanwhile, so it fails as a whole, and the claim decided again claims only the others;
+    the counters count each record once."""
+    settings = runtime.settings
+    rows = BroadcastRows.from_connection_string(
+        settings.storage_connection, settings.broadcasts_table
+    )
+    ids = same_bucket("cr", 4)
+    bucket = bucket_of(ids[0])
+    records = [DeviceJob("cr", "scheduleDeviceMethod", d, "pending", API_NOW, API_NOW) for d in ids]
+    await rows.add_pending(records)
+    stale = await rows.read_chunk("cr", bucket, ids)
+    lease = API_NOW + timedelta(minutes=1)
+    other = await rows.change(
+        "cr", ids[1], lambda r: replace(r, status="running", lease_until=lease)
+    )
+    assert other is not None
+
+    def claim(record: DeviceJob) -> DeviceJob | None:
+        if record.status != "pending":
+            return None
+        return replace(record, status="running", lease_until=API_NOW + timedelta(seconds=30))
+
+    claimed = await rows.change_chunk("cr", bucket, ids, claim, known=stale)
+    assert sorted(after.device_id for _, after in claimed.changed) == [ids[0], ids[2], ids[3]]
+    assert claimed.state.stats == total(await rows.stats("cr"))
+    assert total(await rows.stats("cr")).running == 4
+    assert total(await rows.stats("cr")).pending == 0
+    # The state it returns is what the next change is checked against: no read needed.
+    again = await rows.change_chunk(
+        "cr", bucket, [ids[0]], lambda r: replace(r, status="completed"), known=claimed.state
+    )
+    assert [after.status for _, after in again.changed] == ["completed"]
+    assert total(await rows.stats("cr")).succeeded == 1
+    await rows.close()
+
+
+async def test_a_chunk_with_mixed_outcomes_ends_with_exact_statistics(
+    api, device_endpoint, work, runtime
+):
+    """One chunk: devices that answer, one that times out, two unreachable ones retried once
+    (in chunks of their own) and failing again: every count exact, the timeout counted."""
+    ids = same_bucket("mx", 6)
+    fine, slow, offline = ids[:3], ids[3], ids[4:]
+    device_endpoint.held = frozenset([slow])
+    await add_devices(api, device_endpoint, [*fine, slow])
+    await add_devices(api, device_endpoint, offline, reachable=False)
+    job = method_job(
+        "mx",
+        retryConfig={"criteriaList": [{"failureType": "FAILED", "numberOfRetries": 1}]},
+    )
+    job["cloudToDeviceMethod"]["responseTimeoutInSeconds"] = 5
+    assert (await api.put("/api/jobs/v2/mx", json=job)).status_code == 200
+    await run_attempts(runtime)  # the start job: one chunk message for the six
+    [chunk] = await chunk_messages(work)
+    assert sorted(chunk.work()) == [(d, 0) for d in ids]
+    await runtime.broadcasts.engine.handle(chunk)
+    retries = await chunk_messages(work)  # one per write that recorded a retry
+    assert sorted(w for m in retries for w in m.work()) == [(d, 1) for d in offline]
+    for retry in retries:
+        await runtime.broadcasts.engine.handle(retry)
+
+    final = (await api.get("/api/jobs/v2/mx")).json()
+    assert final["status"] == "completed", final
+    assert final["deviceJobStatistics"] == {
+        "deviceCount": 6,
+        "failedCount": 3,
+        "succeededCount": 3,
+        "runningCount": 0,
+        "pendingCount": 0,
+    }
+    records = {r["deviceId"]: r for r in await device_jobs(api, "mx")}
+    assert records[slow]["error"]["code"] == "GatewayTimeout"
+    assert {records[d]["error"]["code"] for d in offline} == {"DeviceNotOnline"}
+    settings = runtime.settings
+    rows = BroadcastRows.from_connection_string(
+        settings.storage_connection, settings.broadcasts_table
+    )
+    stored = {r.device_id: r async for r, _ in rows.records("mx")}
+    assert total(await rows.stats("mx")).timed_out == 1
+    await rows.close()
+    assert {d: stored[d].attempt for d in offline} == dict.fromkeys(offline, 1)
+    assert sorted(device_endpoint.callers) == sorted([*fine, slow])
+
+
+async def test_a_worker_killed_mid_chunk_leaves_only_its_unfinished_calls_to_the_watch(
+    api, device_endpoint, work, runtimes: Callable[..., Awaitable[Runtime]], runtime
+):
+    """The worker dies while two of its chunk's calls are in flight: the three that answered
+    were recorded already (group commits do not wait for the slow ones); when the lease ends,
+    the chunk's watch message, handled by another instance, calls only the two again, with the
+    same Idempotency-Key, and the statistics end exact."""
+    other = await runtimes(clock=runtime.clock)
+    ids = same_bucket("kc", 5)
+    fast, held = ids[:3], ids[3:]
+    device_endpoint.held = frozenset(held)
+    await add_devices(api, device_endpoint, ids)
+    job = method_job("kc")
+    job["cloudToDeviceMethod"]["responseTimeoutInSeconds"] = 5
+    assert (await api.put("/api/jobs/v2/kc", json=job)).status_code == 200
+    await run_attempts(runtime)
+    [chunk] = await chunk_messages(work)
+    worker = asyncio.create_task(runtime.broadcasts.engine.handle(chunk))
+    await device_endpoint.wait_for(5)
+
+    async def statistics() -> dict[str, int]:
+        return dict((await api.get("/api/jobs/v2/kc")).json()["deviceJobStatistics"])
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while (await statistics())["succeededCount"] < 3:  # polls the store, as a host would
+        assert loop.time() < deadline
+        await asyncio.sleep(0.05)
+    worker.cancel()  # the worker dies mid-call: nothing more of it reaches the store
+    with pytest.raises(asyncio.CancelledError):
+        await worker
+    assert (await statistics())["runningCount"] == 2
+    device_endpoint.release()
+
+    assert isinstance(runtime.clock, FixedClock)
+    watch = WorkMessage.chunk("kc", [(d, 0) for d in ids])  # what the claim sent
+    await other.broadcasts.engine.handle(watch)  # before the lease ends: nobody is called
+    assert len(device_endpoint.calls) == 5
+    runtime.clock.advance(timedelta(seconds=5 + 5 + 31))  # connect + response + margin
+    await other.broadcasts.engine.handle(watch)
+    final = (await api.get("/api/jobs/v2/kc")).json()
+    assert final["status"] == "completed", final
+    assert final["deviceJobStatistics"]["succeededCount"] == 5
+    for device_id in fast:
+        assert [c["Idempotency-Key"] for c in device_endpoint.calls_of(device_id)] == [
+            f"kc:{device_id}"
+        ]
+    for device_id in held:
+        assert [c["Idempotency-Key"] for c in device_endpoint.calls_of(device_id)] == [
+            f"kc:{device_id}"
+        ] * 2
+
+
+async def test_a_single_device_message_from_an_earlier_version_still_runs_its_device(
+    api, device_endpoint, work, runtime
+):
+    await add_devices(api, device_endpoint, ["v1", "v2"])
+    assert (await api.put("/api/jobs/v2/ov", json=method_job("ov"))).status_code == 200
+    await run_attempts(runtime)
+    chunks = await chunk_messages(work)
+    old = '{"v": 1, "do": "device", "job": "ov", "device": "v1", "attempt": 0}'
+    await runtime.broadcasts.engine.handle(WorkMessage.from_json(old))
+    assert device_endpoint.callers == ["v1"]
+    for chunk in chunks:  # the new messages leave the device the old one ran alone
+        await runtime.broadcasts.engine.handle(chunk)
+    assert sorted(device_endpoint.callers) == ["v1", "v2"]
+    final = (await api.get("/api/jobs/v2/ov")).json()
+    assert final["status"] == "completed"
+    assert final["deviceJobStatistics"]["succeededCount"] == 2
