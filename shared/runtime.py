@@ -40,6 +40,7 @@ from shared.storage.broadcasts import BroadcastRows
 from shared.storage.continuous import ContinuousRows
 from shared.storage.device_work import DeviceWorkQueue
 from shared.storage.devices import DeviceRows
+from shared.storage.dispatch_queue import DispatchQueue
 from shared.storage.queue import AttemptQueue
 from shared.storage.store import JobStore
 
@@ -59,6 +60,8 @@ class Runtime:
     broadcast_retention: BroadcastRetention
     # Continuous WebJobs: their holders (device-work messages) and the timer's watch.
     continuous: ContinuousWebJobs
+    # Slices of big timer passes, for every instance to dispatch (shared/storage/dispatch_queue.py).
+    dispatch_queue: DispatchQueue
     # The WebJobs folders found at start-up (their jobs are kept in the collection `webjobs`).
     webjobs: WebJobCatalog = field(default_factory=WebJobCatalog)
 
@@ -82,7 +85,10 @@ class Runtime:
             settings.storage_connection, settings.execution_queue
         )
         await queue.ensure()
-        dispatcher = Dispatcher(store, queue, clock, settings)
+        dispatch_queue = await DispatchQueue.from_connection_string(
+            settings.storage_connection, settings.dispatch_queue
+        ).ensure()
+        dispatcher = Dispatcher(store, queue, clock, settings, dispatch_queue)
         jobs = JobService(store, dispatcher, clock, settings)
         devices = DeviceRegistry(DeviceRows(store.tables.devices), DeviceCaller(settings), clock)
         broadcast_rows = await BroadcastRows.from_connection_string(
@@ -131,6 +137,7 @@ class Runtime:
                 broadcast_rows, clock, settings.broadcast_retention
             ),
             continuous=continuous,
+            dispatch_queue=dispatch_queue,
             webjobs=await WebJobCatalog.load(WEBJOB.options(settings), jobs),
         )
 
@@ -140,6 +147,7 @@ class Runtime:
         await self.devices.aclose()
         await self.runners.aclose()
         await self.queue.close()
+        await self.dispatch_queue.close()
         await self.store.close()
 
 
