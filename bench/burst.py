@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import shutil
 import tempfile
 import time
@@ -67,10 +68,17 @@ class DispatchLog(logging.Handler):
         if message.startswith("Dispatched:"):
             self.count += 1
             self.last_at = max(self.last_at, record.created)
-        elif message.startswith("Dispatch slice"):
-            self.slices += 1
-        elif message.startswith("Dispatch pass"):
-            self.passes.append(record.getMessage())
+        elif message.startswith(("Dispatch slice", "Dispatch pass")):
+            text = record.getMessage()
+            self.slices += message.startswith("Dispatch slice")
+            if message.startswith("Dispatch pass"):
+                self.passes.append(text)
+            # A recovered row had its run made but its row not deleted (a storage error after
+            # the send): its message is sent again now, and that is when it is on the queue.
+            found = re.search(r"(\d+) recovered", text)
+            if found and int(found.group(1)):
+                self.count += int(found.group(1))
+                self.last_at = max(self.last_at, record.created)
 
 
 async def create_burst(api_url: str, sink_url: str, jobs: int, due: datetime) -> float:
