@@ -1,4 +1,5 @@
-"""The Functions app: registers the HTTP API, the dispatch timer and the executor, nothing else.
+"""The Functions app: registers the HTTP API, the dispatch timer, the dispatch-slice consumer and
+the executor, nothing else.
 
 The HTTP API is one ASGI app behind two kinds of function: a catch-all that needs a function
 key, and anonymous ones for the IoT Hub paths (/api/devices, /api/twins, /api/jobs/v2), where
@@ -44,6 +45,15 @@ serve_dashboard_page(app)
 @app.timer_trigger(schedule="%DISPATCH_SCHEDULE%", arg_name="timer", use_monitor=True)
 async def dispatch_due_jobs(timer: func.TimerRequest) -> None:
     await triggers.dispatch_due_jobs(timer)
+
+
+@app.queue_trigger(
+    arg_name="message",
+    queue_name="%SCHEDULER_DISPATCH_QUEUE%",
+    connection="AzureWebJobsStorage",
+)
+async def dispatch_slice(message: func.QueueMessage) -> None:
+    await triggers.dispatch_slice(message)
 
 
 @app.queue_trigger(

@@ -1,9 +1,10 @@
-"""`python -m bench` (`make bench`): start a private in-memory Azurite, run (a), (b), (c) and (d),
+"""`python -m bench` (`make bench`): start a private in-memory Azurite, run (a) to (e),
 print the report and write it to bench/results/latest.json. Azurite is stopped by its pid at
 the end, on error and on SIGTERM/Ctrl-C alike.
 
 `--parts ab` runs a subset; `--cprofile` adds a cProfile of one dispatch pass to the report;
-`--devices 500 --paced-devices 100` runs (d) at a small size (defaults: 10,000 and 300).
+`--devices 500 --paced-devices 100` runs (d) at a small size (defaults: 10,000 and 300);
+`--burst-sizes 200,500` runs (e) small (default 1000,5000,10000).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import broadcast, lateness, queue_rate, timer_pass
+from bench import broadcast, burst, lateness, queue_rate, timer_pass
 from bench.report import render
 from bench.util import CpuMeter, median
 from devhost.azurite import PROJECT_ROOT, Azurite, start_azurite
@@ -37,6 +38,7 @@ class Sizes:
 
     devices: int = broadcast.DEVICES
     paced_devices: int = broadcast.ROLLOUT_DEVICES
+    bursts: tuple[int, ...] = burst.SIZES  # (e)'s bursts
 
 
 async def run(
@@ -51,6 +53,9 @@ async def run(
     results: dict[str, Any] = {"order": []}
     with meter.measure() as whole:
         await _run_parts(connection, meter, parts, cprofile, results)
+        if "e" in parts:  # after (c), (a), (b): it fills the queues with the most messages
+            results["order"].append("e")
+            results["bursts"] = await burst.measure_bursts(connection, meter, sizes.bursts)
         if "d" in parts:  # last: its 100,000 records would crowd the other parts' tables
             print(
                 f"(d)     broadcast to {sizes.devices:,} simulated devices, statistics beside "
@@ -134,10 +139,17 @@ async def _cancel_on_sigterm(work: Coroutine[Any, Any, dict[str, Any]]) -> dict[
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--parts", default="abcd", help="which of a, b, c, d to run (default abcd)")
+    parser.add_argument(
+        "--parts", default="abcde", help="which of a, b, c, d, e to run (default abcde)"
+    )
     parser.add_argument("--devices", type=int, default=broadcast.DEVICES, help="(d)'s devices")
     parser.add_argument(
         "--paced-devices", type=int, default=broadcast.ROLLOUT_DEVICES, help="(d)'s paced run"
+    )
+    parser.add_argument(
+        "--burst-sizes",
+        default=",".join(str(n) for n in burst.SIZES),
+        help="(e)'s bursts, comma-separated (default 1000,5000,10000)",
     )
     parser.add_argument("--cprofile", action="store_true", help="cProfile one dispatch pass")
     args = parser.parse_args()
@@ -151,9 +163,7 @@ def main() -> int:
     print(f"Azurite (in memory) pid {azurite.process.pid}, ports {azurite.ports}", flush=True)
     try:
         results = asyncio.run(
-            _cancel_on_sigterm(
-                run(azurite, args.parts, args.cprofile, Sizes(args.devices, args.paced_devices))
-            )
+            _cancel_on_sigterm(run(azurite, args.parts, args.cprofile, _sizes(args)))
         )
     except (KeyboardInterrupt, asyncio.CancelledError):
         print("Interrupted: Azurite stopped, no report written.", file=sys.stderr)
@@ -170,6 +180,11 @@ def main() -> int:
     RESULTS.write_text(json.dumps(results, indent=2, default=_plain) + "\n", encoding="utf-8")
     print(f"Written to {RESULTS.relative_to(PROJECT_ROOT)}")
     return 0
+
+
+def _sizes(args: argparse.Namespace) -> Sizes:
+    bursts = tuple(int(n) for n in str(args.burst_sizes).split(",") if n.strip())
+    return Sizes(args.devices, args.paced_devices, bursts)
 
 
 def _plain(value: object) -> object:

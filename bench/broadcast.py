@@ -238,6 +238,7 @@ def _settings(connection: str, prefix: str) -> Settings:
         table_prefix=prefix,
         execution_queue=f"{prefix}-exec",
         device_work_queue=f"{prefix}-dw",
+        dispatch_queue=f"{prefix}-disp",
         networks=NetworkPolicy.parse("loopback"),  # the simulator is on 127.0.0.1
     )
 

@@ -278,6 +278,7 @@ async def main(kill: bool) -> int:
         "SCHEDULER_TABLE_PREFIX": prefix,
         "SCHEDULER_EXECUTION_QUEUE": "chaos-executions",
         "SCHEDULER_DEVICE_WORK_QUEUE": "chaos-devicework",
+        "SCHEDULER_DISPATCH_QUEUE": "chaos-disp",
         "DISPATCH_SCHEDULE": "0 * * * * *",
         "SCHEDULER_ALLOWED_NETWORKS": "loopback",
     }

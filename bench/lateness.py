@@ -256,6 +256,7 @@ def app_settings(connection: str, prefix: str) -> dict[str, str]:
         "SCHEDULER_TABLE_PREFIX": prefix,
         "SCHEDULER_EXECUTION_QUEUE": f"{prefix}-exec",
         "SCHEDULER_DEVICE_WORK_QUEUE": f"{prefix}-dw",
+        "SCHEDULER_DISPATCH_QUEUE": f"{prefix}-disp",
         "DISPATCH_SCHEDULE": SCHEDULE,
         # HTTP actions may not reach loopback unless allowed (shared/kinds/http/network_guard.py).
         "SCHEDULER_ALLOWED_NETWORKS": "loopback",

@@ -12,6 +12,8 @@ OCCURRENCES = 1000  # due jobs per pass in (a), jobs in (c)
 BROADCAST_RATIO_MIN = 0.5
 STATS_RATIO_MAX = 1.2
 ROLLOUT_TOLERANCE = 0.05
+BURST_FLOOR_FACTOR = 2.0  # (e) last arrival <= 2 x the floor
+BURST_SLOPE_MAX = 1.5  # (e) per-occurrence time, biggest burst over smallest
 
 
 def verdict(ok: bool) -> str:
@@ -59,6 +61,8 @@ def render(results: dict[str, Any]) -> str:
         lines += _lateness(results["lateness"])
     if "broadcast" in results:
         lines += _broadcast(results["broadcast"])
+    if "bursts" in results:
+        lines += _bursts(results["bursts"])
     lines += ["", "Targets:", *_targets(results)]
     lines += ["", f"Total run time: {results['total_s']:.0f} s ({results['total_s'] / 60:.1f} min)"]
     return "\n".join(lines)
@@ -207,6 +211,8 @@ def _targets(r: dict[str, Any]) -> list[str]:
         rows.append(("(c) each job exactly once", figure, _exactly_once(c)))
     if "broadcast" in r:
         rows += _broadcast_targets(r["broadcast"])
+    if "bursts" in r:
+        rows += _burst_targets(r["bursts"])
     return [f"    {name:<28}{figure:<26}{verdict(ok)}" for name, figure, ok in rows]
 
 
@@ -352,3 +358,86 @@ def _lateness(c: dict[str, Any]) -> list[str]:
     if not c["completed"]:
         lines.append("    (gave up at the deadline before every job had fired)")
     return lines
+
+
+def _dispatched_in_time(b: dict[str, Any]) -> bool:
+    margin = b["dispatch_margin_s"]
+    return b["dispatched"] >= b["jobs"] and margin is not None and margin > 0
+
+
+def _within_floor(b: dict[str, Any]) -> bool:
+    last = b["last_arrival_s"]
+    return last is not None and last <= BURST_FLOOR_FACTOR * b["floor_s"]
+
+
+def _burst_slope(runs: list[dict[str, Any]]) -> float | None:
+    """Per-occurrence time to the last arrival, biggest burst over smallest (1 is linear)."""
+    done = [b for b in runs if b["last_arrival_s"] is not None and b["last_arrival_s"] > 0]
+    if len(done) < 2:
+        return None
+    small = min(done, key=lambda b: b["jobs"])
+    big = max(done, key=lambda b: b["jobs"])
+    return float((big["last_arrival_s"] / big["jobs"]) / (small["last_arrival_s"] / small["jobs"]))
+
+
+def _bursts(e: dict[str, Any]) -> list[str]:
+    lines = [
+        "",
+        "(e) Bursts: N one-time jobs due at ONE second, through the app in devhost (timer, "
+        "dispatch queue, executor)",
+    ]
+    for b in e["runs"]:
+        margin = b["dispatch_margin_s"]
+        shown = "never" if margin is None else f"{margin:.1f} s before the second"
+        lines += [
+            f"    N = {b['jobs']:,}: created over the API in {b['creation_s']:.0f} s, "
+            f"{b['created_ahead_s']:.0f} s ahead of the second; {b['slices']} slices",
+            f"      dispatched {b['dispatched']:,}, the last {shown}   "
+            f"{verdict(_dispatched_in_time(b))}",
+        ]
+        lines += [f"      {p}" for p in b["passes"][:3]]
+        if b["last_arrival_s"] is None:
+            lines.append("      no request reached the sink")
+            continue
+        cpu = b["waiting_cpu"]
+        lines += [
+            f"      second -> last arrival {b['last_arrival_s']:.2f} s; floor {b['floor_s']:.2f} s "
+            f"(Azurite receive+delete {b['floor_queue_s']:.2f} s + sink "
+            f"{b['floor_sink_s']:.2f} s); ratio {b['last_arrival_s'] / b['floor_s']:.2f}   "
+            f"target <= {BURST_FLOOR_FACTOR}   {verdict(_within_floor(b))}",
+            f"      lateness p50 {b['p50_ms']:.0f} ms, p99 {b['p99_ms']:.0f} ms; early "
+            f"{b['early']}; arrived {b['arrived']:,}, duplicates {b['duplicates']}",
+            f"      CPU while waiting: Python {cpu['python_cpu']:.1f} s, Azurite "
+            f"{cpu['azurite_cpu']:.1f} s, other processes {cpu['other_cpu']:.1f} s, stolen "
+            f"{cpu.get('stolen_cpu', 0.0):.1f} s in {cpu['wall']:.0f} s",
+        ]
+    slope = _burst_slope(e["runs"])
+    if slope is not None:
+        lines.append(
+            f"    per-occurrence time, biggest burst / smallest: {slope:.2f}   "
+            f"target <= {BURST_SLOPE_MAX} (linear)   {verdict(slope <= BURST_SLOPE_MAX)}"
+        )
+    return lines
+
+
+def _burst_targets(e: dict[str, Any]) -> list[tuple[str, str, bool]]:
+    rows: list[tuple[str, str, bool]] = []
+    for b in e["runs"]:
+        n = f"{b['jobs']:,}"
+        margin = b["dispatch_margin_s"]
+        rows.append(
+            (
+                f"(e) {n} dispatched early",
+                "no" if margin is None else f"{margin:.1f} s before",
+                _dispatched_in_time(b),
+            )
+        )
+        last = b["last_arrival_s"]
+        figure = "-" if last is None else f"{last:.1f} s <= 2 x {b['floor_s']:.1f} s"
+        rows.append((f"(e) {n} last arrival", figure, _within_floor(b)))
+        once = b["arrived"] == b["jobs"] and b["duplicates"] == 0
+        rows.append((f"(e) {n} exactly once", f"{b['duplicates']} dup, {b['arrived']:,}", once))
+    slope = _burst_slope(e["runs"])
+    if slope is not None:
+        rows.append(("(e) linear growth", f"{slope:.2f} <= {BURST_SLOPE_MAX}", slope <= 1.5))
+    return rows

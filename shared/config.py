@@ -35,8 +35,10 @@ from shared.kinds.http.outbound_auth import (
 from shared.kinds.registry import known_kinds
 from shared.outbound_policy import (
     DEFAULT_DEVICE_WORK_QUEUE,
+    DEFAULT_DISPATCH_QUEUE,
     DEFAULT_EXECUTION_QUEUE,
     DEVICE_WORK_QUEUE_SETTING,
+    DISPATCH_QUEUE_SETTING,
     EXECUTION_QUEUE_SETTING,
     QUEUE_CONNECTIONS_SETTING,
     OutboundPolicy,
@@ -80,6 +82,8 @@ class Settings:
     execution_queue: str = DEFAULT_EXECUTION_QUEUE
     # Broadcast jobs' start, per-device and sweep messages (shared/storage/device_work.py).
     device_work_queue: str = DEFAULT_DEVICE_WORK_QUEUE
+    # Slices of a big timer pass's due rows, dispatched by every instance (dispatch_queue.py).
+    dispatch_queue: str = DEFAULT_DISPATCH_QUEUE
     lookahead: timedelta = timedelta(seconds=120)
     http_timeout: timedelta = timedelta(seconds=60)
     # A claimed attempt's lease outlives the action's timeout by this much (to record it).
@@ -175,6 +179,13 @@ class Settings:
                 f"{device_queue!r} is not a queue name (3-56 lower-case letters, digits and "
                 "single dashes) other than the execution queue's",
             )
+        dispatch_queue = env.get(DISPATCH_QUEUE_SETTING, DEFAULT_DISPATCH_QUEUE).strip()
+        if not _QUEUE_NAME.fullmatch(dispatch_queue) or dispatch_queue in (queue, device_queue):
+            raise ConfigError(
+                DISPATCH_QUEUE_SETTING,
+                f"{dispatch_queue!r} is not a queue name (3-56 lower-case letters, digits and "
+                "single dashes) other than the execution and device-work queues'",
+            )
         seconds = _Reader(values, _MAX_SECONDS).number
         count = _Reader(values, _MAX_COUNT).number
         max_jobs = values.get("SCHEDULER_MAX_JOBS_PER_COLLECTION")
@@ -183,6 +194,7 @@ class Settings:
             table_prefix=prefix,
             execution_queue=queue,
             device_work_queue=device_queue,
+            dispatch_queue=dispatch_queue,
             lookahead=timedelta(seconds=seconds("SCHEDULER_LOOKAHEAD_SECONDS", 120)),
             http_timeout=timedelta(seconds=seconds("SCHEDULER_HTTP_TIMEOUT_SECONDS", 60)),
             lease_margin=timedelta(seconds=seconds("SCHEDULER_LEASE_MARGIN_SECONDS", 30)),

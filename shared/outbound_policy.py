@@ -40,6 +40,8 @@ EXECUTION_QUEUE_SETTING = "SCHEDULER_EXECUTION_QUEUE"
 DEFAULT_EXECUTION_QUEUE = "scheduler-executions"
 DEVICE_WORK_QUEUE_SETTING = "SCHEDULER_DEVICE_WORK_QUEUE"
 DEFAULT_DEVICE_WORK_QUEUE = "scheduler-devicework"
+DISPATCH_QUEUE_SETTING = "SCHEDULER_DISPATCH_QUEUE"
+DEFAULT_DISPATCH_QUEUE = "scheduler-dispatch"
 APP_STORAGE_SETTINGS = ("AzureWebJobsStorage", "SCHEDULER_STORAGE")
 HOST_QUEUE_PREFIX = "azure-webjobs-"
 
@@ -62,6 +64,8 @@ class OutboundPolicy:
             f"{DEFAULT_EXECUTION_QUEUE}-poison",
             DEFAULT_DEVICE_WORK_QUEUE,
             f"{DEFAULT_DEVICE_WORK_QUEUE}-poison",
+            DEFAULT_DISPATCH_QUEUE,
+            f"{DEFAULT_DISPATCH_QUEUE}-poison",
         }
     )
 
@@ -77,6 +81,7 @@ class OutboundPolicy:
             (
                 (settings.get(EXECUTION_QUEUE_SETTING) or DEFAULT_EXECUTION_QUEUE).strip(),
                 (settings.get(DEVICE_WORK_QUEUE_SETTING) or DEFAULT_DEVICE_WORK_QUEUE).strip(),
+                (settings.get(DISPATCH_QUEUE_SETTING) or DEFAULT_DISPATCH_QUEUE).strip(),
             ),
             tuple(settings.get(name, "") for name in APP_STORAGE_SETTINGS),
             tuple(settings.get(name, "") for name in names),
@@ -147,7 +152,7 @@ def _entries(text: str) -> Iterator[str]:
 
 @functools.lru_cache(maxsize=16)
 def _parse(
-    key: tuple[str, str, str, tuple[str, str], tuple[str, ...], tuple[str, ...]],
+    key: tuple[str, str, str, tuple[str, ...], tuple[str, ...], tuple[str, ...]],
 ) -> OutboundPolicy:
     audiences, client_ids, allowed, consumed, app_storage, allowed_values = key
     names = tuple(_entries(allowed))

@@ -41,6 +41,7 @@ from shared.storage.broadcasts import BroadcastRows
 from shared.storage.continuous import ContinuousRows
 from shared.storage.device_work import DeviceWorkQueue
 from shared.storage.devices import DeviceRows
+from shared.storage.dispatch_queue import DispatchQueue
 from shared.storage.queue import AttemptQueue
 from shared.storage.store import JobStore
 
@@ -62,6 +63,8 @@ class Runtime:
     continuous: ContinuousWebJobs
     # What the dashboard reads beyond the API: the jobs of all collections, the overview.
     dashboard: DashboardService
+    # Slices of big timer passes, for every instance to dispatch (shared/storage/dispatch_queue.py).
+    dispatch_queue: DispatchQueue
     # The WebJobs folders found at start-up (their jobs are kept in the collection `webjobs`).
     webjobs: WebJobCatalog = field(default_factory=WebJobCatalog)
 
@@ -85,7 +88,10 @@ class Runtime:
             settings.storage_connection, settings.execution_queue
         )
         await queue.ensure()
-        dispatcher = Dispatcher(store, queue, clock, settings)
+        dispatch_queue = await DispatchQueue.from_connection_string(
+            settings.storage_connection, settings.dispatch_queue
+        ).ensure()
+        dispatcher = Dispatcher(store, queue, clock, settings, dispatch_queue)
         jobs = JobService(store, dispatcher, clock, settings)
         devices = DeviceRegistry(DeviceRows(store.tables.devices), DeviceCaller(settings), clock)
         broadcast_rows = await BroadcastRows.from_connection_string(
@@ -136,6 +142,7 @@ class Runtime:
             ),
             continuous=continuous,
             dashboard=DashboardService(store, queue, clock),
+            dispatch_queue=dispatch_queue,
             webjobs=await WebJobCatalog.load(WEBJOB.options(settings), jobs),
         )
 
@@ -145,6 +152,7 @@ class Runtime:
         await self.devices.aclose()
         await self.runners.aclose()
         await self.queue.close()
+        await self.dispatch_queue.close()
         await self.store.close()
 
 

@@ -28,6 +28,13 @@ A pass takes its rows in slices of 100 and batches each step of a slice (jobs re
 query, due rows written and deleted 100 to a collection transaction, up to 33 dispatches per
 transaction), but keeps the order per occurrence; only the messages go one by one. A few slices
 run at once, so that storage works on one slice while we send another's messages.
+
+Bursts (README "Bursts"): a pass's horizon is its lookahead stretched for heavy minutes
+(shared/engine/lead.py), so a minute of 10,000 due rows starts early enough to be on the queue
+before its second. The timer's pass (`dispatch_due(spread=True)`) dispatches at most
+`SPREAD_ABOVE` rows itself; above that it hands the rows out as key-range slices on the dispatch
+queue (shared/storage/dispatch_queue.py), which every instance consumes (`dispatch_slice`), so
+dispatch scales with the instances instead of being bound to the timer's one.
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ from shared.clock import Clock
 from shared.concurrency import Limit, run_bounded
 from shared.config import Settings
 from shared.engine.final_state import settle_final_state
+from shared.engine.lead import MAX_LEAD, dispatch_horizon
 from shared.engine.planning import (
     LATE_TOLERANCE_SECONDS,
     SCHEDULED_GRACE,
@@ -54,6 +62,7 @@ from shared.model.collection import CollectionState
 from shared.model.job import JobState
 from shared.names import CollectionRef
 from shared.recurrence import Timeline
+from shared.storage.dispatch_queue import DispatchQueue, DispatchSlice, slices_of
 from shared.storage.queue import AttemptMessage, AttemptQueue
 from shared.storage.runs import DISPATCHES_PER_TRANSACTION
 from shared.storage.store import JobStore
@@ -66,6 +75,9 @@ _SLICE = 100
 _SLICES_IN_FLIGHT = 4
 # A run this young found behind a due row belongs to a dispatcher still sending its messages.
 _RACING_DISPATCH = timedelta(seconds=30)
+# The timer's pass dispatches this many due rows itself (about a second of work); a bigger pass
+# hands its rows out as slices on the dispatch queue.
+SPREAD_ABOVE = 200
 
 
 @dataclass
@@ -76,6 +88,7 @@ class DispatchReport:
     recovered: int = 0
     conflicts: int = 0
     resumed: int = 0
+    handed_out: int = 0  # slices put on the dispatch queue for any instance to dispatch
 
 
 @dataclass(frozen=True)
@@ -99,30 +112,68 @@ def message_for(run: Run) -> AttemptMessage:
 
 class Dispatcher:
     def __init__(
-        self, store: JobStore, queue: AttemptQueue, clock: Clock, settings: Settings
+        self,
+        store: JobStore,
+        queue: AttemptQueue,
+        clock: Clock,
+        settings: Settings,
+        slices: DispatchQueue | None = None,
     ) -> None:
         self._store = store
         self._queue = queue
         self._clock = clock
         self._settings = settings
+        self._slices = slices
 
-    async def dispatch_due(self) -> DispatchReport:
-        """One timer pass: dispatch every occurrence due before now + lookahead."""
+    async def horizon(self, now: datetime) -> datetime:
+        """Up to when this pass dispatches: the lookahead, stretched for heavy minutes."""
+        lookahead = self._settings.lookahead
+        counts = await self._store.due_per_minute(
+            now + max(MAX_LEAD, lookahead), beyond=now + lookahead
+        )
+        return dispatch_horizon(now, lookahead, counts)
+
+    async def dispatch_due(self, *, spread: bool = False) -> DispatchReport:
+        """One timer pass: dispatch every occurrence due before the horizon. With `spread` (the
+        timer trigger) and more than `SPREAD_ABOVE` rows, hand them out as slices instead."""
         now = self._clock.now()
-        horizon = now + self._settings.lookahead
+        horizon = await self.horizon(now)
         scan = await self._store.scan(horizon, now=now)
-        report = await self._dispatch(scan.entries, horizon)
+        if spread and self._slices is not None and len(scan.entries) > SPREAD_ABOVE:
+            report = DispatchReport()
+            parts = slices_of(scan.entries, horizon)
+            await run_bounded(_CONCURRENCY, self._slices.send, parts)
+            report.handed_out = len(parts)
+        else:
+            report = await self._dispatch(scan.entries, horizon)
         await self._resume(scan.watches, report)
         log.info(
-            "Dispatch pass: %d due rows, %d dispatched, %d missed, %d stale, %d recovered, "
-            "%d lost races, %d resumed",
+            "Dispatch pass: %d due rows up to %s, %d dispatched, %d slices handed out, "
+            "%d missed, %d stale, %d recovered, %d lost races, %d resumed",
             len(scan.entries),
+            horizon.isoformat(),
             report.dispatched,
+            report.handed_out,
             report.missed,
             report.stale,
             report.recovered,
             report.conflicts,
             report.resumed,
+        )
+        return report
+
+    async def dispatch_slice(self, part: DispatchSlice) -> DispatchReport:
+        """One slice a timer pass handed out (any instance, the dispatch queue's trigger): its
+        rows as they are now, with the same race-safe steps as the pass itself."""
+        entries = await self._store.due_rows(part.collection, part.low, part.high, part.horizon)
+        report = await self._dispatch(entries, part.horizon)
+        log.info(
+            "Dispatch slice: %d due rows, %d dispatched, %d stale, %d recovered, %d lost races",
+            len(entries),
+            report.dispatched,
+            report.stale,
+            report.recovered,
+            report.conflicts,
         )
         return report
 

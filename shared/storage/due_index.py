@@ -25,13 +25,22 @@ from azure.data.tables import TableEntity
 from shared.concurrency import run_bounded
 from shared.engine.records import DueEntry, DueScan, StoredJob, Watch
 from shared.storage.codecs import due_entity, due_from_entity, watch_entity, watch_from_entity
-from shared.storage.keys import DUE_PREFIX, WATCH_PREFIX, due_key, filed, minute, up_to
+from shared.storage.keys import (
+    DUE_PREFIX,
+    WATCH_PREFIX,
+    due_key,
+    due_minute,
+    filed,
+    minute,
+    up_to,
+)
 from shared.storage.rows import chunks, delete_row, delete_rows, key_range
 from shared.storage.table_batch import MAX_OPERATIONS, Kind, Operation, submit
 from shared.storage.tables import Tables
 from shared.timefmt import from_iso
 
 _T = TypeVar("_T")
+_RANGE_QUERY = "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high"
 _LISTED_CACHE = 10_000
 _READ_CONCURRENCY = 8
 # A minute of the due index is settled (no writer files rows in it any more) this long after it
@@ -174,6 +183,55 @@ class DueIndex:
         found.entries.sort(key=lambda e: e.due)
         found.watches.sort(key=lambda w: w.deadline)
         return found
+
+    async def due_per_minute(self, until: datetime, *, beyond: datetime) -> dict[datetime, int]:
+        """How many due rows each minute up to `until` holds (keys only; rows of minutes past
+        count in theirs), for the adaptive lead (shared/engine/lead.py). Empty, at the cost of
+        one read of the minute listings, when no collection filed a row after `beyond`'s minute:
+        then no minute beyond the lookahead can need a lead."""
+        listed: set[str] = set()
+        ahead = False
+        async for entity in self._tables.due_index.query_entities(
+            "PartitionKey le @minute",
+            parameters={"minute": minute(until)},
+            select=["PartitionKey", "RowKey"],
+        ):
+            listed.add(entity["RowKey"])
+            ahead = ahead or entity["PartitionKey"] > minute(beyond)
+        if not ahead:
+            return {}
+        counts: dict[datetime, int] = {}
+        low, high = up_to(DUE_PREFIX, until)
+
+        async def count(collection: str) -> None:
+            table = self._tables.table_for(collection)
+            try:
+                async for row in table.query_entities(
+                    _RANGE_QUERY,
+                    parameters={"pk": collection, "low": low, "high": high},
+                    select=["RowKey"],
+                ):
+                    start = due_minute(row["RowKey"])
+                    counts[start] = counts.get(start, 0) + 1
+            except ResourceNotFoundError:
+                return  # the collection's table is gone
+
+        await run_bounded(_READ_CONCURRENCY, count, sorted(listed))
+        return counts
+
+    async def due_rows(
+        self, collection: str, low: str, high: str, until: datetime
+    ) -> list[DueEntry]:
+        """A collection's due rows with `low` <= RowKey < `high` due at or before `until`: one
+        slice of a timer pass (shared/storage/dispatch_queue.py), read again by whoever
+        dispatches it, so a row dispatched meanwhile is simply not there."""
+        table = self._tables.table_for(collection)
+        try:
+            rows = [row async for row in key_range(table, collection, low, high)]
+        except ResourceNotFoundError:
+            return []
+        entries = [due_from_entity(row) for row in rows if row["RowKey"].startswith(DUE_PREFIX)]
+        return sorted((e for e in entries if e.due <= until), key=lambda e: e.due)
 
     async def _rows_until(
         self, collection: str, prefix: str, instant: datetime

@@ -27,7 +27,7 @@ exactly the rows under a prefix.
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import UTC, datetime
 
 from shared.engine.records import HISTORY_KEY_INVERT_MS, DueEntry
 from shared.timefmt import compact, epoch_ms
@@ -61,6 +61,12 @@ def due_key(entry: DueEntry) -> str:
 def due_job(row_key: str) -> str:
     """The job a due row (`due|<due>|<job>`) is for."""
     return row_key.rsplit("|", 1)[1]
+
+
+def due_minute(row_key: str) -> datetime:
+    """The start of the minute a due row (`due|<due>|<job>`) is due in, from its key alone."""
+    stamp = row_key.split("|", 2)[1]
+    return datetime.strptime(stamp[:13], "%Y%m%dT%H%M").replace(tzinfo=UTC)
 
 
 def minute(instant: datetime) -> str:
@@ -112,6 +118,7 @@ __all__ = [
     "collection_table",
     "due_job",
     "due_key",
+    "due_minute",
     "filed",
     "history_older_than",
     "history_prefix",

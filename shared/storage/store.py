@@ -175,6 +175,14 @@ class JobStore:
     async def delete_watch(self, watch: Watch) -> None:
         await self.due_index.delete_watch(watch)
 
+    async def due_per_minute(self, until: datetime, *, beyond: datetime) -> dict[datetime, int]:
+        return await self.due_index.due_per_minute(until, beyond=beyond)
+
+    async def due_rows(
+        self, collection: str, low: str, high: str, until: datetime
+    ) -> list[DueEntry]:
+        return await self.due_index.due_rows(collection, low, high, until)
+
     # -- runs and attempts (shared/storage/runs.py) ------------------------------------------
 
     async def get_run(self, collection: str, row_key: str) -> Run | None:

@@ -147,6 +147,7 @@ async def app_over_https(
         "SCHEDULER_TABLE_PREFIX": unique_name,
         "SCHEDULER_EXECUTION_QUEUE": f"{unique_name}-exec",
         "SCHEDULER_DEVICE_WORK_QUEUE": f"{unique_name}-dw",
+        "SCHEDULER_DISPATCH_QUEUE": f"{unique_name}-disp",
         "DISPATCH_SCHEDULE": "0 0 0 1 1 *",  # the timer stays out of the way
         "SCHEDULER_IOT_POLICIES": POLICIES,
     }

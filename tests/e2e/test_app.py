@@ -36,6 +36,7 @@ async def app_host(
             "SCHEDULER_TABLE_PREFIX": unique_name,
             "SCHEDULER_EXECUTION_QUEUE": f"{unique_name}-exec",
             "SCHEDULER_DEVICE_WORK_QUEUE": f"{unique_name}-dw",
+            "SCHEDULER_DISPATCH_QUEUE": f"{unique_name}-disp",
             "DISPATCH_SCHEDULE": "0 * * * * *",
             "SCHEDULER_ALLOWED_NETWORKS": "loopback",  # the sink is on 127.0.0.1
             **settings,

@@ -40,6 +40,7 @@ async def start_instance(tmp_path: Path, connection: str, name: str) -> asyncio.
         "SCHEDULER_TABLE_PREFIX": name,
         "SCHEDULER_EXECUTION_QUEUE": f"{name}-exec",
         "SCHEDULER_DEVICE_WORK_QUEUE": f"{name}-dw",
+        "SCHEDULER_DISPATCH_QUEUE": f"{name}-disp",
         "DISPATCH_SCHEDULE": "0 0 0 1 1 *",  # this test runs the timer pass itself
         "SCHEDULER_ALLOWED_NETWORKS": "loopback",
         "SCHEDULER_LEASE_MARGIN_SECONDS": str(LEASE_MARGIN_SECONDS),

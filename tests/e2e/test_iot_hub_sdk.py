@@ -121,6 +121,7 @@ async def hub(
         "SCHEDULER_ALLOWED_NETWORKS": "loopback",  # the device endpoint is on 127.0.0.1
         # The broadcast engine's queue (branch `broadcast`): its queue trigger needs the name.
         "SCHEDULER_DEVICE_WORK_QUEUE": f"{unique_name}-dw",
+        "SCHEDULER_DISPATCH_QUEUE": f"{unique_name}-disp",
     }
     https = HttpsCertificate(certificate.cert_pem, certificate.key_pem)
     async with DevHost(

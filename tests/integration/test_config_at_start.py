@@ -25,6 +25,7 @@ async def test_an_attempt_uses_the_network_policy_parsed_at_start(
         "SCHEDULER_TABLE_PREFIX": unique_name,
         "SCHEDULER_EXECUTION_QUEUE": f"{unique_name}-exec",
         "SCHEDULER_DEVICE_WORK_QUEUE": f"{unique_name}-dw",
+        "SCHEDULER_DISPATCH_QUEUE": f"{unique_name}-disp",
         "SCHEDULER_ALLOWED_NETWORKS": "loopback",  # the target is on 127.0.0.1
     }
     runtime = await Runtime.create(Settings.from_env(env), app_settings=env)

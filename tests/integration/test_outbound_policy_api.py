@@ -130,6 +130,7 @@ async def test_a_job_cannot_write_into_the_apps_execution_queue(
         "SCHEDULER_QUEUE_CONNECTIONS": "AzureWebJobsStorage",
         "SCHEDULER_EXECUTION_QUEUE": f"{unique_name}-exec",
         "SCHEDULER_DEVICE_WORK_QUEUE": f"{unique_name}-dw",
+        "SCHEDULER_DISPATCH_QUEUE": f"{unique_name}-disp",
     }
     runtime = await runtimes(outbound=OutboundPolicy.from_settings(app_settings))
     execution_queue = runtime.settings.execution_queue

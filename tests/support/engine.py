@@ -28,6 +28,7 @@ def make_settings(connection: str, name: str, **overrides: object) -> Settings:
         "table_prefix": name,
         "execution_queue": f"{name}-exec",
         "device_work_queue": f"{name}-dw",
+        "dispatch_queue": f"{name}-disp",
         # The tests' HTTP targets are on 127.0.0.1, which the network guard refuses unless allowed.
         "networks": NetworkPolicy.parse("loopback"),
     }

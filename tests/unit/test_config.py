@@ -45,6 +45,7 @@ def test_every_setting_is_typed_once(tmp_path: Path) -> None:
         {
             **CONNECTION,
             "SCHEDULER_EXECUTION_QUEUE": "runs-1",
+            "SCHEDULER_DISPATCH_QUEUE": "slices-1",
             "SCHEDULER_LOOKAHEAD_SECONDS": "90",
             "SCHEDULER_HTTP_TIMEOUT_SECONDS": "15",
             "SCHEDULER_LEASE_MARGIN_SECONDS": "5",
@@ -66,6 +67,8 @@ def test_every_setting_is_typed_once(tmp_path: Path) -> None:
         }
     )
     assert settings.execution_queue == "runs-1"
+    assert settings.dispatch_queue == "slices-1"
+    assert Settings.from_env(CONNECTION).dispatch_queue == "scheduler-dispatch"
     assert settings.lookahead == timedelta(seconds=90)
     assert settings.http_timeout == timedelta(seconds=15)
     assert settings.lease_margin == timedelta(seconds=5)
@@ -130,6 +133,8 @@ BAD = [
     ("SCHEDULER_EXECUTION_QUEUE", "Runs", "queue name"),
     ("SCHEDULER_EXECUTION_QUEUE", "runs--1", "queue name"),
     ("SCHEDULER_EXECUTION_QUEUE", "q" * 57, "queue name"),
+    ("SCHEDULER_DISPATCH_QUEUE", "Slices", "queue name"),
+    ("SCHEDULER_DISPATCH_QUEUE", "scheduler-executions", "other than the execution"),
     ("SCHEDULER_ALLOWED_NETWORKS", "loopback,intranet", "'intranet'"),
     ("SCHEDULER_ALLOWED_NETWORKS", "10.0.0.0/33", "CIDR"),
     ("SCHEDULER_QUEUE_CONNECTIONS", "Good,bad name", "'bad name'"),

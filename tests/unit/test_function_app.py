@@ -36,6 +36,7 @@ def test_the_app_registers_the_api_the_timer_and_the_executor(monkeypatch: pytes
         "scheduler_api",
         "dispatch_due_jobs",
         "execute_attempt",
+        "dispatch_slice",
         "run_device_work",
         "dashboard_page",
         *IOT_HUB,
@@ -49,6 +50,9 @@ def test_the_app_registers_the_api_the_timer_and_the_executor(monkeypatch: pytes
     assert bindings["execute_attempt"]["queueName"] == "%SCHEDULER_EXECUTION_QUEUE%"
     assert bindings["execute_attempt"]["connection"] == "AzureWebJobsStorage"
     assert bindings["run_device_work"]["queueName"] == "%SCHEDULER_DEVICE_WORK_QUEUE%"
+    assert bindings["dispatch_slice"]["type"] == "queueTrigger"
+    assert bindings["dispatch_slice"]["queueName"] == "%SCHEDULER_DISPATCH_QUEUE%"
+    assert bindings["dispatch_slice"]["connection"] == "AzureWebJobsStorage"
 
 
 def test_iot_hub_paths_are_anonymous_functions_that_the_host_matches_first(

@@ -1,0 +1,208 @@
+"""(e) Bursts through the real app: N one-time HTTP jobs due at the SAME second (1,000, 5,000 and
+10,000 by default), created over the API far enough ahead that the dispatch timer, not the API,
+dispatches them (the adaptive lead, shared/engine/lead.py, and the dispatch queue's slices), in
+devhost on the bench's Azurite, firing at a sink on 127.0.0.1.
+
+For each burst: did the last "Dispatched" (its message on the queue) come before the second, and
+by how much; the time from the second to the last arrival at the sink; p50/p99 lateness; and
+the floor, measured right after in the same run: how long the same Azurite takes to receive
+and delete N plain messages (64 in flight, as host.json's batchSize + newBatchThreshold) plus
+how long the sink takes to answer N requests (64 in flight).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import shutil
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from azure.storage.queue import TextBase64EncodePolicy
+from azure.storage.queue.aio import QueueClient
+
+from bench.lateness import (
+    LOOKAHEAD_SECONDS,
+    SCHEDULE,
+    _close_app_runtime,
+    app_settings,
+    job_body,
+    wait_until,
+    watching_app_log,
+)
+from bench.sink import ThreadedSink
+from bench.util import CpuMeter, bounded, percentile, unique_name
+from devhost.azurite import PROJECT_ROOT
+from devhost.host import DevHost
+from shared.engine.lead import lead_for
+from shared.timefmt import to_iso
+
+SIZES = (1_000, 5_000, 10_000)
+COLLECTION = "burst"
+API_IN_FLIGHT = 16
+# Jobs the API creates per second, at worst, to place the second beyond creation + lead.
+CREATE_RATE_FLOOR = 40.0
+SPARE_SECONDS = 30
+HOST_IN_FLIGHT = 64  # host.json: batchSize 32 + newBatchThreshold 32
+DEADLINE_AFTER_SECOND = 300
+DUPLICATE_GRACE_SECONDS = 3.0
+
+
+class DispatchLog(logging.Handler):
+    """When each occurrence's message went on the queue (the dispatcher's "Dispatched:" line)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.last_at = 0.0
+        self.count = 0
+        self.slices = 0
+        self.passes: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = str(record.msg)
+        if message.startswith("Dispatched:"):
+            self.count += 1
+            self.last_at = max(self.last_at, record.created)
+        elif message.startswith(("Dispatch slice", "Dispatch pass")):
+            text = record.getMessage()
+            self.slices += message.startswith("Dispatch slice")
+            if message.startswith("Dispatch pass"):
+                self.passes.append(text)
+            # A recovered row had its run made but its row not deleted (a storage error after
+            # the send): its message is sent again now, and that is when it is on the queue.
+            found = re.search(r"(\d+) recovered", text)
+            if found and int(found.group(1)):
+                self.count += int(found.group(1))
+                self.last_at = max(self.last_at, record.created)
+
+
+async def create_burst(api_url: str, sink_url: str, jobs: int, due: datetime) -> float:
+    started = time.perf_counter()
+    async with httpx.AsyncClient(base_url=api_url, timeout=60) as client:
+        (await client.put(f"/jobCollections/{COLLECTION}", json={})).raise_for_status()
+
+        async def put(i: int) -> None:
+            answer = await client.put(
+                f"/jobCollections/{COLLECTION}/jobs/job-{i:05d}", json=job_body(sink_url, due)
+            )
+            answer.raise_for_status()
+
+        await bounded(API_IN_FLIGHT, (put(i) for i in range(jobs)))
+    return time.perf_counter() - started
+
+
+async def one_burst(connection: str, jobs: int, meter: CpuMeter) -> dict[str, Any]:
+    prefix = unique_name("burst")
+    changed = asyncio.Event()
+    sink = await ThreadedSink(changed).start()
+    dispatch_log = DispatchLog()
+    dispatcher_logger = logging.getLogger("shared.engine.dispatcher")
+    loop = asyncio.get_running_loop()
+    with watching_app_log(), tempfile.TemporaryDirectory() as project:
+        dispatcher_logger.addHandler(dispatch_log)
+        shutil.copy(PROJECT_ROOT / "host.json", Path(project) / "host.json")
+        host = DevHost(
+            "function_app:app",
+            project_dir=Path(project),
+            settings_overrides=app_settings(connection, prefix),
+            port=0,
+        )
+        try:
+            await host.start()
+            ahead = jobs / CREATE_RATE_FLOOR + LOOKAHEAD_SECONDS + SPARE_SECONDS
+            ahead += lead_for(jobs).total_seconds()
+            due = (datetime.now(UTC) + timedelta(seconds=ahead)).replace(microsecond=0)
+            creation_s = await create_burst(host.api_url, sink.url, jobs, due)
+            created_ahead = (due - datetime.now(UTC)).total_seconds()
+            deadline = loop.time() + (due - datetime.now(UTC)).total_seconds()
+            with meter.measure() as waiting:
+                completed = await wait_until(
+                    changed,
+                    lambda: len({a.job for a in sink.snapshot()}) >= jobs,
+                    deadline + DEADLINE_AFTER_SECOND,
+                )
+            if completed:
+                await asyncio.sleep(DUPLICATE_GRACE_SECONDS)  # room for a late duplicate
+        finally:
+            dispatcher_logger.removeHandler(dispatch_log)
+            await host.stop()
+            await _close_app_runtime()
+            await sink.stop()
+    arrivals = sink.snapshot()
+    first: dict[str, datetime] = {}
+    for arrival in sorted(arrivals, key=lambda a: a.at):
+        first.setdefault(arrival.job, arrival.at)
+    late_ms = sorted((at - due).total_seconds() * 1000 for at in first.values())
+    last_dispatch = (
+        datetime.fromtimestamp(dispatch_log.last_at, UTC) if dispatch_log.count else None
+    )
+    floor = await measure_floor(connection, jobs)
+    return {
+        "jobs": jobs,
+        "due": to_iso(due),
+        "creation_s": creation_s,
+        "created_ahead_s": created_ahead,
+        "dispatched": dispatch_log.count,
+        "slices": dispatch_log.slices,
+        "passes": [p for p in dispatch_log.passes if not p.startswith("Dispatch pass: 0 ")],
+        "dispatch_margin_s": (due - last_dispatch).total_seconds() if last_dispatch else None,
+        "arrived": len(first),
+        "duplicates": len(arrivals) - len(first),
+        "last_arrival_s": late_ms[-1] / 1000 if late_ms else None,
+        "p50_ms": percentile(late_ms, 50) if late_ms else None,
+        "p99_ms": percentile(late_ms, 99) if late_ms else None,
+        "early": sum(ms < 0 for ms in late_ms),
+        "completed": completed,
+        "waiting_cpu": vars(waiting),
+        **floor,
+    }
+
+
+async def measure_floor(connection: str, count: int) -> dict[str, float]:
+    """The same Azurite receiving and deleting `count` plain messages, and the sink answering
+    `count` requests, each 64 in flight: what the burst cannot beat."""
+    client = QueueClient.from_connection_string(
+        connection, unique_name("floor"), message_encode_policy=TextBase64EncodePolicy()
+    )
+    async with client:
+        await client.create_queue()
+        await bounded(32, (client.send_message("x" * 120, time_to_live=-1) for _ in range(count)))
+        started = time.perf_counter()
+
+        async def worker() -> None:
+            while True:
+                batch = [m async for m in client.receive_messages(max_messages=32)]
+                if not batch:
+                    return
+                await asyncio.gather(*(client.delete_message(m) for m in batch))
+
+        await asyncio.gather(*(worker() for _ in range(HOST_IN_FLIGHT // 32)))
+        queue_s = time.perf_counter() - started
+    sink = await ThreadedSink(asyncio.Event()).start()
+    try:
+        limits = httpx.Limits(max_connections=HOST_IN_FLIGHT)
+        async with httpx.AsyncClient(timeout=60, limits=limits) as http:
+            started = time.perf_counter()
+            await bounded(HOST_IN_FLIGHT, (http.post(f"{sink.url}/floor") for _ in range(count)))
+            sink_s = time.perf_counter() - started
+    finally:
+        await sink.stop()
+    return {"floor_queue_s": queue_s, "floor_sink_s": sink_s, "floor_s": queue_s + sink_s}
+
+
+async def measure_bursts(
+    connection: str, meter: CpuMeter, sizes: tuple[int, ...] = SIZES
+) -> dict[str, Any]:
+    runs = []
+    for jobs in sizes:
+        print(f"(e)     burst of {jobs:,} occurrences at one second ...", flush=True)
+        runs.append(await one_burst(connection, jobs, meter))
+    return {"schedule": SCHEDULE, "runs": runs}
+
+
+__all__ = ["SIZES", "measure_bursts"]

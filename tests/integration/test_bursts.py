@@ -1,0 +1,145 @@
+"""Bursts: a heavy minute beyond the lookahead is dispatched in the pass before it (adaptive
+lead), and a big pass handed out as slices on the dispatch queue dispatches every occurrence
+exactly once, however many instances take the slices, twice over, racing a direct pass."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from shared.clock import FixedClock
+from shared.concurrency import run_bounded
+from shared.names import CollectionRef
+from shared.runtime import Runtime
+from shared.storage.dispatch_queue import DispatchSlice
+from shared.timefmt import to_iso
+from tests.support.engine import work_queue
+from tests.support.http_target import HttpTarget
+
+pytestmark = pytest.mark.integration
+
+REF = CollectionRef.parse("burst")
+ENABLED = {"properties": {"state": "Enabled"}}
+
+
+def http_job(target: HttpTarget, start: datetime) -> dict[str, Any]:
+    return {
+        "properties": {
+            "startTime": to_iso(start),
+            "action": {"type": "Http", "request": {"uri": f"{target.url}/hook", "method": "POST"}},
+        }
+    }
+
+
+async def create_burst(runtime: Runtime, target: HttpTarget, count: int, at: datetime) -> None:
+    await runtime.jobs.put_collection(REF, ENABLED)
+
+    async def put(index: int) -> None:
+        await runtime.jobs.put_job(REF, f"b{index:04d}", http_job(target, at))
+
+    await run_bounded(16, put, range(count))
+
+
+async def take_slices(consumers: list[Runtime], *, copies: int = 1) -> int:
+    """Work the dispatch queue as the host does, each message given to every consumer `copies`
+    times at once (a message delivered again while the first delivery still runs)."""
+    client = consumers[0].dispatch_queue.client
+    dispatched = 0
+    while True:
+        batch = [m async for m in client.receive_messages(max_messages=32, visibility_timeout=60)]
+        if not batch:
+            return dispatched
+
+        async def handle(message: Any) -> int:
+            part = DispatchSlice.from_json(message.content)
+            reports = await asyncio.gather(
+                *(c.dispatcher.dispatch_slice(part) for c in consumers for _ in range(copies))
+            )
+            await client.delete_message(message)
+            return sum(r.dispatched for r in reports)
+
+        dispatched += sum(await asyncio.gather(*(handle(m) for m in batch)))
+
+
+async def test_a_heavy_minute_beyond_the_lookahead_is_dispatched_in_the_pass_before_it(
+    runtimes, target
+):
+    minute = datetime(2031, 6, 2, 9, 0, 0, tzinfo=UTC)
+    clock = FixedClock(minute - timedelta(days=1))
+    runtime = await runtimes(clock=clock)
+    await create_burst(runtime, target, 1_000, minute)
+    # 130 s before: beyond the 120 s lookahead, but 1,000 rows need a lead of about 20 s.
+    clock.set(minute - timedelta(seconds=130))
+
+    report = await runtime.dispatcher.dispatch_due()
+
+    assert (report.dispatched, report.conflicts) == (1_000, 0)
+    assert (await runtime.store.scan(minute + timedelta(minutes=1))).entries == []
+
+
+async def test_a_light_minute_beyond_the_lookahead_waits_for_its_pass(runtimes, target):
+    minute = datetime(2031, 6, 2, 9, 0, 0, tzinfo=UTC)
+    clock = FixedClock(minute - timedelta(days=1))
+    runtime = await runtimes(clock=clock)
+    await create_burst(runtime, target, 5, minute)
+    clock.set(minute - timedelta(seconds=140))  # its lead (about 10 s) does not reach this pass
+    assert (await runtime.dispatcher.dispatch_due()).dispatched == 0
+    clock.set(minute - timedelta(seconds=110))
+    assert (await runtime.dispatcher.dispatch_due()).dispatched == 5
+
+
+async def test_slices_taken_by_racing_instances_dispatch_each_occurrence_once(runtimes, target):
+    due = datetime(2031, 6, 2, 9, 0, 0, tzinfo=UTC)
+    clock = FixedClock(due - timedelta(days=1))
+    instances = [await runtimes(clock=clock) for _ in range(3)]
+    timer = instances[0]
+    await create_burst(timer, target, 300, due)
+    clock.set(due - timedelta(seconds=1))  # messages hidden by a FixedClock's delay stay hidden
+
+    handed = await timer.dispatcher.dispatch_due(spread=True)
+    assert (handed.dispatched, handed.handed_out) == (0, 3)
+    # Three instances take every slice, each twice at once, while a fourth passes directly.
+    direct, from_slices = await asyncio.gather(
+        instances[1].dispatcher.dispatch_due(), take_slices(instances, copies=2)
+    )
+    assert direct.dispatched + from_slices == 300
+    assert (await timer.store.scan(due + timedelta(minutes=1))).entries == []
+
+    clock.set(due)
+
+    async def all_called() -> bool:
+        return len(target.requests) >= 300
+
+    await asyncio.gather(*(work_queue(i, all_called, timeout=60) for i in instances))
+    keys = [r.headers["Idempotency-Key"] for r in target.requests]
+    assert len(keys) == 300 and len(set(keys)) == 300
+
+
+async def test_a_lost_slice_is_handed_out_again_by_the_next_pass(runtimes, target):
+    due = datetime(2031, 6, 2, 9, 0, 0, tzinfo=UTC)
+    clock = FixedClock(due - timedelta(days=1))
+    runtime = await runtimes(clock=clock)
+    await create_burst(runtime, target, 250, due)
+    clock.set(due - timedelta(seconds=60))
+    assert (await runtime.dispatcher.dispatch_due(spread=True)).handed_out == 3
+    await runtime.dispatch_queue.client.clear_messages()  # the slices are lost
+
+    clock.set(due - timedelta(seconds=30))
+    again = await runtime.dispatcher.dispatch_due(spread=True)
+    assert again.handed_out == 3
+    assert await take_slices([runtime]) == 250
+    properties = await runtime.queue.client.get_queue_properties()
+    assert properties.approximate_message_count == 250
+
+
+async def test_a_small_pass_is_dispatched_by_the_timer_itself(runtimes, target):
+    due = datetime(2031, 6, 2, 9, 0, 0, tzinfo=UTC)
+    clock = FixedClock(due - timedelta(days=1))
+    runtime = await runtimes(clock=clock)
+    await create_burst(runtime, target, 20, due)
+    clock.set(due - timedelta(seconds=60))
+    report = await runtime.dispatcher.dispatch_due(spread=True)
+    assert (report.dispatched, report.handed_out) == (20, 0)
