@@ -35,7 +35,7 @@ from bench.lateness import (
     wait_until,
     watching_app_log,
 )
-from bench.sink import ThreadedSink
+from bench.sink import ProcessSink
 from bench.util import CpuMeter, bounded, percentile, unique_name
 from devhost.azurite import PROJECT_ROOT
 from devhost.host import DevHost
@@ -99,7 +99,7 @@ async def create_burst(api_url: str, sink_url: str, jobs: int, due: datetime) ->
 async def one_burst(connection: str, jobs: int, meter: CpuMeter) -> dict[str, Any]:
     prefix = unique_name("burst")
     changed = asyncio.Event()
-    sink = await ThreadedSink(changed).start()
+    sink = await ProcessSink(changed).start()
     dispatch_log = DispatchLog()
     dispatcher_logger = logging.getLogger("shared.engine.dispatcher")
     loop = asyncio.get_running_loop()
@@ -183,7 +183,7 @@ async def measure_floor(connection: str, count: int) -> dict[str, float]:
 
         await asyncio.gather(*(worker() for _ in range(HOST_IN_FLIGHT // 32)))
         queue_s = time.perf_counter() - started
-    sink = await ThreadedSink(asyncio.Event()).start()
+    sink = await ProcessSink(asyncio.Event()).start()
     try:
         limits = httpx.Limits(max_connections=HOST_IN_FLIGHT)
         async with httpx.AsyncClient(timeout=60, limits=limits) as http:
