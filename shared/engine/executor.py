@@ -235,7 +235,9 @@ class Executor:
         if stopped is not None or outcome is None:
             assert stopped is not None
             log.info("Replaced mid-call: %s by %s", run.log_name, stopped.replaced_by)
-            await self._finish(job, stopped, plan_replaced(stopped, started, finished), finished)
+            kept = await self._store.outputs.read(context.output_name, 0, -1) is not None
+            plan = plan_replaced(stopped, started, finished, output=kept)
+            await self._finish(job, stopped, plan, finished)
             return
         plan = plan_next_step(job, claimed, action, outcome, started, finished)
         if not await self._finish(job, claimed, plan, finished):
