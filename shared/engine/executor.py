@@ -58,7 +58,7 @@ from shared.names import CollectionRef
 from shared.storage.output import output_name_of_key
 from shared.storage.queue import EARLY_ARRIVAL_SECONDS, AttemptMessage, AttemptQueue
 from shared.storage.store import JobStore
-from shared.timefmt import compact
+from shared.timefmt import as_stored, compact
 
 log = logging.getLogger(__name__)
 # One line per attempt; bench/lateness.py reads its fields (key=value, space-separated).
@@ -202,7 +202,10 @@ class Executor:
         lease's end), leased for the action's timeout and a margin from when it will start;
         None if another executor took it first."""
         timeout = self._runners.timeout_of(self._action_of(job, run))
-        until = start + timeout + self._settings.lease_margin
+        # As stored (whole milliseconds): the claim kept in memory must equal the row read back,
+        # which is how a running call recognises a request to stop aimed at it (Replace).
+        start = as_stored(start)
+        until = as_stored(start + timeout + self._settings.lease_margin)
         claimed = replace(
             run, status=RunStatus.RUNNING, claimed_until=until, started_at=start, watch_at=until
         )
@@ -240,7 +243,9 @@ class Executor:
         if stopped is not None or outcome is None:
             assert stopped is not None
             log.info("Replaced mid-call: %s by %s", run.log_name, stopped.replaced_by)
-            await self._finish(job, stopped, plan_replaced(stopped, started, finished), finished)
+            kept = await self._store.outputs.read(context.output_name, 0, -1) is not None
+            plan = plan_replaced(stopped, started, finished, output=kept)
+            await self._finish(job, stopped, plan, finished)
             return
         plan = plan_next_step(job, claimed, action, outcome, started, finished)
         if not await self._finish(job, claimed, plan, finished):

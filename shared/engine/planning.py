@@ -218,17 +218,21 @@ def plan_skipped(run: Run, blocked_by: Run, now: datetime) -> AttemptPlan:
     return AttemptPlan(None, history, _ending_tally(run, Tally(), faulted=False))
 
 
-def plan_replaced(run: Run, started: datetime, finished: datetime) -> AttemptPlan:
+def plan_replaced(
+    run: Run, started: datetime, finished: datetime, *, output: bool = False
+) -> AttemptPlan:
     """Replace: the run ends, stopped (mid-call, or between attempts) by a newer one. No retry
     and no error action (the newer run supersedes it). It counts as an execution if this was
     its first attempt (it started), but not as a failure: its target did not fail, the policy
     stopped it. The schedule's last occurrence ends the job Completed, or Faulted if its retries
-    had already been exhausted."""
+    had already been exhausted. `output`: the cancelled call kept an output (a code job's),
+    which its history row links like any attempt's."""
     main = run.phase is ActionName.MAIN_ACTION
     first = main and run.attempt == 0
     tally = Tally(1 if first else 0, 0, 0, started if first else None)
     message = f"Cancelled: replaced by {run.replaced_by} (overlap policy Replace)."
     history = history_record(run, HistoryStatus.CANCELLED, message, started, finished)
+    history = replace(history, output=output)
     return AttemptPlan(None, history, _ending_tally(run, tally, faulted=run.faulted))
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from shared.engine.dispatcher import message_for
 from shared.kinds.code import CodeContext, register_handler, unregister_handler
 from shared.model.job import ActionName, HistoryStatus
 from shared.names import CollectionRef
@@ -352,3 +353,31 @@ async def test_the_feed_sample_stores_each_new_item_once(runtimes, handlers, sto
         assert feed.answers == [200, 304, 200, 200]
     finally:
         await feed.stop()
+
+
+async def test_a_replaced_code_job_s_history_row_links_the_output_it_wrote(runtimes, handlers):
+    started = asyncio.Event()
+
+    async def waits(ctx: CodeContext) -> None:
+        ctx.log.info("working")
+        if not started.is_set():  # the first run works until it is cancelled
+            started.set()
+            await asyncio.Event().wait()
+
+    handlers("waits", waits)
+    runtime = await runtimes()
+    never = datetime(2099, 1, 1, tzinfo=UTC)  # on-demand runs only
+    await start_job(runtime, "waits", code_job("waits", never, overlap="Replace"))
+    job = await runtime.store.get_job(COLLECTION, "waits")
+    assert job is not None
+    first = await runtime.dispatcher.run_on_demand(job)
+    running = asyncio.create_task(runtime.executor.execute(message_for(first)))
+    await started.wait()
+    second = await runtime.dispatcher.run_on_demand(job)  # it replaces the first run
+    await runtime.executor.execute(message_for(second))
+    await running
+    rows = await history_of(runtime, "waits")
+    [replaced] = [r for r in rows if r.properties.status is HistoryStatus.CANCELLED]
+    assert replaced.properties.message.startswith("Cancelled: replaced by")
+    assert replaced.output, "the attempt wrote its output; its row links it"
+    assert "INFO working" in await output_text(runtime, replaced)

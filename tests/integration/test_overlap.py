@@ -248,3 +248,30 @@ async def test_the_openapi_document_describes_overlap(api):
     text = str(document)
     assert "'Allow', 'Forbid', 'Replace'" in text
     assert "overlap" in text
+
+
+async def test_replace_stops_a_running_on_demand_run_claimed_at_a_fraction_of_a_second(
+    runtimes, target
+):
+    # A real clock claims at 09:00:00.123456; the row keeps milliseconds: the running call
+    # must still recognise its own claim when the request to stop comes.
+    target.hold = True
+    runtime, clock = await minute_job(runtimes, target, "Replace", 1)
+    job = await runtime.store.get_job(COLLECTION, "j")
+    assert job is not None
+    clock.set(START - timedelta(seconds=30, microseconds=-123456))
+    first = start(runtime, await runtime.dispatcher.run_on_demand(job))
+    await target.wait_for(1)
+    clock.set(START - timedelta(seconds=29))
+    second = start(runtime, await runtime.dispatcher.run_on_demand(job))
+    assert await target.wait_disconnected(1, timeout=10) == [0], "the first call is closed"
+    await first
+    await target.wait_for(2)
+    target.release()
+    await second
+    rows = await history_of(runtime)
+    assert sorted(r.properties.status for r in rows) == [
+        HistoryStatus.CANCELLED,
+        HistoryStatus.COMPLETED,
+    ]
+    assert all(r.on_demand for r in rows)

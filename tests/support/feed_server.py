@@ -1,4 +1,5 @@
-"""A real RSS feed on 127.0.0.1 whose items the test changes; answers 304 to a matching ETag."""
+"""A real RSS feed on 127.0.0.1 whose items the test changes; answers 304 to a matching ETag
+(unless told to ignore it, as some feeds do)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from aiohttp import web
 class FeedServer:
     items: list[str] = field(default_factory=list)  # item ids, newest last
     answers: list[int] = field(default_factory=list)  # the status of each request
+    conditional: bool = True  # False: every request gets the whole feed (ETag ignored)
     _runner: web.AppRunner | None = None
     port: int = 0
 
@@ -51,7 +53,7 @@ class FeedServer:
     async def _handle(self, request: web.Request) -> web.Response:
         body = self.body()
         etag = '"' + hashlib.sha256(body.encode()).hexdigest()[:16] + '"'
-        if request.headers.get("If-None-Match") == etag:
+        if self.conditional and request.headers.get("If-None-Match") == etag:
             self.answers.append(304)
             return web.Response(status=304, headers={"ETag": etag})
         self.answers.append(200)
