@@ -13,6 +13,7 @@ from playwright.async_api import Browser, Page, async_playwright
 
 from devhost.host import DevHost
 from shared.runtime import close_current_runtime
+from tests.support.app_settings import app_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -52,15 +53,9 @@ async def start_app(
     project_dir: Path, storage_connection: str, unique_name: str, **settings: str
 ) -> DevHost:
     shutil.copy(ROOT / "host.json", project_dir / "host.json")
-    overrides = {
-        "AzureWebJobsStorage": storage_connection,
-        "SCHEDULER_TABLE_PREFIX": unique_name,
-        "SCHEDULER_EXECUTION_QUEUE": f"{unique_name}-exec",
-        "SCHEDULER_DEVICE_WORK_QUEUE": f"{unique_name}-dw",
-        "DISPATCH_SCHEDULE": "*/5 * * * * *",
-        "SCHEDULER_ALLOWED_NETWORKS": "loopback",
-        **settings,
-    }
+    overrides = app_settings(
+        storage_connection, unique_name, DISPATCH_SCHEDULE="*/5 * * * * *", **settings
+    )
     host = DevHost(project_dir=project_dir, settings_overrides=overrides, port=0, key=KEY)
     await host.start()
     return host

@@ -25,6 +25,7 @@ from click.testing import CliRunner, Result
 
 from devhost.azurite import Azurite
 from scheduler_cli.main import cli
+from tests.support.app_settings import app_settings
 from tests.support.device_endpoint import DeviceEndpoint
 from tests.support.webjobs import write_job
 
@@ -101,15 +102,14 @@ def app(
     prefix = "c" + uuid.uuid4().hex[:10]
     env = {
         **os.environ,
-        "AzureWebJobsStorage": azurite.connection_string,
-        "SCHEDULER_TABLE_PREFIX": prefix,
-        "SCHEDULER_EXECUTION_QUEUE": f"{prefix}-exec",
-        "SCHEDULER_DEVICE_WORK_QUEUE": f"{prefix}-dw",
-        "SCHEDULER_ALLOWED_NETWORKS": "loopback",
-        "SCHEDULER_IOT_POLICIES": f"owner={IOT_KEY}:RegistryRead,RegistryWrite,ServiceConnect",
-        "SCHEDULER_WEBJOBS_ROOT": str(webjobs),
-        "DEVHOST_FUNCTION_KEY": KEY,
-        "DISPATCH_SCHEDULE": "0 * * * * *",
+        **app_settings(
+            azurite.connection_string,
+            prefix,
+            SCHEDULER_IOT_POLICIES=f"owner={IOT_KEY}:RegistryRead,RegistryWrite,ServiceConnect",
+            SCHEDULER_WEBJOBS_ROOT=str(webjobs),
+            DEVHOST_FUNCTION_KEY=KEY,
+            DISPATCH_SCHEDULE="0 * * * * *",
+        ),
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "devhost", "--app", "tests.cli.cli_app:app"]

@@ -19,6 +19,7 @@ from devhost.tls import HttpsCertificate
 from shared.devices.sas import build_token
 from shared.runtime import close_current_runtime
 from tests.devhost.test_http import write_host_json
+from tests.support.app_settings import app_settings
 from tests.support.test_ca import ServerCertificate, make_server_certificate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -142,15 +143,12 @@ async def app_over_https(
 ) -> AsyncIterator[DevHost]:
     """The real function_app.py in devhost, over HTTPS, with a function key and policies."""
     shutil.copy(ROOT / "host.json", tmp_path / "host.json")
-    overrides = {
-        "AzureWebJobsStorage": storage_connection,
-        "SCHEDULER_TABLE_PREFIX": unique_name,
-        "SCHEDULER_EXECUTION_QUEUE": f"{unique_name}-exec",
-        "SCHEDULER_DEVICE_WORK_QUEUE": f"{unique_name}-dw",
-        "SCHEDULER_DISPATCH_QUEUE": f"{unique_name}-disp",
-        "DISPATCH_SCHEDULE": "0 0 0 1 1 *",  # the timer stays out of the way
-        "SCHEDULER_IOT_POLICIES": POLICIES,
-    }
+    overrides = app_settings(
+        storage_connection,
+        unique_name,
+        DISPATCH_SCHEDULE="0 0 0 1 1 *",  # the timer stays out of the way
+        SCHEDULER_IOT_POLICIES=POLICIES,
+    )
     https = HttpsCertificate(certificate.cert_pem, certificate.key_pem)
     async with DevHost(
         project_dir=tmp_path,

@@ -12,6 +12,8 @@ from typing import Any
 
 import httpx
 
+from tests.support.app_settings import app_settings
+
 CODE_APP = "tests.e2e.code_app.function_app:app"
 NEVER = "2099-01-01T00:00:00Z"  # jobs run on demand only
 
@@ -19,17 +21,14 @@ NEVER = "2099-01-01T00:00:00Z"  # jobs run on demand only
 def host_settings(connection: str, prefix: str, **extra: str) -> dict[str, str]:
     """A devhost with its own tables and queues, a dispatch pass every second looking 2 s ahead
     (so the timer, not only the API, dispatches), loopback targets allowed."""
-    return {
-        "AzureWebJobsStorage": connection,
-        "SCHEDULER_TABLE_PREFIX": prefix,
-        "SCHEDULER_EXECUTION_QUEUE": f"{prefix.lower()}-exec",
-        "SCHEDULER_DEVICE_WORK_QUEUE": f"{prefix.lower()}-dw",
-        "DISPATCH_SCHEDULE": "* * * * * *",
-        "SCHEDULER_LOOKAHEAD_SECONDS": "2",
-        "SCHEDULER_ALLOWED_NETWORKS": "loopback",
-        "SCHEDULER_WEBJOBS_ROOT": str(Path("/nonexistent-webjobs")),
+    return app_settings(
+        connection,
+        prefix,
+        DISPATCH_SCHEDULE="* * * * * *",
+        SCHEDULER_LOOKAHEAD_SECONDS="2",
+        SCHEDULER_WEBJOBS_ROOT=str(Path("/nonexistent-webjobs")),
         **extra,
-    }
+    )
 
 
 def new_prefix() -> str:

@@ -15,6 +15,7 @@ import pytest
 from devhost.host import DevHost
 from shared.runtime import close_current_runtime
 from shared.timefmt import from_iso, to_iso
+from tests.support.app_settings import app_settings
 from tests.support.http_target import HttpTarget
 
 pytestmark = pytest.mark.e2e
@@ -31,16 +32,9 @@ async def app_host(
     hosts: list[DevHost] = []
 
     async def start(**settings: str) -> DevHost:
-        overrides = {
-            "AzureWebJobsStorage": storage_connection,
-            "SCHEDULER_TABLE_PREFIX": unique_name,
-            "SCHEDULER_EXECUTION_QUEUE": f"{unique_name}-exec",
-            "SCHEDULER_DEVICE_WORK_QUEUE": f"{unique_name}-dw",
-            "SCHEDULER_DISPATCH_QUEUE": f"{unique_name}-disp",
-            "DISPATCH_SCHEDULE": "0 * * * * *",
-            "SCHEDULER_ALLOWED_NETWORKS": "loopback",  # the sink is on 127.0.0.1
-            **settings,
-        }
+        overrides = app_settings(
+            storage_connection, unique_name, DISPATCH_SCHEDULE="0 * * * * *", **settings
+        )
         host = DevHost(project_dir=tmp_path, settings_overrides=overrides, port=0)
         await host.start()
         hosts.append(host)

@@ -21,6 +21,7 @@ from shared.engine.records import RunStatus
 from shared.model.job import HistoryStatus, JobState
 from shared.names import CollectionRef
 from shared.timefmt import to_iso
+from tests.support.app_settings import app_settings
 from tests.support.engine import make_runtime, make_settings, work_queue
 from tests.support.http_target import HttpTarget
 
@@ -36,14 +37,12 @@ async def start_instance(tmp_path: Path, connection: str, name: str) -> asyncio.
     (tmp_path / "host.json").write_text((ROOT / "host.json").read_text())
     env = {
         **os.environ,
-        "AzureWebJobsStorage": connection,
-        "SCHEDULER_TABLE_PREFIX": name,
-        "SCHEDULER_EXECUTION_QUEUE": f"{name}-exec",
-        "SCHEDULER_DEVICE_WORK_QUEUE": f"{name}-dw",
-        "SCHEDULER_DISPATCH_QUEUE": f"{name}-disp",
-        "DISPATCH_SCHEDULE": "0 0 0 1 1 *",  # this test runs the timer pass itself
-        "SCHEDULER_ALLOWED_NETWORKS": "loopback",
-        "SCHEDULER_LEASE_MARGIN_SECONDS": str(LEASE_MARGIN_SECONDS),
+        **app_settings(
+            connection,
+            name,
+            DISPATCH_SCHEDULE="0 0 0 1 1 *",  # this test runs the timer pass itself
+            SCHEDULER_LEASE_MARGIN_SECONDS=str(LEASE_MARGIN_SECONDS),
+        ),
     }
     process = await asyncio.create_subprocess_exec(
         sys.executable,

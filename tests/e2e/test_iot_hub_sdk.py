@@ -40,6 +40,7 @@ from devhost.host import DevHost
 from devhost.tls import HttpsCertificate
 from shared.devices.sas import AccessPolicy, IotRight
 from shared.runtime import close_current_runtime
+from tests.support.app_settings import app_settings
 from tests.support.device_endpoint import DeviceEndpoint
 from tests.support.iot import SignIotRequests
 from tests.support.test_ca import ServerCertificate, make_server_certificate
@@ -112,17 +113,12 @@ async def hub(
     """function_app.py in devhost over HTTPS; the SDK trusts the test CA by the environment."""
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certificate.ca_pem))
     shutil.copy(ROOT / "host.json", tmp_path / "host.json")
-    overrides = {
-        "AzureWebJobsStorage": storage_connection,
-        "SCHEDULER_TABLE_PREFIX": unique_name,
-        "SCHEDULER_EXECUTION_QUEUE": f"{unique_name}-exec",
-        "DISPATCH_SCHEDULE": "0 0 0 1 1 *",  # the timer stays out of the way
-        "SCHEDULER_IOT_POLICIES": policies_setting(OWNER, READER),
-        "SCHEDULER_ALLOWED_NETWORKS": "loopback",  # the device endpoint is on 127.0.0.1
-        # The broadcast engine's queue (branch `broadcast`): its queue trigger needs the name.
-        "SCHEDULER_DEVICE_WORK_QUEUE": f"{unique_name}-dw",
-        "SCHEDULER_DISPATCH_QUEUE": f"{unique_name}-disp",
-    }
+    overrides = app_settings(
+        storage_connection,
+        unique_name,
+        DISPATCH_SCHEDULE="0 0 0 1 1 *",  # the timer stays out of the way
+        SCHEDULER_IOT_POLICIES=policies_setting(OWNER, READER),
+    )
     https = HttpsCertificate(certificate.cert_pem, certificate.key_pem)
     async with DevHost(
         project_dir=tmp_path, settings_overrides=overrides, host="localhost", port=0, https=https

@@ -9,6 +9,7 @@ from shared.config import Settings
 from shared.model.job import HistoryStatus
 from shared.names import CollectionRef
 from shared.runtime import Runtime
+from tests.support.app_settings import app_settings
 from tests.support.engine import work_queue
 from tests.support.http_target import HttpTarget
 
@@ -20,14 +21,7 @@ REF = CollectionRef.parse("main")
 async def test_an_attempt_uses_the_network_policy_parsed_at_start(
     storage_connection: str, unique_name: str, target: HttpTarget
 ) -> None:
-    env = {
-        "AzureWebJobsStorage": storage_connection,
-        "SCHEDULER_TABLE_PREFIX": unique_name,
-        "SCHEDULER_EXECUTION_QUEUE": f"{unique_name}-exec",
-        "SCHEDULER_DEVICE_WORK_QUEUE": f"{unique_name}-dw",
-        "SCHEDULER_DISPATCH_QUEUE": f"{unique_name}-disp",
-        "SCHEDULER_ALLOWED_NETWORKS": "loopback",  # the target is on 127.0.0.1
-    }
+    env = app_settings(storage_connection, unique_name)
     runtime = await Runtime.create(Settings.from_env(env), app_settings=env)
     try:
         # Changed after start-up: a running app never sees it (it used to refuse every call).
