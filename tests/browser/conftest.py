@@ -54,7 +54,7 @@ async def start_app(
 ) -> DevHost:
     shutil.copy(ROOT / "host.json", project_dir / "host.json")
     overrides = app_settings(
-        storage_connection, unique_name, DISPATCH_SCHEDULE="*/5 * * * * *", **settings
+        storage_connection, unique_name, **{"DISPATCH_SCHEDULE": "*/5 * * * * *", **settings}
     )
     host = DevHost(project_dir=project_dir, settings_overrides=overrides, port=0, key=KEY)
     await host.start()

@@ -21,14 +21,12 @@ NEVER = "2099-01-01T00:00:00Z"  # jobs run on demand only
 def host_settings(connection: str, prefix: str, **extra: str) -> dict[str, str]:
     """A devhost with its own tables and queues, a dispatch pass every second looking 2 s ahead
     (so the timer, not only the API, dispatches), loopback targets allowed."""
-    return app_settings(
-        connection,
-        prefix,
-        DISPATCH_SCHEDULE="* * * * * *",
-        SCHEDULER_LOOKAHEAD_SECONDS="2",
-        SCHEDULER_WEBJOBS_ROOT=str(Path("/nonexistent-webjobs")),
-        **extra,
-    )
+    defaults = {
+        "DISPATCH_SCHEDULE": "* * * * * *",
+        "SCHEDULER_LOOKAHEAD_SECONDS": "2",
+        "SCHEDULER_WEBJOBS_ROOT": str(Path("/nonexistent-webjobs")),
+    }
+    return app_settings(connection, prefix, **{**defaults, **extra})
 
 
 def new_prefix() -> str:

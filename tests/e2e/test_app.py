@@ -33,7 +33,7 @@ async def app_host(
 
     async def start(**settings: str) -> DevHost:
         overrides = app_settings(
-            storage_connection, unique_name, DISPATCH_SCHEDULE="0 * * * * *", **settings
+            storage_connection, unique_name, **{"DISPATCH_SCHEDULE": "0 * * * * *", **settings}
         )
         host = DevHost(project_dir=tmp_path, settings_overrides=overrides, port=0)
         await host.start()
