@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 
+from shared.engine.records import HistoryRecord
 from shared.kinds.code import CodeContext, register_handler, unregister_handler
 from shared.names import CollectionRef
+from shared.runtime import Runtime
 from tests.support.engine import api_client, work_queue
 
 pytestmark = pytest.mark.integration
@@ -47,10 +49,10 @@ def code_job(handler: str, **action: Any) -> dict[str, Any]:
     }
 
 
-async def run_until_rows(runtime: Any, job: str, rows: int) -> list[Any]:
+async def run_until_rows(runtime: Runtime, job: str, rows: int) -> list[HistoryRecord]:
     """Works the queue until the job has `rows` history rows; returns them, newest first."""
 
-    async def history() -> list[Any]:
+    async def history() -> list[HistoryRecord]:
         return (await runtime.store.history(REF.key, job, top=100))[0]
 
     async def enough() -> bool:
