@@ -19,6 +19,7 @@ from shared.api import devices as devices_api
 from shared.api import history as history_api
 from shared.api import jobs as jobs_api
 from shared.api import output as output_api
+from shared.api import runs as runs_api
 from shared.api import webjobs as webjobs_api
 from shared.api.errors import install_error_handlers
 from shared.api.iot_auth import PoliciesProvider, install_iothub_errors
@@ -62,7 +63,13 @@ MOUNTS = (
     Mount(ARM_PREFIX, "jobCollections", _arm_operation_id, (Depends(arm_scope),)),
     Mount(SHORT_PREFIX, "jobCollections (short paths)", _short_operation_id),
 )
-ROUTERS = (collections_api.router, jobs_api.router, history_api.router, output_api.router)
+ROUTERS = (
+    collections_api.router,
+    jobs_api.router,
+    history_api.router,
+    output_api.router,
+    runs_api.router,
+)
 
 
 def build_router() -> APIRouter:

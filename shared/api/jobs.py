@@ -13,8 +13,10 @@ from fastapi.responses import JSONResponse
 from shared.api.body import json_body
 from shared.api.odata import MAX_PAGE, Filter, Skip, SkipToken, Top, parse_filter
 from shared.api.refs import CollectionRefDep, JobName, RuntimeDep
-from shared.api.schemas import JOB_PATCH_BODY, JobListOut, JobOut, OccurrencesOut
-from shared.api.views import job_json, page
+from shared.api.runs import job_url_of
+from shared.api.schemas import JOB_PATCH_BODY, JobListOut, JobOut, OccurrencesOut, RunOut
+from shared.api.views import job_json, page, run_json
+from shared.engine.run_lookup import RunView, run_id_of
 from shared.model.job import JobState
 from shared.timefmt import to_iso
 
@@ -92,10 +94,27 @@ async def delete_job(jobName: JobName, rt: RuntimeDep, ref: CollectionRefDep) ->
     return Response(status_code=200)
 
 
-@router.post(f"{JOB}/run", response_class=Response, name="Jobs_Run", summary="Run Job")
-async def run_job(jobName: JobName, rt: RuntimeDep, ref: CollectionRefDep) -> Response:
-    await rt.jobs.run_on_demand(ref, jobName)
-    return Response(status_code=200)
+@router.post(
+    f"{JOB}/run",
+    response_model=RunOut,
+    response_model_exclude_none=True,
+    name="Jobs_Run",
+    summary="Run Job",
+)
+async def run_job(
+    jobName: JobName, request: Request, rt: RuntimeDep, ref: CollectionRefDep
+) -> Response:
+    """200 as Azure Scheduler answered; ours: the body is the run started (Scheduled) and
+    `Location` its URL (Jobs_GetRun), which follows it to its end."""
+    run = await rt.jobs.run_on_demand(ref, jobName)
+    job = await rt.jobs.get_job(ref, jobName)
+    view = RunView(run_id_of(run.nominal, run.token), run.nominal, True, run)
+    job_url = job_url_of(request, "/run")
+    return JSONResponse(
+        run_json(view, job, job_url),
+        status_code=200,
+        headers={"Location": f"{job_url}/runs/{view.run_id}"},
+    )
 
 
 @router.get(

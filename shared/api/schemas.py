@@ -96,6 +96,44 @@ class HistoryListOut(ApiModel):
     next_link: str | None = None
 
 
+class RunAttemptOut(ApiModel):
+    id: str = Field(description="The attempt's history id")
+    action_name: str
+    retry_count: int
+    status: str
+    start_time: datetime
+    end_time: datetime | None = None
+    output: str | None = Field(None, description="The URL of the attempt's output (code jobs)")
+
+
+class RunPropertiesOut(ApiModel):
+    expected_execution_time: datetime
+    on_demand: bool | None = None
+    state: str = Field(description="Scheduled, Running (in flight) or Ended")
+    status: str | None = Field(
+        None, description="Once Ended: its main action's last attempt's status"
+    )
+    action_name: str | None = Field(None, description="In flight: the attempt under way or next")
+    retry_count: int | None = None
+    start_time: datetime | None = None
+    output: str | None = Field(
+        None, description="Running: the URL of the output of the attempt under way (code jobs)"
+    )
+    attempts: list[RunAttemptOut]
+
+
+class RunOut(ApiModel):
+    id: str
+    type: str
+    name: str
+    properties: RunPropertiesOut
+
+
+class RunListOut(ApiModel):
+    value: list[RunOut]
+    next_link: str | None = None
+
+
 class OccurrencesOut(ApiModel):
     value: list[datetime]
 

@@ -16,6 +16,7 @@ from shared.clock import Clock
 from shared.config import Settings
 from shared.engine.dispatcher import Dispatcher
 from shared.engine.records import Collection, DueEntry, HistoryRecord, Run, StoredJob
+from shared.engine.run_lookup import RunView, find_run, runs_in_flight
 from shared.errors import Conflict, InvalidRequest, LimitExceeded, NotFound
 from shared.merge_patch import merge_patch
 from shared.model.collection import (
@@ -213,6 +214,21 @@ class JobService:
         return await self._store.history(
             ref.key, name, top=top, after=after, skip=skip, status=status
         )
+
+    async def runs(self, ref: CollectionRef, name: str) -> list[RunView]:
+        """The job's runs in flight (shared/engine/run_lookup.py)."""
+        await self.get_job(ref, name)
+        return await runs_in_flight(self._store, ref.key, name)
+
+    async def run(self, ref: CollectionRef, name: str, run_id: str) -> RunView:
+        """One run of the job, in flight or ended, by its id (its occurrence)."""
+        await self.get_job(ref, name)
+        found = await find_run(self._store, ref.key, name, run_id)
+        if found is None:
+            raise NotFound(
+                f"job '{name}' has no run '{run_id}' (unknown, or ended and pruned from history)"
+            )
+        return found
 
     # -- helpers -----------------------------------------------------------------------------
 

@@ -13,13 +13,14 @@ from typing import Any
 from azure.core.exceptions import ResourceNotFoundError
 
 from shared.config import Settings
-from shared.engine.records import HistoryRecord
+from shared.engine.records import HISTORY_KEY_INVERT_MS, HistoryRecord
 from shared.model.job import HistoryStatus
 from shared.storage.codecs import history_from_entity
 from shared.storage.keys import history_older_than, history_prefix
 from shared.storage.output import OutputStore, output_name_of_key
 from shared.storage.rows import delete_rows, page, row_keys
 from shared.storage.tables import Tables
+from shared.timefmt import epoch_ms
 
 
 class HistoryRows:
@@ -55,6 +56,25 @@ class HistoryRows:
         table = self._tables.table_for(collection)
         rows, last_key = await page(table, query, params, top=top, skip=skip)
         return [history_from_entity(entity) for entity in rows], last_key
+
+    async def history_since(
+        self, collection: str, name: str, since: datetime, limit: int
+    ) -> list[HistoryRecord]:
+        """The attempts that started at or after `since`, newest first, at most `limit` (a
+        run's attempts all start after its nominal time: the rows to look through for them)."""
+        newest_allowed = HISTORY_KEY_INVERT_MS - epoch_ms(since)
+        query = "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high"
+        params = {
+            "pk": collection,
+            "low": history_prefix(name),
+            "high": f"{history_prefix(name)}{newest_allowed + 1:013d}",
+        }
+        table = self._tables.table_for(collection)
+        try:
+            rows, _ = await page(table, query, params, top=limit, skip=0)
+        except ResourceNotFoundError:
+            return []
+        return [history_from_entity(entity) for entity in rows]
 
     async def has_history(self, record: HistoryRecord) -> bool:
         """Whether this attempt's history row is stored (its recording landed)."""

@@ -249,6 +249,11 @@ class JobStore:
             collection, name, top=top, after=after, skip=skip, status=status
         )
 
+    async def history_since(
+        self, collection: str, name: str, since: datetime, limit: int
+    ) -> list[HistoryRecord]:
+        return await self.history_rows.history_since(collection, name, since, limit)
+
     async def has_history(self, record: HistoryRecord) -> bool:
         return await self.history_rows.has_history(record)
 

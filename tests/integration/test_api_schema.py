@@ -285,6 +285,7 @@ EXPLICIT: list[tuple[str, dict[str, str], Any, dict[str, Any] | None, int]] = [
             ("Jobs_Run", None, None),
             ("Jobs_ListJobHistory", None, {"$top": 5}),
             ("Jobs_ListOccurrences", None, {"count": 3}),
+            ("Jobs_ListRuns", None, None),
         ]
     ],
     ("JobCollections_Disable", {"c": COLLECTION}, None, None, 200),
@@ -340,25 +341,34 @@ NEEDS_A_WEBJOBS_FOLDER = {
 
 
 def run_explicit_output(schema: Any, client: ASGIClient) -> list[str]:
-    """The seeded code job's output, by the id its history row gives, in both path families."""
+    """The seeded code job's output, by the id its history row gives, and its (ended) run, by
+    the occurrence in that id, in both path families."""
     failures = []
     history = client.get(f"/api/jobCollections/{OUTPUT_REF.name}/jobs/{OUTPUT_JOB}/history")
     [row] = history.json()["value"]
-    for operation_id in ("Jobs_GetHistoryOutput", "Jobs_GetHistoryOutput_Short"):
+    history_id = row["id"].rsplit("/", 1)[-1]
+    run_id = history_id.split("-", 1)[1].rsplit("-", 1)[0]
+    for operation_id, expected in (
+        ("Jobs_GetHistoryOutput", "a line of output"),
+        ("Jobs_GetHistoryOutput_Short", "a line of output"),
+        ("Jobs_GetRun", '"Ended"'),
+        ("Jobs_GetRun_Short", '"Ended"'),
+    ):
         operation = schema.find_operation_by_id(operation_id)
         path = {
             "subscriptionId": DEFAULT_SUBSCRIPTION,
             "resourceGroupName": DEFAULT_RESOURCE_GROUP,
             "jobCollectionName": OUTPUT_REF.name,
             "jobName": OUTPUT_JOB,
-            "historyId": row["id"].rsplit("/", 1)[-1],
+            "historyId": history_id,
+            "runId": run_id,
         }
         declared = {p.name for p in operation.path_parameters}
         case = operation.Case(path_parameters={k: v for k, v in path.items() if k in declared})
         try:
             response = case.call_and_validate(session=client, checks=CHECKS)
             assert response.status_code == 200, response.text
-            assert "a line of output" in response.text, response.text
+            assert expected in response.text, response.text
         except (Exception, FailureGroup) as error:
             failures.append(f"{operation.label} (explicit): {error}")
     return failures

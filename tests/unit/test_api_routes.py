@@ -42,6 +42,8 @@ MOUNTED = [
         "Jobs_GetHistoryOutput_Short",
     ),
     ("GET", f"{J}/occurrences", "Jobs_ListOccurrences", "Jobs_ListOccurrences_Short"),
+    ("GET", f"{J}/runs", "Jobs_ListRuns", "Jobs_ListRuns_Short"),
+    ("GET", f"{J}/runs/{{runId}}", "Jobs_GetRun", "Jobs_GetRun_Short"),
 ]
 BY_SUBSCRIPTION = "/api/subscriptions/{subscriptionId}/providers/Microsoft.Scheduler/jobCollections"
 
@@ -118,6 +120,7 @@ def test_each_mount_documents_exactly_its_path_parameters(operations, method, be
     own = {"jobCollectionName"} if C in below else set()
     own |= {"jobName"} if J in below else set()
     own |= {"historyId"} if "{historyId}" in below else set()
+    own |= {"runId"} if "{runId}" in below else set()
 
     assert path_parameters(operations[(method, ARM + below)]) == own | {
         "subscriptionId",

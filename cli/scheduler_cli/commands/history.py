@@ -3,14 +3,12 @@ output of a code job's attempt (followed while it runs)."""
 
 from __future__ import annotations
 
-import sys
 import time
-from collections.abc import Callable
 from typing import Any
 
 import click
 
-from scheduler_cli.client import FOLLOW_TIMEOUT_SECONDS, Api, ApiError
+from scheduler_cli.client import Api
 from scheduler_cli.context import (
     State,
     collection_option,
@@ -21,6 +19,7 @@ from scheduler_cli.context import (
     read_options,
 )
 from scheduler_cli.errors import CliError, ExitCode
+from scheduler_cli.follow import follow_attempt, print_output
 from scheduler_cli.output import Column, echo_line, emit, field
 
 FINAL_STATES = ("Completed", "Faulted")
@@ -123,11 +122,22 @@ def _job_state(api: Api, collection: str, job: str) -> str | None:
 )
 @pass_state
 def logs(state: State, name: str, run: str | None, collection: str | None, follow: bool) -> None:
-    """The output of a code job's attempt RUN (a history id from `sched history`; default: the
-    newest attempt that has output). A running attempt is followed until it ends."""
+    """The output of a code job's attempt RUN (a history id from `sched history`). Without RUN:
+    the attempt under way, followed until it ends, if the job has one running; else the newest
+    attempt that has output."""
     coll, job_name = job_ref(state, name, collection)
+    path = job_path(coll, job_name)
     if run is None:
-        rows = state.api.get(f"{job_path(coll, job_name)}/history", **{"$top": 100})["value"]
+        running = _running_with_output(state.api, path)
+        if running is not None:
+            location = f"{path}/runs/{run_id(running)}"
+            output = str(running["properties"]["output"])
+            if follow:
+                follow_attempt(state.api, location, output)
+            else:
+                print_output(state.api, output, follow=False)
+            return
+        rows = state.api.get(f"{path}/history", **{"$top": 100})["value"]
         with_output = [row for row in rows if (row.get("properties") or {}).get("output")]
         if not with_output:
             raise CliError(
@@ -136,39 +146,10 @@ def logs(state: State, name: str, run: str | None, collection: str | None, follo
                 ExitCode.NOT_FOUND,
             )
         run = run_id(with_output[0])
-    print_output(state.api, f"{job_path(coll, job_name)}/history/{run}/output", follow)
+    print_output(state.api, f"{path}/history/{run}/output", follow)
 
 
-def print_output(
-    api: Api, url: str, follow: bool, starting: Callable[[], bool] | None = None
-) -> None:
-    """The whole output, then (when following and not ended) what the long poll brings.
-
-    An attempt's output exists from its first line on: while `starting()` says the run has not
-    ended, a 404 means "nothing written yet", and is asked again."""
-    offset = 0
-    stdout = sys.stdout.buffer
-    while True:
-        if offset == 0 and not follow:
-            response = api.send("GET", url)
-        else:
-            response = api.send(
-                "GET",
-                url,
-                params={"follow": "true", "offset": offset},
-                timeout=FOLLOW_TIMEOUT_SECONDS,
-                ok=(404,) if starting is not None and offset == 0 else (),
-            )
-            if response.status_code == 404:
-                if starting is not None and starting():
-                    time.sleep(0.3)
-                    continue
-                raise ApiError(response)
-        stdout.write(response.content)
-        stdout.flush()
-        offset += len(response.content)
-        if not follow:
-            return
-        ended = response.headers.get("X-Output-Ended") == "true"
-        if ended and int(response.headers.get("X-Output-Size", offset)) <= offset:
-            return
+def _running_with_output(api: Api, path: str) -> dict[str, Any] | None:
+    """The newest of the job's runs with an attempt under way that keeps output, if any."""
+    runs = api.get(f"{path}/runs", **{"$filter": "state eq 'Running'"})["value"]
+    return next((r for r in runs if (r.get("properties") or {}).get("output")), None)

@@ -18,7 +18,8 @@ from scheduler_cli.context import (
     read_options,
 )
 from scheduler_cli.describe import describe_schedule
-from scheduler_cli.errors import usage_error
+from scheduler_cli.errors import CliError, ExitCode, usage_error
+from scheduler_cli.follow import follow_run
 from scheduler_cli.job_body import (
     OVERLAPS,
     RETRY_TYPES,
@@ -251,12 +252,32 @@ def _local(utc: str, zone: str | None) -> dict[str, str]:
 @job.command("run")
 @click.argument("name")
 @collection_option
+@click.option(
+    "--follow",
+    "-f",
+    is_flag=True,
+    help="Print the run's output until it ends; exit 1 unless it ends Completed.",
+)
 @pass_state
-def run(state: State, name: str, collection: str | None) -> None:
+def run(state: State, name: str, collection: str | None, follow: bool) -> None:
     """Run job NAME now, whatever its schedule (see `sched history NAME --follow`)."""
     coll, job_name = job_ref(state, name, collection)
-    state.api.send("POST", f"{job_path(coll, job_name)}/run")
-    click.echo(f"Run of {coll}/{job_name} requested.")
+    response = state.api.send("POST", f"{job_path(coll, job_name)}/run")
+    location = response.headers.get("Location")
+    run_id = str(location or "").rstrip("/").rsplit("/", 1)[-1]
+    if not follow:
+        started = f"Run {run_id}" if run_id else "Run"
+        click.echo(f"{started} of {coll}/{job_name} requested.")
+        return
+    if not location:
+        raise CliError(
+            "the app did not say which run it started (an app older than `job run --follow`)",
+            ExitCode.FAILED,
+        )
+    status = follow_run(state.api, location)
+    click.echo(f"Run {run_id} of {coll}/{job_name}: {status}", err=True)
+    if status != "Completed":
+        raise CliError(f"job {coll}/{job_name} run {run_id} ended {status}", ExitCode.FAILED)
 
 
 def _set_state(state: State, name: str, collection: str | None, value: str) -> None:

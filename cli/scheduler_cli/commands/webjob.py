@@ -9,9 +9,9 @@ from urllib.parse import quote
 
 import click
 
-from scheduler_cli.commands.history import print_output
 from scheduler_cli.context import State, output_of, pass_state, read_options
 from scheduler_cli.errors import CliError, ExitCode
+from scheduler_cli.follow import print_output
 from scheduler_cli.output import Column, emit, field
 
 RUN_ENDED = ("Success", "Failed", "Stopped", "Aborted")
