@@ -4,6 +4,7 @@ function key. Screenshots of each page go to .artifacts/screenshots/ (not commit
 
 from __future__ import annotations
 
+import base64
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,11 +14,17 @@ from playwright.async_api import Browser, Page, async_playwright
 
 from devhost.host import DevHost
 from shared.runtime import close_current_runtime
+from tests.support.iot import OWNER
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = ROOT / ".artifacts" / "screenshots"
 KEY = "browser-test-key-0123456789"
+# The IoT Hub paths (devices, broadcasts) take a shared access signature of this policy; the
+# tests sign with tests/support/iot.py. The dashboard never needs one.
+IOT_POLICIES = (
+    f"{OWNER.name}={base64.b64encode(OWNER.key).decode()}:{','.join(sorted(OWNER.rights))}"
+)
 # Without the background-networking flags Chromium keeps calling Google's hosts, which this
 # machine's closed network refuses (/work/.library/env/machines/python.md).
 CHROMIUM_FLAGS = [
@@ -59,6 +66,7 @@ async def start_app(
         "SCHEDULER_DEVICE_WORK_QUEUE": f"{unique_name}-dw",
         "DISPATCH_SCHEDULE": "*/5 * * * * *",
         "SCHEDULER_ALLOWED_NETWORKS": "loopback",
+        "SCHEDULER_IOT_POLICIES": IOT_POLICIES,
         **settings,
     }
     host = DevHost(project_dir=project_dir, settings_overrides=overrides, port=0, key=KEY)

@@ -16,6 +16,7 @@ from devhost.host import DevHost
 from shared.kinds.code import CodeContext, register_handler, unregister_handler
 from shared.runtime import close_current_runtime
 from tests.browser.conftest import KEY, open_dashboard, screenshot, start_app
+from tests.browser.test_broadcasts import hub, reboot
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -204,6 +205,9 @@ async def test_read_only_mode_hides_and_refuses_changes(
         await client.put("/jobCollections/ro", json={})
         body = {"properties": {"startTime": "2030-01-01T00:00:00Z", "action": _http()}}
         job_id = (await client.put("/jobCollections/ro/jobs/kept", json=body)).json()["id"]
+    async with hub(host) as client:
+        later = reboot(startTime="2099-01-01T00:00:00Z")
+        assert (await client.put("/jobs/v2/ro-later", json=later)).status_code == 200
     await host.stop()
     await close_current_runtime()
     host = await start_app(tmp_path, storage_connection, unique_name, SCHEDULER_READ_ONLY="true")
@@ -218,6 +222,9 @@ async def test_read_only_mode_hides_and_refuses_changes(
         await page.goto(f"{host.api_url}/dashboard#/jobs")
         await expect(page.locator("#jobs tr[data-job=kept]")).to_have_count(1)
         await expect(page.get_by_text("New job…")).to_have_count(0)
+        await page.goto(f"{host.api_url}/dashboard#/broadcast?id=ro-later")
+        await expect(page.locator("#broadcast-status")).to_have_text("scheduled")
+        await expect(page.get_by_role("button", name="Cancel broadcast…")).to_have_count(0)
         # The server refuses what a hidden button would have done.
         status = await page.evaluate(
             """async ([id, key]) => (await fetch('/api' + id + '/run',
@@ -232,6 +239,13 @@ async def test_read_only_mode_hides_and_refuses_changes(
             assert refused.status_code == 403
             assert refused.json()["error"]["target"] == "SCHEDULER_READ_ONLY"
             assert (await client.get("/jobCollections/ro/jobs/kept")).status_code == 200
+            cancel = await client.post(
+                "/dashboard-data/broadcast-cancel", params={"id": "ro-later"}
+            )
+            assert cancel.status_code == 403
+            assert cancel.json()["error"]["target"] == "SCHEDULER_READ_ONLY"
+            kept = await client.get("/dashboard-data/broadcast", params={"id": "ro-later"})
+            assert kept.json()["status"] == "scheduled"
     finally:
         await host.stop()
         await close_current_runtime()
