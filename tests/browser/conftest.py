@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page, async_playwright, expect
 
 from devhost.host import DevHost
 from shared.runtime import close_current_runtime
@@ -88,6 +88,8 @@ async def open_dashboard(browser: Browser, host: DevHost, key: str = KEY) -> Pag
     await page.goto(f"{host.api_url}/dashboard")
     await page.get_by_label("Key", exact=True).fill(key)
     await page.get_by_role("button", name="Use this key").click()
+    if key == KEY:  # the app has started: a page opened now gets the key (no race with it)
+        await expect(page.locator("main h1")).to_have_text("Overview")
     return page
 
 

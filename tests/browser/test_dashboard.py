@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -14,9 +15,11 @@ from playwright.async_api import Browser, Page, expect
 
 from devhost.host import DevHost
 from shared.kinds.code import CodeContext, register_handler, unregister_handler
-from shared.runtime import close_current_runtime
+from shared.names import CollectionRef
+from shared.runtime import close_current_runtime, current_runtime
 from tests.browser.conftest import KEY, open_dashboard, screenshot, start_app
 from tests.browser.test_broadcasts import hub, reboot
+from tests.support.actions import request_of
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -183,6 +186,20 @@ async def test_no_secret_reaches_the_page(browser: Browser, app: DevHost):
     await page.goto(f"{app.api_url}/dashboard#/jobs")
     await expect(page.locator("#jobs tr[data-job=guarded]")).to_have_count(1)
     assert SECRET not in await page.content()
+
+    # Saving the definition the page shows (without the password it never saw) keeps the
+    # stored password: the API carries it over while the target stays the same.
+    await page.goto(f"{app.api_url}/dashboard#/job?id={job_id}")
+    edited = json.loads(await page.locator("#definition").input_value())
+    edited["properties"]["action"]["retryPolicy"] = {"retryType": "None"}
+    await page.locator("#definition").fill(_json(edited))
+    await page.get_by_role("button", name="Save definition").click()
+    await expect(page.locator("#definition")).to_have_value(re.compile('"retryType": "None"'))
+    await expect(page.locator("#definition-error")).to_have_text("")
+    runtime = await current_runtime()
+    stored = await runtime.jobs.get_job(CollectionRef.parse("sec"), "guarded")
+    authentication: Any = request_of(stored.properties.action).authentication
+    assert authentication.password.get_secret_value() == SECRET
 
 
 async def test_the_page_needs_no_key_but_the_data_does(browser: Browser, app: DevHost):
