@@ -21,6 +21,7 @@ async def dispatch_due_jobs(timer: func.TimerRequest) -> DispatchReport:
     runtime = await current_runtime()
     report = await runtime.dispatcher.dispatch_due()
     await runtime.broadcast_retention.run_if_due()  # after the due jobs: they come first
+    await runtime.activity_retention.run_if_due()  # the dashboard's counters, at history's age
     await runtime.continuous.watch()  # continuous WebJobs whose holder died restart
     return report
 
