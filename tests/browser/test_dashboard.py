@@ -104,6 +104,10 @@ async def test_create_list_run_output_disable_and_validate(
     await screenshot(page, "run")
     released.set()
     await expect(output).to_contain_text("last line, after release")
+    # When the attempt ends the page shows its history row by itself, the output still open.
+    await expect(page.locator("#timeline li.status-Completed")).to_have_count(1)
+    await expect(page.locator("#timeline li.status-Running")).to_have_count(0)
+    await expect(page.locator("pre.output")).to_contain_text("last line, after release")
     await page.get_by_role("link", name="← Job nightly").click()
     await expect(page.locator("#history tbody tr")).to_have_count(1)
     await expect(page.locator("#history .status-Completed")).to_have_text("Completed")
@@ -113,6 +117,10 @@ async def test_create_list_run_output_disable_and_validate(
     # The history row links to its run, whose output can be shown and downloaded.
     await page.locator("#history tbody tr a").first.click()
     await expect(page.locator("#timeline li")).to_have_count(1)
+    await expect(page.locator("pre.output")).to_contain_text("last line")  # followed in this tab
+    await page.reload()  # a fresh tab state: the output waits for its button
+    await expect(page.locator("#timeline li")).to_have_count(1)
+    await expect(page.locator("pre.output")).to_have_count(0)
     await page.get_by_role("button", name="Show output").click()
     await expect(page.locator("pre.output")).to_contain_text("last line, after release")
     async with page.expect_download() as download_info:
