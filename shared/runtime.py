@@ -25,6 +25,7 @@ from shared.broadcasts.service import BroadcastService
 from shared.broadcasts.starts import StartJobs
 from shared.clock import Clock, SystemClock
 from shared.config import Settings
+from shared.dashboard.activity_retention import ActivityRetention
 from shared.dashboard.service import DashboardService
 from shared.devices.calls import DeviceCaller
 from shared.devices.registry import DeviceRegistry
@@ -59,6 +60,8 @@ class Runtime:
     devices: DeviceRegistry
     broadcasts: BroadcastService
     broadcast_retention: BroadcastRetention
+    # The dashboard's activity counters, pruned at the history's age (the dispatch timer).
+    activity_retention: ActivityRetention
     # Continuous WebJobs: their holders (device-work messages) and the timer's watch.
     continuous: ContinuousWebJobs
     # What the dashboard reads beyond the API: the jobs of all collections, the overview.
@@ -140,6 +143,7 @@ class Runtime:
             broadcast_retention=BroadcastRetention(
                 broadcast_rows, starts, clock, settings.broadcast_retention
             ),
+            activity_retention=ActivityRetention(store.activity, clock, settings.history_max_age),
             continuous=continuous,
             dashboard=DashboardService(store, queue, clock),
             dispatch_queue=dispatch_queue,

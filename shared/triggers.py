@@ -22,6 +22,7 @@ async def dispatch_due_jobs(timer: func.TimerRequest) -> DispatchReport:
     runtime = await current_runtime()
     report = await runtime.dispatcher.dispatch_due(spread=True)  # big passes: every instance
     await runtime.broadcast_retention.run_if_due()  # after the due jobs: they come first
+    await runtime.activity_retention.run_if_due()  # the dashboard's counters, at history's age
     await runtime.continuous.watch()  # continuous WebJobs whose holder died restart
     return report
 

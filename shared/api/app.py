@@ -14,7 +14,7 @@ from fastapi.routing import APIRoute
 from shared.api import broadcasts as broadcasts_api
 from shared.api import collections as collections_api
 from shared.api import dashboard as dashboard_api
-from shared.api import dashboard_page
+from shared.api import dashboard_iot, dashboard_page
 from shared.api import devices as devices_api
 from shared.api import history as history_api
 from shared.api import jobs as jobs_api
@@ -105,6 +105,9 @@ def build_router() -> APIRouter:
     api.include_router(dashboard_page.router)
     api.include_router(
         dashboard_api.router, tags=["dashboard"], generate_unique_id_function=_arm_operation_id
+    )
+    api.include_router(
+        dashboard_iot.router, tags=["dashboard"], generate_unique_id_function=_arm_operation_id
     )
     for mount in MOUNTS:
         for router in ROUTERS:

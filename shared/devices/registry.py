@@ -252,46 +252,58 @@ class DeviceRegistry:
         jobs API; until then that collection is empty."""
         if not isinstance(text, str):
             raise InvalidRequest("query", "is required: a string")
-        query = parse_query(text)
-        if query.collection == "devices.jobs":
+        if parse_query(text).collection == "devices.jobs":
             return QueryPage("deviceJob", [], None)
+        records, token = await self.search(text, "", max_items, continuation)
+        return QueryPage("twin", [record.twin_json() for record in records], token)
+
+    async def search(
+        self, text: str, id_prefix: str, max_items: int, continuation: str | None
+    ) -> tuple[list[DeviceRecord], str | None]:
+        """The devices whose twin meets the query's condition and whose id starts with
+        `id_prefix` (the dashboard's search: ids are hashed over partitions, so a prefix is a
+        filter, not a range), at most `max_items`, and the continuation (None on the last)."""
+        query = parse_query(text)
+
+        def matches(twin: Mapping[str, Any]) -> bool:
+            return str(twin["deviceId"]).startswith(id_prefix) and query.matches(twin)
+
         token = _decode_token(continuation)
         ids = query.candidate_keys("deviceId")
         if ids is not None:
-            return await self._query_ids(query.matches, sorted(ids), max_items, token)
-        items: list[dict[str, Any]] = []
+            return await self._query_ids(matches, sorted(ids), max_items, token)
+        found: list[DeviceRecord] = []
         after = _scan_key(token)
         scanned = 0
         async for record, key in self._rows.scan(after, page_size=min(MAX_SCANNED, 1000)):
             scanned += 1
-            twin = record.twin_json()
-            if query.matches(twin):
-                items.append(twin)
-            if len(items) >= max_items or scanned >= MAX_SCANNED:
-                return QueryPage("twin", items, _encode_token({"pk": key[0], "rk": key[1]}))
-        return QueryPage("twin", items, None)
+            if matches(record.twin_json()):
+                found.append(record)
+            if len(found) >= max_items or scanned >= MAX_SCANNED:
+                return found, _encode_token({"pk": key[0], "rk": key[1]})
+        return found, None
 
     async def _query_ids(
         self,
-        matches: Callable[[Mapping[str, object]], bool],
+        matches: Callable[[Mapping[str, Any]], bool],
         ids: list[str],
         max_items: int,
         token: Mapping[str, Any] | None,
-    ) -> QueryPage:
+    ) -> tuple[list[DeviceRecord], str | None]:
         """The candidate-key path: point reads of the ids the condition pins, in id order."""
         after = token.get("id") if token is not None else None
         if token is not None and not isinstance(after, str):
             raise InvalidRequest(CONTINUATION_FIELD, "is not a continuation this query gave")
-        items: list[dict[str, Any]] = []
+        found: list[DeviceRecord] = []
         for device_id in ids:
             if after is not None and device_id <= after:
                 continue
             stored = await self._rows.get(device_id)
-            if stored is not None and matches(twin := stored.record.twin_json()):
-                items.append(twin)
-                if len(items) >= max_items:
-                    return QueryPage("twin", items, _encode_token({"id": device_id}))
-        return QueryPage("twin", items, None)
+            if stored is not None and matches(stored.record.twin_json()):
+                found.append(stored.record)
+                if len(found) >= max_items:
+                    return found, _encode_token({"id": device_id})
+        return found, None
 
     # --- common ------------------------------------------------------------------------------
 

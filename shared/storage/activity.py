@@ -122,6 +122,22 @@ class ActivityRows:
                 continue
         log.warning("Activity counter %s: gave up after %d lost races", row_key, _TRIES)
 
+    async def prune(self, before: datetime, budget: int) -> tuple[int, bool]:
+        """Delete the counter rows of the hours that began before `before` (the hour `before`
+        falls in stays), at most `budget` of them; (rows deleted, whether none is left)."""
+        params = {"pk": PARTITION, "high": hour_key(before)}
+        query = "PartitionKey eq @pk and RowKey lt @high"
+        deleted = 0
+        async for entity in self._table.query_entities(query, parameters=params, select=["RowKey"]):
+            if deleted >= budget:
+                return deleted, False
+            try:
+                await self._table.delete_entity(PARTITION, str(entity["RowKey"]))
+            except ResourceNotFoundError:
+                pass  # another instance's pass took it
+            deleted += 1
+        return deleted, True
+
     async def hours(self, since: datetime, until: datetime) -> list[HourActivity]:
         """Every hour from `since` to `until` (both truncated to the hour), oldest first; hours
         without rows are zeros."""

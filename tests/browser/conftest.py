@@ -4,21 +4,28 @@ function key. Screenshots of each page go to .artifacts/screenshots/ (not commit
 
 from __future__ import annotations
 
+import base64
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page, async_playwright, expect
 
 from devhost.host import DevHost
 from shared.runtime import close_current_runtime
 from tests.support.app_settings import app_settings
+from tests.support.iot import OWNER
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = ROOT / ".artifacts" / "screenshots"
 KEY = "browser-test-key-0123456789"
+# The IoT Hub paths (devices, broadcasts) take a shared access signature of this policy; the
+# tests sign with tests/support/iot.py. The dashboard never needs one.
+IOT_POLICIES = (
+    f"{OWNER.name}={base64.b64encode(OWNER.key).decode()}:{','.join(sorted(OWNER.rights))}"
+)
 # Without the background-networking flags Chromium keeps calling Google's hosts, which this
 # machine's closed network refuses (/work/.library/env/machines/python.md).
 CHROMIUM_FLAGS = [
@@ -54,7 +61,13 @@ async def start_app(
 ) -> DevHost:
     shutil.copy(ROOT / "host.json", project_dir / "host.json")
     overrides = app_settings(
-        storage_connection, unique_name, **{"DISPATCH_SCHEDULE": "*/5 * * * * *", **settings}
+        storage_connection,
+        unique_name,
+        **{
+            "DISPATCH_SCHEDULE": "*/5 * * * * *",
+            "SCHEDULER_IOT_POLICIES": IOT_POLICIES,
+            **settings,
+        },
     )
     host = DevHost(project_dir=project_dir, settings_overrides=overrides, port=0, key=KEY)
     await host.start()
@@ -75,6 +88,8 @@ async def open_dashboard(browser: Browser, host: DevHost, key: str = KEY) -> Pag
     await page.goto(f"{host.api_url}/dashboard")
     await page.get_by_label("Key", exact=True).fill(key)
     await page.get_by_role("button", name="Use this key").click()
+    if key == KEY:  # the app has started: a page opened now gets the key (no race with it)
+        await expect(page.locator("main h1")).to_have_text("Overview")
     return page
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -14,8 +15,11 @@ from playwright.async_api import Browser, Page, expect
 
 from devhost.host import DevHost
 from shared.kinds.code import CodeContext, register_handler, unregister_handler
-from shared.runtime import close_current_runtime
+from shared.names import CollectionRef
+from shared.runtime import close_current_runtime, current_runtime
 from tests.browser.conftest import KEY, open_dashboard, screenshot, start_app
+from tests.browser.test_broadcasts import hub, reboot
+from tests.support.actions import request_of
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -100,6 +104,10 @@ async def test_create_list_run_output_disable_and_validate(
     await screenshot(page, "run")
     released.set()
     await expect(output).to_contain_text("last line, after release")
+    # When the attempt ends the page shows its history row by itself, the output still open.
+    await expect(page.locator("#timeline li.status-Completed")).to_have_count(1)
+    await expect(page.locator("#timeline li.status-Running")).to_have_count(0)
+    await expect(page.locator("pre.output")).to_contain_text("last line, after release")
     await page.get_by_role("link", name="← Job nightly").click()
     await expect(page.locator("#history tbody tr")).to_have_count(1)
     await expect(page.locator("#history .status-Completed")).to_have_text("Completed")
@@ -109,6 +117,10 @@ async def test_create_list_run_output_disable_and_validate(
     # The history row links to its run, whose output can be shown and downloaded.
     await page.locator("#history tbody tr a").first.click()
     await expect(page.locator("#timeline li")).to_have_count(1)
+    await expect(page.locator("pre.output")).to_contain_text("last line")  # followed in this tab
+    await page.reload()  # a fresh tab state: the output waits for its button
+    await expect(page.locator("#timeline li")).to_have_count(1)
+    await expect(page.locator("pre.output")).to_have_count(0)
     await page.get_by_role("button", name="Show output").click()
     await expect(page.locator("pre.output")).to_contain_text("last line, after release")
     async with page.expect_download() as download_info:
@@ -183,6 +195,20 @@ async def test_no_secret_reaches_the_page(browser: Browser, app: DevHost):
     await expect(page.locator("#jobs tr[data-job=guarded]")).to_have_count(1)
     assert SECRET not in await page.content()
 
+    # Saving the definition the page shows (without the password it never saw) keeps the
+    # stored password: the API carries it over while the target stays the same.
+    await page.goto(f"{app.api_url}/dashboard#/job?id={job_id}")
+    edited = json.loads(await page.locator("#definition").input_value())
+    edited["properties"]["action"]["retryPolicy"] = {"retryType": "None"}
+    await page.locator("#definition").fill(_json(edited))
+    await page.get_by_role("button", name="Save definition").click()
+    await expect(page.locator("#definition")).to_have_value(re.compile('"retryType": "None"'))
+    await expect(page.locator("#definition-error")).to_have_text("")
+    runtime = await current_runtime()
+    stored = await runtime.jobs.get_job(CollectionRef.parse("sec"), "guarded")
+    authentication: Any = request_of(stored.properties.action).authentication
+    assert authentication.password.get_secret_value() == SECRET
+
 
 async def test_the_page_needs_no_key_but_the_data_does(browser: Browser, app: DevHost):
     async with httpx.AsyncClient(base_url=app.api_url) as client:
@@ -204,6 +230,9 @@ async def test_read_only_mode_hides_and_refuses_changes(
         await client.put("/jobCollections/ro", json={})
         body = {"properties": {"startTime": "2030-01-01T00:00:00Z", "action": _http()}}
         job_id = (await client.put("/jobCollections/ro/jobs/kept", json=body)).json()["id"]
+    async with hub(host) as client:
+        later = reboot(startTime="2099-01-01T00:00:00Z")
+        assert (await client.put("/jobs/v2/ro-later", json=later)).status_code == 200
     await host.stop()
     await close_current_runtime()
     host = await start_app(tmp_path, storage_connection, unique_name, SCHEDULER_READ_ONLY="true")
@@ -218,6 +247,9 @@ async def test_read_only_mode_hides_and_refuses_changes(
         await page.goto(f"{host.api_url}/dashboard#/jobs")
         await expect(page.locator("#jobs tr[data-job=kept]")).to_have_count(1)
         await expect(page.get_by_text("New job…")).to_have_count(0)
+        await page.goto(f"{host.api_url}/dashboard#/broadcast?id=ro-later")
+        await expect(page.locator("#broadcast-status")).to_have_text("scheduled")
+        await expect(page.get_by_role("button", name="Cancel broadcast…")).to_have_count(0)
         # The server refuses what a hidden button would have done.
         status = await page.evaluate(
             """async ([id, key]) => (await fetch('/api' + id + '/run',
@@ -232,6 +264,13 @@ async def test_read_only_mode_hides_and_refuses_changes(
             assert refused.status_code == 403
             assert refused.json()["error"]["target"] == "SCHEDULER_READ_ONLY"
             assert (await client.get("/jobCollections/ro/jobs/kept")).status_code == 200
+            cancel = await client.post(
+                "/dashboard-data/broadcast-cancel", params={"id": "ro-later"}
+            )
+            assert cancel.status_code == 403
+            assert cancel.json()["error"]["target"] == "SCHEDULER_READ_ONLY"
+            kept = await client.get("/dashboard-data/broadcast", params={"id": "ro-later"})
+            assert kept.json()["status"] == "scheduled"
     finally:
         await host.stop()
         await close_current_runtime()

@@ -189,3 +189,32 @@ async def test_a_change_shows_in_the_list_at_once(api):
     assert await names(api) == []
     await api.put("/api/jobCollections/ops/jobs/fresh", json=body())
     assert await names(api) == ["fresh"]
+
+
+async def test_activity_counters_go_with_the_history_retention(
+    runtimes: Callable[..., Awaitable[Runtime]],
+):
+    """Counter rows of hours older than SCHEDULER_HISTORY_MAX_DAYS are deleted by the dispatch
+    timer's retention pass; younger ones stay and still count."""
+    clock = FixedClock(API_NOW)
+    runtime = await runtimes(clock=clock, history_max_age=timedelta(days=2))
+    old_minutes = 60 * 24 * 2 + 90  # two days and 90 minutes ago: past the retention
+    await runtime.store.activity.record(attempt(old_minutes, 0, HistoryStatus.COMPLETED))
+    await runtime.store.activity.record(attempt(old_minutes - 60, 0, HistoryStatus.FAILED))
+    await runtime.store.activity.record(attempt(60 * 24 * 2 - 90, 0, HistoryStatus.FAILED))
+    await runtime.store.activity.record(attempt(5, 0, HistoryStatus.COMPLETED))
+    since = API_NOW - timedelta(days=3)
+
+    def counted(hours: list[Any]) -> int:
+        return sum(hour.attempts for hour in hours)
+
+    assert counted(await runtime.store.activity.hours(since, API_NOW)) == 4
+    assert await runtime.activity_retention.run_if_due() == 2
+    left = await runtime.store.activity.hours(since, API_NOW)
+    assert counted(left) == 2
+    assert all(hour.attempts == 0 for hour in left if hour.hour < API_NOW - timedelta(days=2))
+    # Not due again within the hour: no second query.
+    await runtime.store.activity.record(attempt(old_minutes, 0, HistoryStatus.COMPLETED))
+    assert await runtime.activity_retention.run_if_due() == 0
+    clock.advance(timedelta(hours=1))
+    assert await runtime.activity_retention.run_if_due() == 1

@@ -105,6 +105,12 @@ def test_every_operation_is_on_both_path_families_and_nothing_else(operations) -
         ("GET", "/api/dashboard-data/jobs"): "Dashboard_ListJobs",
         ("GET", "/api/dashboard-data/overview"): "Dashboard_Overview",
         ("GET", "/api/dashboard-data/job"): "Dashboard_Job",
+        # Broadcasts and devices with the key (shared/api/dashboard_iot.py).
+        ("GET", "/api/dashboard-data/broadcasts"): "Dashboard_Broadcasts",
+        ("GET", "/api/dashboard-data/broadcast"): "Dashboard_Broadcast",
+        ("GET", "/api/dashboard-data/broadcast-devices"): "Dashboard_BroadcastDevices",
+        ("POST", "/api/dashboard-data/broadcast-cancel"): "Dashboard_CancelBroadcast",
+        ("GET", "/api/dashboard-data/devices"): "Dashboard_Devices",
     }
     found = {key: operation["operationId"] for key, operation in operations.items()}
 

@@ -7,8 +7,13 @@ import * as overview from "./pages/overview.js";
 import * as jobs from "./pages/jobs.js";
 import * as job from "./pages/job.js";
 import * as run from "./pages/run.js";
+import * as broadcasts from "./pages/broadcasts.js";
+import * as broadcast from "./pages/broadcast.js";
+import * as devices from "./pages/devices.js";
 
-const PAGES = { "": overview, jobs, job, run };
+const PAGES = { "": overview, jobs, job, run, broadcasts, broadcast, devices };
+// The nav entry a page belongs under.
+const SECTION = { "": "overview", job: "jobs", run: "jobs", broadcast: "broadcasts" };
 const context = { readOnly: true, confirm };
 let stop = null;
 
@@ -58,7 +63,7 @@ async function show() {
   const params = new URLSearchParams(search || "");
   const main = document.getElementById("main");
   for (const link of document.querySelectorAll("nav a")) {
-    const current = link.dataset.page === (path || "overview") || (path === "job" && link.dataset.page === "jobs");
+    const current = link.dataset.page === (SECTION[path] ?? path);
     if (current) link.setAttribute("aria-current", "page"); else link.removeAttribute("aria-current");
   }
   document.title = `${page.title} · Job scheduler`;

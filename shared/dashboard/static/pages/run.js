@@ -1,10 +1,16 @@
 // One occurrence of a job: its attempts as a timeline (history rows, plus the attempt under way),
 // and for jobs that keep output (Code, WebJob) each attempt's output: shown live while the
-// attempt runs (long-polling the output API with ?follow=true) and downloadable.
+// attempt runs (long-polling the output API with ?follow=true) and downloadable. While an attempt
+// of the occurrence runs, the page checks every 1.5 s (and at once when its output ends) and
+// shows the finished history row in its place by itself, its output still open.
 import { api, raw } from "../api.js";
 import { fill, h, jobLink, occurrenceOf, query, when } from "../dom.js";
 
 export const title = "Run";
+// Attempts (`{occurrence}-{phase}{attempt}`, as history ids and output ids end) whose output this
+// tab followed live: shown open again when their history row replaces them.
+const followed = new Set();
+const attemptKey = (occurrence, id) => `${occurrence}-${id.split("-").pop()}`;
 
 async function follow(url, pre, live) {
   let offset = 0;
@@ -14,7 +20,7 @@ async function follow(url, pre, live) {
     if (!response.ok) { pre.textContent += `\n[output not available: HTTP ${response.status}]`; return; }
     pre.textContent += await response.text();
     offset = Number(response.headers.get("x-output-next-offset") || offset);
-    if (response.headers.get("x-output-ended") === "true") return;
+    if (response.headers.get("x-output-ended") === "true") { live.ended(); return; }
   }
 }
 
@@ -45,7 +51,7 @@ function outputOf(apiPath, name, live, autostart) {
 export async function render(main, params) {
   const jobId = params.get("job");
   const occurrence = params.get("occurrence");
-  const live = { on: true };
+  const live = { on: true, ended: () => {} };
   const [history, info] = await Promise.all([
     api(`${jobId}/history?$top=100`), api(`/dashboard-data/job?${query({ id: jobId })}`),
   ]);
@@ -61,9 +67,10 @@ export async function render(main, params) {
       h("strong", {}, `${p.actionName} #${p.retryCount} · ${p.status}`),
       h("div", { className: "muted" }, `${when(p.startTime)} → ${when(p.endTime)} ${took}${p.lateSeconds ? ` · late ${p.lateSeconds.toFixed(1)} s` : ""}`),
       h("div", {}, p.message),
-      p.output ? outputOf(`${jobId}/history/${historyId}/output`, `${occurrence}-${historyId}.log`, live, false) : null);
+      p.output ? outputOf(`${jobId}/history/${historyId}/output`, `${occurrence}-${historyId}.log`, live, followed.has(attemptKey(occurrence, historyId))) : null);
   });
   for (const r of running) {
+    if (["Code", "WebJob"].includes(info.kind)) followed.add(attemptKey(occurrence, r.outputId));
     items.push(h("li", { className: "status-Running" },
       h("strong", {}, `${r.action} #${r.attempt} · Running`),
       h("div", { className: "muted" }, `started ${when(r.startedAt)}`),
@@ -78,5 +85,24 @@ export async function render(main, params) {
     items.length ? h("ol", { className: "timeline", id: "timeline" }, items)
       : h("p", { className: "muted" }, "No attempt of this occurrence is recorded (yet, or any more)."),
   );
-  return () => { live.on = false; };
+  if (running.length === 0) return () => { live.on = false; };
+  // Until every running attempt of this occurrence has its history row: then render again.
+  const recorded = new Set(attempts.map((row) => row.id.split("/").pop()));
+  let timer = null;
+  const check = async () => {
+    clearTimeout(timer);
+    if (!live.on) return;
+    try {
+      const now = await api(`/dashboard-data/job?${query({ id: jobId })}`);
+      const still = now.running.filter((r) => r.occurrence === occurrence);
+      const page = still.length ? null : await api(`${jobId}/history?$top=100`);
+      const fresh = page && page.value.some((row) => occurrenceOf(row.id.split("/").pop()) === occurrence
+        && !recorded.has(row.id.split("/").pop()));
+      if (fresh) { window.dispatchEvent(new HashChangeEvent("hashchange")); return; }
+    } catch { /* the next check */ }
+    if (live.on) timer = setTimeout(check, 1500);
+  };
+  live.ended = check;
+  timer = setTimeout(check, 1500);
+  return () => { live.on = false; clearTimeout(timer); };
 }
