@@ -12,8 +12,9 @@ Queues deliver at least once, so the message only points at the run; the run row
 - otherwise the attempt is claimed by ETag (one claimer wins), held until its second if the
   message surfaced early (its action prepared by the kind's runner meanwhile, and its job read
   again just before the second, so that at the second only the send is left; other attempts'
-  claims and recordings wait until the sends due then are out: send_priority.py), checked against the job's overlap policy (a
-  first attempt only: skipped, or started after the runs it replaces were asked to stop),
+  claims and recordings wait until the sends due then are out: send_priority.py), checked
+  against the job's overlap policy (a first attempt only: skipped, or started after the runs
+  it replaces were asked to stop),
   performed (under Replace, stopped if a newer run asks), and recorded (the run's next step,
   its watch, the history row and the counter tally) in one transaction that does not touch
   the job row, retried until it lands or the lease is about to end. The job's final state is
