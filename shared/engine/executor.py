@@ -10,9 +10,11 @@ Queues deliver at least once, so the message only points at the run; the run row
   a deleted job is dropped; a run another one replaced (overlap policy Replace) ends; every
   other dispatched run is carried to its end;
 - otherwise the attempt is claimed by ETag (one claimer wins), held until its second if the
-  message surfaced early (its job read again just before the second, so no storage round
-  trip falls between the second and the call), checked against the job's overlap policy (a
-  first attempt only: skipped, or started after the runs it replaces were asked to stop),
+  message surfaced early (its action prepared by the kind's runner meanwhile, and its job read
+  again just before the second, so that at the second only the send is left; other attempts'
+  claims and recordings wait until the sends due then are out: send_priority.py), checked
+  against the job's overlap policy (a first attempt only: skipped, or started after the runs
+  it replaces were asked to stop),
   performed (under Replace, stopped if a newer run asks), and recorded (the run's next step,
   its watch, the history row and the counter tally) in one transaction that does not touch
   the job row, retried until it lands or the lease is about to end. The job's final state is
@@ -49,8 +51,9 @@ from shared.engine.planning import (
     wanted,
 )
 from shared.engine.records import Run, RunStatus, StoredJob, Watch
+from shared.engine.send_priority import SendPriority
 from shared.errors import Conflict, is_transient
-from shared.kinds.base import ActionContext
+from shared.kinds.base import ActionContext, Send, SentSignal
 from shared.kinds.registry import KindRunners
 from shared.model.actions import JobErrorAction
 from shared.model.job import ActionName, HistoryStatus, JobState, OverlapPolicy
@@ -89,8 +92,11 @@ class Executor:
         self._clock = clock
         self._settings = settings
         self._app_settings = app_settings
+        self.send_priority = SendPriority()
 
     async def execute(self, message: AttemptMessage) -> None:
+        # A claim can wait for the sends due now: it happens a second or more early.
+        await self.send_priority.after_due_sends()
         run = await self._store.get_run(message.collection, message.run_key)
         if run is None:
             log.info("Skipped: run %s is gone (finished or deleted)", message.run_key)
@@ -127,28 +133,40 @@ class Executor:
         if claimed is None:
             return
         hold = (run.due - self._clock.now()).total_seconds()
+        sent: SentSignal = _nobody_waits
         if hold > 0:
-            loop = asyncio.get_running_loop()
-            second = loop.time() + hold  # the due second on the loop's monotonic clock
-            await sleep_until(second - RECHECK_BEFORE_SECONDS)
-            # The job may have been disabled, replaced or deleted (its collection too) while
-            # we had the claim: a call must not start after such a change was answered. Read
-            # just before the second, so that the read is not part of the lateness.
-            job = await self._store.get_job(run.collection, run.job)
-            if job is None or not wanted(job, claimed):
-                await self._cancel(claimed, job)
-                return
-            await sleep_until(second)
-        # The overlap policy is applied here, after the claim (so that of two runs starting
-        # together at least one sees the other) and after the hold (so a previous run that
-        # ended meanwhile does not count): the state of the job's runs at the nominal second.
-        if (
-            first_start(claimed)
-            and job.properties.overlap is not OverlapPolicy.ALLOW
-            and not await self._make_way(job, claimed)
-        ):
-            return
-        await self._attempt(job, run, claimed)
+            # Other attempts' storage work waits for this send when it is due (SendPriority).
+            second = asyncio.get_running_loop().time() + hold  # the due second, monotonic
+            sent = self.send_priority.announce(second)
+        try:
+            # Vet the target, fetch a token, build the request: only the send is left.
+            action = self._action_of(job, claimed)
+            context = self._context_of(run)
+            send = await self._runners.prepare(action, context)
+            if hold > 0:
+                await sleep_until(second - RECHECK_BEFORE_SECONDS)
+                # The job may have been disabled, replaced or deleted (its collection too)
+                # while we had the claim: a call must not start after such a change was
+                # answered. Read just before the second, so the read is not in the lateness.
+                reread = await self._store.get_job(run.collection, run.job)
+                if reread is None or not wanted(reread, claimed):
+                    await self._cancel(claimed, reread)
+                    return
+                if self._action_of(reread, claimed) != action:  # an on-demand run's job changed
+                    action = self._action_of(reread, claimed)
+                    send = await self._runners.prepare(action, context)
+                job = reread
+                await sleep_until(second)
+            # The overlap policy is applied here, after the claim (so that of two runs starting
+            # together at least one sees the other) and after the hold (so a previous run that
+            # ended meanwhile does not count): the state of the job's runs at the nominal second.
+            if first_start(claimed) and job.properties.overlap is not OverlapPolicy.ALLOW:
+                sent()  # storage round trips come first: no one waits for this send
+                if not await self._make_way(job, claimed):
+                    return
+            await self._attempt(job, run, claimed, action, send, sent)
+        finally:
+            sent()  # whatever happened, no one waits for this send any longer
 
     async def _make_way(self, job: StoredJob, claimed: Run) -> bool:
         """Apply the overlap policy to a claimed first attempt: False if it was skipped
@@ -215,11 +233,9 @@ class Executor:
             log.info("Skipped: another executor claimed %s", run.log_name)
             return None
 
-    async def _attempt(self, job: StoredJob, run: Run, claimed: Run) -> None:
-        """Perform a claimed attempt and record it."""
-        action = self._action_of(job, claimed)
-        started = self._clock.now()
-        context = ActionContext(
+    def _context_of(self, run: Run) -> ActionContext:
+        """Who runs and why, as the target is told (the same for a prepared and a sent call)."""
+        return ActionContext(
             collection=CollectionRef.from_key(run.collection).name,
             job=run.job,
             nominal=run.nominal,
@@ -234,11 +250,24 @@ class Executor:
             output_name=output_name_of_key(run.collection, run.tally_key),
             arguments=run.arguments,
         )
-        call = self._runners.run(action, context)
+
+    async def _attempt(
+        self,
+        job: StoredJob,
+        run: Run,
+        claimed: Run,
+        action: JobErrorAction,
+        send: Send,
+        sent: SentSignal,
+    ) -> None:
+        """Send a claimed, prepared attempt and record it."""
+        started = self._clock.now()
+        call = send(sent)
         if job.properties.overlap is OverlapPolicy.REPLACE:
             outcome, stopped = await call_unless_replaced(self._store, call, claimed)
         else:
             outcome, stopped = await call, None
+        sent()  # a call stopped before it sent anything: the recording must not wait for it
         finished = self._clock.now()
         if stopped is not None or outcome is None:
             assert stopped is not None
@@ -270,6 +299,8 @@ class Executor:
         # the last one outstanding (the watch makes the timer check, should we die first).
         ends_schedule = plan.next_run is None and not run.on_demand and job.next_fire is None
         check_final_at = finished + FINAL_CHECK_GRACE if ends_schedule else None
+        # Sends due now go first: this recording's CPU would delay them (SendPriority).
+        await self.send_priority.after_due_sends()
         if not await self._record(read, plan, check_final_at, finished):
             return False
         await self._store.activity.record(plan.history)  # the overview's charts
@@ -360,6 +391,10 @@ class Executor:
         if run.phase is ActionName.ERROR_ACTION and action.error_action is not None:
             return action.error_action
         return action
+
+
+def _nobody_waits() -> None:
+    """An attempt not held for its second: no storage work waits for its send."""
 
 
 def _carry_request(plan: AttemptPlan, stored: Run) -> AttemptPlan:

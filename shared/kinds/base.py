@@ -4,16 +4,17 @@ The rest of the app (the action model, the executor, the outbound policy, the re
 kind, never a hard-coded list: a new kind is its own module plus one line in
 `shared/kinds/registry.py` (or `shared.runtime.register_kind` from an app).
 The contract between the executor and a kind's runner is here too: context in, outcome out, no
-raising.
+raising; and, for runners that can, a `prepare` step that does before an attempt's second all
+the work that need not happen at it.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from shared.model.common import ApiModel
 
@@ -71,6 +72,40 @@ class ActionRunner(Protocol):
     async def run(self, action: JobErrorAction, context: ActionContext) -> ActionOutcome: ...
 
     async def aclose(self) -> None: ...
+
+
+# Called (at most once matters) when the request is out: the target can see it from then on.
+SentSignal = Callable[[], None]
+
+
+class Send(Protocol):
+    """A prepared attempt: only the send is left. Tells `sent` once its request is out (or it
+    knows it will send nothing), then returns the outcome, within what is left of the kind's
+    timeout; reports failures as an `ActionOutcome`, as `run` does."""
+
+    def __call__(self, sent: SentSignal) -> Awaitable[ActionOutcome]: ...
+
+
+@runtime_checkable
+class PreparingRunner(Protocol):
+    """A runner that can do an attempt's groundwork before its second (resolve and vet the
+    target, fetch a token, build the request), so that at the second only the send is left.
+    Preparing must have no effect on the target; a prepared send may be dropped unsent."""
+
+    async def prepare(self, action: JobErrorAction, context: ActionContext) -> Send: ...
+
+
+async def prepare(runner: ActionRunner, action: JobErrorAction, context: ActionContext) -> Send:
+    """The runner's own `prepare` if it has one; otherwise nothing is done ahead and the send
+    is the whole `run` (signalled as sent when it starts)."""
+    if isinstance(runner, PreparingRunner):
+        return await runner.prepare(action, context)
+
+    async def send(sent: SentSignal) -> ActionOutcome:
+        sent()
+        return await runner.run(action, context)
+
+    return send
 
 
 Payload = TypeVar("Payload", bound=ApiModel)

@@ -18,7 +18,15 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic.alias_generators import to_snake
 
-from shared.kinds.base import ActionContext, ActionOutcome, ActionRunner, Kind
+from shared.kinds.base import (
+    ActionContext,
+    ActionOutcome,
+    ActionRunner,
+    Kind,
+    Send,
+    SentSignal,
+    prepare,
+)
 from shared.kinds.broadcast import BROADCAST
 from shared.kinds.code.kind import CODE
 from shared.kinds.common.scrub import scrub
@@ -136,10 +144,23 @@ class KindRunners:
 
     async def run(self, action: JobErrorAction, context: ActionContext) -> ActionOutcome:
         """Run the action with its kind's runner; its secrets are scrubbed from the outcome."""
+        send = await self.prepare(action, context)
+        return await send(_ignore)
+
+    async def prepare(self, action: JobErrorAction, context: ActionContext) -> Send:
+        """Do the action's groundwork now (its kind's runner decides what, if anything); the
+        send left over scrubs the kind's secrets from its outcome."""
         kind = self._kind(action)
-        outcome = await self.runner_for(action).run(action, context)
+        send = await prepare(self.runner_for(action), action, context)
         secrets = kind.secrets(action.payload, context.app_settings)
-        return replace(outcome, message=scrub(outcome.message, secrets)) if secrets else outcome
+        if not secrets:
+            return send
+
+        async def scrubbed(sent: SentSignal) -> ActionOutcome:
+            outcome = await send(sent)
+            return replace(outcome, message=scrub(outcome.message, secrets))
+
+        return scrubbed
 
     async def aclose(self) -> None:
         for runner in self._runners.values():
@@ -149,3 +170,7 @@ class KindRunners:
         """The action's kind (the one that validated it); a stored action of an unregistered
         kind gets the stand-in that fails its attempts clearly (shared/kinds/unavailable.py)."""
         return action.kind
+
+
+def _ignore() -> None:
+    """No one waits for the send when the action is simply run."""

@@ -289,20 +289,33 @@ def pinned_request(request: httpx.Request, target: VettedTarget, address: str) -
     )
 
 
-async def send_pinned(
-    client: httpx.AsyncClient, request: httpx.Request, target: VettedTarget
+def pinned_requests(request: httpx.Request, target: VettedTarget) -> list[httpx.Request]:
+    """`request` pinned to each of the target's vetted addresses, in order (built ahead of a
+    send, so that building them is not part of it)."""
+    return [pinned_request(request, target, address) for address in target.addresses]
+
+
+async def send_first_connecting(
+    client: httpx.AsyncClient, pinned: list[httpx.Request]
 ) -> httpx.Response:
-    """Send `request` to the target's vetted addresses in order until one connects (no second
-    DNS lookup, so DNS rebinding cannot pass); the response is streamed. Re-raises the last
-    connect error when none does."""
+    """Send the pinned copies in order until one connects (no second DNS lookup, so DNS
+    rebinding cannot pass); the response is streamed. Re-raises the last connect error when
+    none does."""
     failure: httpx.TransportError | None = None
-    for address in target.addresses:
+    for request in pinned:
         try:
-            return await client.send(pinned_request(request, target, address), stream=True)
+            return await client.send(request, stream=True)
         except (httpx.ConnectError, httpx.ConnectTimeout) as error:
             failure = error
     assert failure is not None  # vet_url never returns a target without addresses
     raise failure
+
+
+async def send_pinned(
+    client: httpx.AsyncClient, request: httpx.Request, target: VettedTarget
+) -> httpx.Response:
+    """Send `request` to the target's vetted addresses in order until one connects."""
+    return await send_first_connecting(client, pinned_requests(request, target))
 
 
 class AddressOnlyTransport(httpx.AsyncHTTPTransport):
@@ -337,7 +350,9 @@ __all__ = [
     "classify",
     "embedded_ipv4",
     "pinned_request",
+    "pinned_requests",
     "resolve",
+    "send_first_connecting",
     "send_pinned",
     "vet_url",
 ]

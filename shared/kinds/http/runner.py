@@ -13,18 +13,27 @@ attempts with a message; credentials never appear in a message (they are scrubbe
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import Counter, OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC
 from http import HTTPStatus
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
 
 from shared import log_guard
-from shared.kinds.base import ActionContext, ActionOutcome
+from shared.kinds.base import ActionContext, ActionOutcome, Send, SentSignal
 from shared.kinds.http.model import HttpRequest
-from shared.kinds.http.network_guard import AddressOnlyTransport, GuardError, send_pinned, vet_url
+from shared.kinds.http.network_guard import (
+    AddressOnlyTransport,
+    GuardError,
+    pinned_requests,
+    send_first_connecting,
+    vet_url,
+)
 from shared.kinds.http.outbound_auth import (
     CredentialError,
     Credentials,
@@ -58,6 +67,15 @@ class HttpActionRunner:
         log_guard.install()  # httpcore's debug records would print echoed headers
 
     async def run(self, action: JobErrorAction, context: ActionContext) -> ActionOutcome:
+        send = await self.prepare(action, context)
+        return await send(_ignore)
+
+    async def prepare(self, action: JobErrorAction, context: ActionContext) -> Send:
+        """Vet the target (DNS and the network guard), get the credentials (a token fetch) and
+        build the request now: at the attempt's second only the send is left. The whole
+        exchange keeps one deadline: the time spent here counts against the request's timeout,
+        the time waiting for the second does not. A refusal or a failure here is the send's
+        outcome (nothing is sent)."""
         request = action.payload_as(HttpRequest)
         if request is None:
             raise ValueError(f"{action.type} action without a request")
@@ -69,6 +87,8 @@ class HttpActionRunner:
         host = urlsplit(request.uri).hostname or request.uri
         extra_ca = context.settings.extra_ca_certs
         credentials = Credentials()
+        loop = asyncio.get_running_loop()
+        begun = loop.time()
         try:
             async with asyncio.timeout(seconds):
                 target = await vet_url(request.uri, context.settings.networks)
@@ -92,9 +112,31 @@ class HttpActionRunner:
                     content=request.body.encode() if request.body is not None else None,
                     timeout=seconds,
                 )
+        except _FAILURES as exc:
+            return _sent_nothing(_failure(exc, host, seconds, credentials))
+        prepared = _Prepared(
+            key=key,
+            certificate=certificate,
+            requests=pinned_requests(outgoing, target),
+            credentials=credentials,
+            host=host,
+            seconds=seconds,
+            budget=seconds - (loop.time() - begun),
+        )
+        return functools.partial(self._send, prepared)
+
+    async def _send(self, prepared: _Prepared, sent: SentSignal) -> ActionOutcome:
+        """Send a prepared request; `sent` is told once its body is written (or it failed)."""
+        key, credentials = prepared.key, prepared.credentials
+        for request in prepared.requests:
+            request.extensions["trace"] = _signal_when_written(sent)
+        try:
+            async with asyncio.timeout(prepared.budget):
+                # The same client as at prepare time (re-made if it was closed since).
+                client = await self._client(key, prepared.certificate)
                 self._busy[key] += 1
                 try:
-                    response = await send_pinned(client, outgoing, target)
+                    response = await send_first_connecting(client, prepared.requests)
                     try:
                         # Read past the kept prefix so a secret across the cut is whole.
                         body = await _read_prefix(response, MAX_BODY_BYTES + credentials.margin)
@@ -102,22 +144,14 @@ class HttpActionRunner:
                         await response.aclose()
                 finally:
                     self._busy[key] = max(0, self._busy[key] - 1)
-        except (GuardError, CredentialError) as exc:
-            return _failed(str(exc))
-        except (TimeoutError, httpx.TimeoutException):
-            return _failed(f"Request timed out after {seconds:g} s (host '{host}')")
-        except httpx.ConnectError as exc:
-            return _failed(
-                credentials.scrub(f"Could not connect to host '{host}': {_describe(exc)}")
-            )
-        except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
-            # OSError: httpcore lets some TLS errors through raw (ssl.SSLError from a read when the
-            # server rejects the client certificate after a TLS 1.3 handshake).
-            return _failed(credentials.scrub(f"Request to host '{host}' failed: {_describe(exc)}"))
+        except _FAILURES as exc:
+            return _failure(exc, prepared.host, prepared.seconds, credentials)
+        finally:
+            sent()
         text = credentials.scrub(body.decode("utf-8", errors="replace"), MAX_BODY_BYTES)
         return ActionOutcome(
             succeeded=response.is_success,
-            message=credentials.scrub(_response_message(host, response, text)),
+            message=credentials.scrub(_response_message(prepared.host, response, text)),
             status_code=response.status_code,
         )
 
@@ -161,6 +195,68 @@ class HttpActionRunner:
             oldest = idle.pop(0)
             await self._clients.pop(oldest).aclose()
             del self._busy[oldest]
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A request built and vetted ahead: one copy per vetted address, tried in order."""
+
+    key: _ClientKey
+    certificate: ClientCertificateAuthentication | None
+    requests: list[httpx.Request]
+    credentials: Credentials
+    host: str
+    seconds: float  # the request's timeout, as messages name it
+    budget: float  # what is left of it for the send
+
+
+# What a call can fail with, reported as a failed attempt (`_failure`); OSError: httpcore lets
+# some TLS errors through raw (ssl.SSLError from a read when the server rejects the client
+# certificate after a TLS 1.3 handshake).
+_FAILURES = (
+    GuardError,
+    CredentialError,
+    TimeoutError,
+    httpx.HTTPError,
+    httpx.InvalidURL,
+    OSError,
+)
+
+
+def _failure(
+    exc: BaseException, host: str, seconds: float, credentials: Credentials
+) -> ActionOutcome:
+    if isinstance(exc, GuardError | CredentialError):
+        return _failed(str(exc))
+    if isinstance(exc, TimeoutError | httpx.TimeoutException):
+        return _failed(f"Request timed out after {seconds:g} s (host '{host}')")
+    assert isinstance(exc, Exception)
+    if isinstance(exc, httpx.ConnectError):
+        return _failed(credentials.scrub(f"Could not connect to host '{host}': {_describe(exc)}"))
+    return _failed(credentials.scrub(f"Request to host '{host}' failed: {_describe(exc)}"))
+
+
+def _sent_nothing(outcome: ActionOutcome) -> Send:
+    async def send(sent: SentSignal) -> ActionOutcome:
+        sent()
+        return outcome
+
+    return send
+
+
+def _signal_when_written(sent: SentSignal) -> Callable[[str, dict[str, Any]], Awaitable[None]]:
+    """An httpcore `trace` extension that tells `sent` once the request body is written: from
+    then on the target can see the request (httpx's public request extension)."""
+
+    async def trace(event: str, info: dict[str, Any]) -> None:
+        if event.endswith(".send_request_body.complete"):
+            sent()
+
+    return trace
+
+
+def _ignore() -> None:
+    """No one waits for the send when the action is simply run."""
 
 
 def scheduler_headers(headers: dict[str, str] | None, context: ActionContext) -> httpx.Headers:

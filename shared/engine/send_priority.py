@@ -1,0 +1,70 @@
+"""Held attempts' sends go first: other attempts' storage work waits while a send is due.
+
+Attempts due at the same second wake together on the app's one event loop, beside the
+previous second's recordings and the next second's claims. Each of those storage calls costs
+a millisecond or more of CPU that the loop cannot spend on a send, so a recording that starts
+just before a second delays that second's sends. Here a held attempt announces its send (on
+the loop's monotonic clock) when it claims, and says when its request is out; storage work
+that can wait (a claim, a re-read, a recording: all happen well before their own deadline)
+first waits until the sends due within `window` of now are out. Only the sends already
+announced at that moment are waited for, so a steady stream of new ones cannot starve it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Callable
+
+WINDOW_SECONDS = 0.05  # sends due this soon (or overdue) go before storage work
+
+
+class SendPriority:
+    """The sends announced by held attempts of this process, and who waits for them."""
+
+    def __init__(self, window: float = WINDOW_SECONDS) -> None:
+        self._window = window
+        self._due: dict[int, float] = {}  # announcement -> loop time of its send
+        self._numbers = itertools.count()
+        self._waiters: list[tuple[set[int], asyncio.Future[None]]] = []
+
+    def announce(self, at: float) -> Callable[[], None]:
+        """A send is due at loop time `at`; call the result once its request is out (or it
+        will not be sent). Calling it again does nothing."""
+        number = next(self._numbers)
+        self._due[number] = at
+
+        def out() -> None:
+            if self._due.pop(number, None) is not None:
+                self._wake()
+
+        return out
+
+    async def after_due_sends(self) -> None:
+        """Return once every send due within the window (as announced now) is out."""
+        loop = asyncio.get_running_loop()
+        horizon = loop.time() + self._window
+        waiting = {number for number, at in self._due.items() if at <= horizon}
+        if not waiting:
+            return
+        woken = loop.create_future()
+        self._waiters.append((waiting, woken))
+        await woken
+
+    @property
+    def pending(self) -> int:
+        """Sends announced and not out yet (tests, probes)."""
+        return len(self._due)
+
+    def _wake(self) -> None:
+        """Wake only the waiters whose sends are all out: a waiter woken early would take the
+        loop from the sends still going out, only to wait again."""
+        still: list[tuple[set[int], asyncio.Future[None]]] = []
+        for waiting, woken in self._waiters:
+            if woken.done():
+                continue  # its task was cancelled
+            if waiting & self._due.keys():
+                still.append((waiting, woken))
+            else:
+                woken.set_result(None)
+        self._waiters = still

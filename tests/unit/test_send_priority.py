@@ -1,0 +1,41 @@
+"""SendPriority: storage work waits for the sends due now, and only for those."""
+
+from __future__ import annotations
+
+import asyncio
+
+from shared.engine.send_priority import SendPriority
+
+
+async def test_nothing_due_means_no_wait() -> None:
+    priority = SendPriority(window=0.05)
+    loop = asyncio.get_running_loop()
+    priority.announce(loop.time() + 10)  # far beyond the window
+    await asyncio.wait_for(priority.after_due_sends(), 1)
+
+
+async def test_a_wait_ends_when_the_sends_due_are_out_not_before() -> None:
+    priority = SendPriority(window=0.05)
+    loop = asyncio.get_running_loop()
+    first = priority.announce(loop.time())
+    second = priority.announce(loop.time() + 0.01)
+    waiter = asyncio.create_task(priority.after_due_sends())
+    await asyncio.sleep(0)
+    first()
+    first()  # a second signal changes nothing
+    await asyncio.sleep(0)
+    assert not waiter.done(), "woken while a send due was still going out"
+    second()
+    await asyncio.wait_for(waiter, 1)
+    assert priority.pending == 0
+
+
+async def test_sends_announced_after_the_wait_began_do_not_hold_it() -> None:
+    priority = SendPriority(window=0.05)
+    loop = asyncio.get_running_loop()
+    due = priority.announce(loop.time())
+    waiter = asyncio.create_task(priority.after_due_sends())
+    await asyncio.sleep(0)
+    priority.announce(loop.time())  # never sent: it must not starve the waiter
+    due()
+    await asyncio.wait_for(waiter, 1)
