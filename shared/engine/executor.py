@@ -272,7 +272,8 @@ class Executor:
         if stopped is not None or outcome is None:
             assert stopped is not None
             log.info("Replaced mid-call: %s by %s", run.log_name, stopped.replaced_by)
-            kept = await self._store.outputs.read(context.output_name, 0, -1) is not None
+            output = output_name_of_key(run.collection, run.tally_key)
+            kept = await self._store.outputs.read(output, 0, -1) is not None
             plan = plan_replaced(stopped, started, finished, output=kept)
             await self._finish(job, stopped, plan, finished)
             return
