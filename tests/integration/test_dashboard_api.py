@@ -146,7 +146,7 @@ async def test_the_overview_counts_attempts_per_hour_without_losing_concurrent_o
     assert hours["2030-05-06T06:00:00Z"]["attempts"] == 1
     assert len(overview["hourly"]) == 48
     assert overview["daily"][-1] == {"start": "2030-05-06T00:00:00Z", "attempts": 31, "failures": 2}
-    assert overview["lateness"] == {"p50": "< 1 s", "p90": "< 1 s", "p99": "< 60 s"}
+    assert overview["lateness"] == {"p50": "< 250 ms", "p90": "< 250 ms", "p99": "< 60 s"}
     assert overview["queues"] == {"executions": 0, "poison": 0}
     assert overview["running"] == []
 
