@@ -579,6 +579,49 @@ async def test_a_chunk_claim_that_loses_a_race_is_decided_again_on_a_fresh_read(
     await rows.close()
 
 
+async def test_a_result_recorded_after_another_lost_a_race_is_still_recorded(runtime):
+    """A chunk claims two devices in one write, then records their results one at a time
+    against the state its last write left. The first result's write loses a race (another
+    chunk of the bucket moved the counters) and is decided again on a fresh read of its own
+    record; the second result must still find its record in the state that write returns.
+    It used not to (the fresh read replaced the state): the result was skipped as if its record
+    were not stored, the device stayed running until its lease ended and its watch called it
+    again: every duplicate call of the 2,000-device probe, with no process crashed."""
+    settings = runtime.settings
+    rows = BroadcastRows.from_connection_string(
+        settings.storage_connection, settings.broadcasts_table
+    )
+    a, b, other = same_bucket("rr", 3)
+    bucket = bucket_of(a)
+    await rows.add_pending(
+        DeviceJob("rr", "scheduleDeviceMethod", d, "pending", API_NOW, API_NOW)
+        for d in (a, b, other)
+    )
+    lease = API_NOW + timedelta(seconds=60)
+    claimed = await rows.change_chunk(
+        "rr",
+        bucket,
+        [a, b],
+        lambda r: replace(r, status="running", lease_until=lease),
+        known=await rows.read_chunk("rr", bucket, [a, b]),
+    )
+    # Another chunk of the bucket claims its device: the counters row's ETag moves on.
+    await rows.change_chunk("rr", bucket, [other], lambda r: replace(r, status="running"))
+
+    def done(record: DeviceJob) -> DeviceJob | None:
+        if record.status != "running" or record.lease_until != lease:
+            return None
+        return replace(record, status="completed", lease_until=None)
+
+    first = await rows.change_chunk("rr", bucket, [a], done, known=claimed.state)
+    assert [after.device_id for _, after in first.changed] == [a]
+    second = await rows.change_chunk("rr", bucket, [b], done, known=first.state)
+    assert [after.device_id for _, after in second.changed] == [b]
+    statistics = total(await rows.stats("rr"))
+    assert (statistics.succeeded, statistics.running, statistics.pending) == (2, 1, 0)
+    await rows.close()
+
+
 async def test_a_chunk_with_mixed_outcomes_ends_with_exact_statistics(
     api, device_endpoint, work, runtime
 ):
