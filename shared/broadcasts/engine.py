@@ -325,6 +325,15 @@ class BroadcastEngine:
                 return _stopped(record, now, stop)  # not started, or its worker died mid-call
             if _live(record, now):
                 return None  # another worker took it: its watch looks at it again
+            if record.status == DEVICE_RUNNING:  # its worker died mid-call: call it again
+                log.warning(
+                    "Broadcast %s: device %s taken over (attempt %d, lease ended %s, now %s)",
+                    job_id,
+                    record.device_id,
+                    record.attempt,
+                    record.lease_until.isoformat() if record.lease_until else None,
+                    now.isoformat(),
+                )
             return replace(
                 record,
                 status=DEVICE_RUNNING,
@@ -368,6 +377,18 @@ class BroadcastEngine:
                 or record.lease_until != result.record.lease_until
                 or record.attempt != result.record.attempt
             ):
+                if result is not None:  # a worker that lived past its lease: say so
+                    log.warning(
+                        "Broadcast %s: result of device %s not recorded: taken over (%s, "
+                        "lease %s, attempt %d; called under lease %s, attempt %d)",
+                        job_id,
+                        record.device_id,
+                        record.status,
+                        record.lease_until,
+                        record.attempt,
+                        result.record.lease_until,
+                        result.record.attempt,
+                    )
                 return None  # taken over meanwhile: the taker records
             if result.released:  # never called: claimed again by the message's retry
                 return replace(record, status=PENDING, lease_until=None, updated=ended)
