@@ -10,18 +10,24 @@ the device-work queue (function_app.py's `run_device_work`).
   the same second), hidden until that slot, and a sweep message at startTime +
   maxExecutionTimeInSeconds. A start repeated (a crash, a repeated message) adds no record
   twice and sends messages only for records still pending.
-- **a chunk** (the devices of one bucket, each at its attempt): claim them all in ONE
-  transaction with the bucket's counters (pending → running, one lease for the chunk,
-  ETag-checked; a lost race is decided again on a fresh range read), send ONE watch message
-  due when the lease ends (should this worker die mid-call, the unfinished devices are taken
-  over then, not only when the dead host's message reappears), call the devices concurrently
-  (CALLS_IN_FLIGHT at most), and record the results as they arrive in group commits: each
-  transaction takes every result that arrived while the previous one was under way (completed,
-  failed, or pending again for a retry; the retries of one commit go out as one chunk). A
-  running record whose lease ended (its worker died mid-call) is taken over and called again
-  with the same `Idempotency-Key`; devices whose lease is live are looked at again (one
-  message) when the last of those leases ends. After failures the abort criteria are read
-  from the statistics. A `device` message (one device, from before chunks) is a chunk of one.
+- **a chunk** (the devices of one bucket, each at its attempt): read its records once (one
+  range read); then, as slots of the process's call budget free up (CallBudget,
+  shared/devices/call_budget.py: 32 device calls at once per process, across all chunks, at
+  least 8 slots or what the chunk has left per grant), claim the next devices in ONE
+  transaction with the bucket's counters (pending -> running, ETag-checked; a lost race is
+  decided again on a fresh read), each under a lease of one device timeout + the margin from
+  that claim (its call starts at once), send ONE watch message due when that lease ends
+  (should this worker die mid-call, the devices it claimed and the chunk's devices it had not
+  claimed yet are taken over then, not only when the dead host's message reappears), call
+  them, and record the results as they arrive in group commits: each transaction takes every
+  result that arrived while the previous one was under way (completed, failed, or pending
+  again for a retry; the retries of one commit go out as one chunk). A call that never
+  reached its device (a storage fault reading the device) is put back to pending at once, so
+  the message's retry takes it over without waiting for the lease. A running record whose
+  lease ended (its worker died mid-call) is taken over and called again with the same
+  `Idempotency-Key`; devices whose lease is live are looked at again (one message) when the
+  last of those leases ends. After failures the abort criteria are read from the statistics.
+  A `device` message (one device, from before chunks) is a chunk of one.
 - **sweep** (cancel, abort, time limit): every pending record, and every running one whose
   lease ended, ends (canceled, or failed after the time limit) with an error naming why, a
   transaction per chunk of a bucket; running calls under a live lease end on their own.
@@ -33,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -74,6 +81,7 @@ from shared.errors import (
 from shared.storage.broadcasts import (
     CHUNK_LIMIT,
     BroadcastRows,
+    ChunkChange,
     ChunkState,
     StoredBroadcast,
     bucket_of,
@@ -96,7 +104,6 @@ LEASE_MARGIN = timedelta(seconds=30)
 EARLY_START = timedelta(seconds=5)
 _SNAPSHOT_PAGE = 100
 CHUNK_SIZE = 50  # devices per chunk message at the start (a transaction holds 99 and the counter)
-CALLS_IN_FLIGHT = 8  # a chunk's calls at once; its lease covers ceil(n / this) calls in a row
 _SENDS_IN_FLIGHT = 16  # chunk messages a start sends at once
 _RACE_RETRIES = 10
 EXPIRED = "JobExpired"  # a device's error when maxExecutionTimeInSeconds ended it
@@ -230,26 +237,103 @@ class BroadcastEngine:
         )
 
     async def _run_chunk(self, job: Broadcast, bucket: int, attempts: dict[str, int]) -> None:
-        """Claim the chunk's devices in one transaction, send one watch message, call them
-        concurrently, record their results as they arrive (those that arrive while a write is
-        under way go together in the next one)."""
+        """Read the chunk's records once; then, as slots of the process's call budget free up,
+        claim its devices in sub-chunks (one transaction and one watch message each, every
+        device's lease starting when its call may start), call them, and record their results
+        as they arrive (those that arrive while a write is under way go together in the next
+        one)."""
         job_id = job.spec.job_id
         now = self._clock.now()
-        waves = -(-len(attempts) // CALLS_IN_FLIGHT)
+        state = await self._rows.read_chunk(job_id, bucket, list(attempts))
+        open_records = [
+            stored.record for stored in state.records.values() if _open_at(stored.record, attempts)
+        ]
+        held = [r for r in open_records if _live(r, now)]
+        if held:  # another worker holds them: look again when the last of their leases ends
+            due = max(r.lease_until or now for r in held)
+            again = WorkMessage.chunk(job_id, ((r.device_id, r.attempt) for r in held))
+            await self._queue.send(again, due=due, now=now)
+        waiting = sorted(r.device_id for r in open_records if not _live(r, now))
+        recorder = _ChunkRecorder(self, job, bucket, state)
+        if not waiting:
+            if job.status == RUNNING:  # done already: its worker may have died before the end
+                await self._after_change(job, state.stats)
+            return
+        budget = self._registry.call_budget
+        faults: list[Exception] = []
+
+        async def call(record: DeviceJob) -> None:
+            try:
+                result = await self._call(job, record.device_id)
+            except Exception as fault:  # a storage fault reading the device, not its answer
+                faults.append(fault)  # put back to pending: the message's retry claims it
+                recorder.released(record)
+                return
+            finally:
+                budget.give_back()
+            recorder.arrived(record, *result)
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(recorder.run())
+                try:
+                    while waiting:
+                        slots = await budget.take(len(waiting))
+                        try:
+                            claimed = await self._claim(job, recorder, attempts, waiting, slots)
+                        except BaseException:
+                            budget.give_back(slots)
+                            raise
+                        calls, waiting = claimed
+                        budget.give_back(slots - len(calls))
+                        for record in calls:
+                            group.create_task(call(record))
+                finally:
+                    recorder.close()
+        except ExceptionGroup as failed:  # a storage fault recording: the host retries
+            raise failed.exceptions[0] from None
+        if faults:  # the others are recorded; the host retries the message as for any fault
+            raise faults[0]
+
+    async def _claim(
+        self,
+        job: Broadcast,
+        recorder: _ChunkRecorder,
+        attempts: dict[str, int],
+        waiting: list[str],
+        slots: int,
+    ) -> tuple[list[DeviceJob], list[str]]:
+        """Claim up to `slots` of the waiting devices in one transaction, each under a lease of
+        one device timeout + the margin from now (its call starts at once), and send their
+        watch; returns the records to call and the devices still waiting. A device another
+        worker took meanwhile is left to it; when the job ended or its time ran out, every
+        waiting device is stopped instead (and nothing is called)."""
+        job_id = job.spec.job_id
+        now = self._clock.now()
+        stop = self._stop_reason(job, now)
+        taken = waiting if stop is not None else waiting[:slots]
+        rest = [] if stop is not None else waiting[slots:]
         # As stored: a result is recorded only under this very lease, compared after a read.
         lease_until = as_stored(
-            now + waves * timedelta(seconds=job.spec.device_timeout_seconds()) + self._lease_margin
+            now + timedelta(seconds=job.spec.device_timeout_seconds()) + self._lease_margin
         )
-        stop = self._stop_reason(job, now)
 
         def claim(record: DeviceJob) -> DeviceJob | None:
             if not _open_at(record, attempts):
                 return None  # done, or a message for an earlier attempt
-            live = record.lease_until is not None and record.lease_until > now
-            if stop is not None and (record.status == PENDING or not live):
+            if stop is not None and not _live(record, now):
                 return _stopped(record, now, stop)  # not started, or its worker died mid-call
-            if record.status == DEVICE_RUNNING and live:
-                return None  # another worker holds it: looked at again when its lease ends
+            if _live(record, now):
+                return None  # another worker took it: its watch looks at it again
+            if record.status == DEVICE_RUNNING:  # its worker died mid-call: call it again
+                log.warning(
+                    "Broadcast %s: device %s taken over (attempt %d, lease ended %s, now %s)",
+                    job_id,
+                    record.device_id,
+                    record.attempt,
+                    record.lease_until.isoformat() if record.lease_until else None,
+                    now.isoformat(),
+                )
             return replace(
                 record,
                 status=DEVICE_RUNNING,
@@ -258,67 +342,29 @@ class BroadcastEngine:
                 updated=now,
             )
 
-        ids = list(attempts)
-        claimed = await self._rows.change_chunk(job_id, bucket, ids, claim)
-        changed = {after.device_id for _, after in claimed.changed}
-        held = [
-            stored.record
-            for device_id, stored in claimed.state.records.items()
-            if device_id not in changed
-            and _open_at(stored.record, attempts)
-            and stored.record.status == DEVICE_RUNNING
-        ]
-        if held:  # another worker holds them: look again when the last of their leases ends
-            due = max(r.lease_until or now for r in held)
-            again = WorkMessage.chunk(job_id, ((r.device_id, r.attempt) for r in held))
-            await self._queue.send(again, due=due, now=now)
+        claimed = await recorder.write(taken, claim)
         calls = [after for _, after in claimed.changed if after.status == DEVICE_RUNNING]
-        if not calls:
-            if job.status == RUNNING:  # done already: its worker may have died before the end
-                await self._after_change(job, claimed.state.stats)
-            return
-        # The watch: should this worker die mid-call, this message surfaces when the lease
-        # ends and another worker takes the chunk's unfinished devices over then (its own
-        # message stays with the dead host for the host's visibility timeout). Devices whose
-        # results are recorded by then are left alone.
-        watch = WorkMessage.chunk(job_id, ((r.device_id, r.attempt) for r in calls))
-        await self._queue.send(watch, due=lease_until, now=now)
-        recorder = _ChunkRecorder(self, job, bucket, lease_until, claimed.state)
-        semaphore = asyncio.Semaphore(CALLS_IN_FLIGHT)
-
-        faults: list[Exception] = []
-
-        async def call(record: DeviceJob) -> None:
-            try:
-                async with semaphore:
-                    result = await self._call(job, record.device_id)
-            except Exception as fault:  # a storage fault reading the device, not its answer
-                faults.append(fault)  # left running: taken over when the lease ends
-                recorder.skipped()
-                return
-            recorder.arrived(record, *result)
-
-        try:
-            async with asyncio.TaskGroup() as group:
-                group.create_task(recorder.run(len(calls)))
-                for record in calls:
-                    group.create_task(call(record))
-        except ExceptionGroup as failed:  # a storage fault recording: the host retries
-            raise failed.exceptions[0] from None
-        if faults:  # the others are recorded; the host retries the message as for any fault
-            raise faults[0]
+        if not calls:  # all done, taken or stopped: the bucket may be done
+            await self._after_change(job, claimed.state.stats)
+        else:
+            # The watch: should this worker die mid-call, this message surfaces when the lease
+            # ends and another worker takes over the calls it left unfinished, and the chunk's
+            # devices it had not claimed yet (its own message stays with the dead host for
+            # the host's visibility timeout). Devices done by then are left alone.
+            watched = [(r.device_id, r.attempt) for r in calls]
+            watched += [(d, attempts[d]) for d in rest]
+            await self._queue.send(WorkMessage.chunk(job_id, watched), due=lease_until, now=now)
+        return calls, rest
 
     async def _record(
         self,
         job: Broadcast,
-        bucket: int,
-        lease_until: datetime,
-        known: ChunkState,
+        recorder: _ChunkRecorder,
         results: list[_Result],
-    ) -> ChunkState:
+    ) -> None:
         """Record these results in one transaction (with the bucket's counters); then queue the
         retries as one chunk, check the abort criteria after failures and the end when the
-        bucket has no open device left. Returns the chunk's state after it."""
+        bucket has no open device left."""
         job_id = job.spec.job_id
         ended = self._clock.now()
         by_device = {r.record.device_id: r for r in results}
@@ -328,10 +374,24 @@ class BroadcastEngine:
             if (
                 result is None
                 or record.status != DEVICE_RUNNING
-                or record.lease_until != lease_until
+                or record.lease_until != result.record.lease_until
                 or record.attempt != result.record.attempt
             ):
+                if result is not None:  # a worker that lived past its lease: say so
+                    log.warning(
+                        "Broadcast %s: result of device %s not recorded: taken over (%s, "
+                        "lease %s, attempt %d; called under lease %s, attempt %d)",
+                        job_id,
+                        record.device_id,
+                        record.status,
+                        record.lease_until,
+                        record.attempt,
+                        result.record.lease_until,
+                        result.record.attempt,
+                    )
                 return None  # taken over meanwhile: the taker records
+            if result.released:  # never called: claimed again by the message's retry
+                return replace(record, status=PENDING, lease_until=None, updated=ended)
             if result.retry:
                 return replace(
                     record,
@@ -352,18 +412,19 @@ class BroadcastEngine:
                 error=result.error,
             )
 
-        written = await self._rows.change_chunk(
-            job_id, bucket, list(by_device), record_result, known
-        )
+        written = await recorder.write(list(by_device), record_result)
         afters = [after for _, after in written.changed]
-        retries = [(r.device_id, r.attempt) for r in afters if r.status == PENDING]
+        retries = [
+            (r.device_id, r.attempt)
+            for r in afters
+            if r.status == PENDING and not by_device[r.device_id].released
+        ]
         if retries:
             await self._queue.send(WorkMessage.chunk(job_id, retries), due=ended, now=ended)
         if job.spec.abort and any(r.status == DEVICE_FAILED for r in afters):
             await self._check_abort(job_id)
         if afters:
             await self._after_change(job, written.state.stats)
-        return written.state
 
     async def _call(
         self, job: Broadcast, device_id: str
@@ -485,37 +546,46 @@ class BroadcastEngine:
 
 @dataclass(frozen=True)
 class _Result:
-    """One device's call as it ended: its outcome or error, and whether it gets another try."""
+    """One device's call as it ended: its outcome or error, and whether it gets another try;
+    or `released`: never called (a storage fault before the call), back to pending."""
 
-    record: DeviceJob  # as claimed
+    record: DeviceJob  # as claimed (its lease is the one the result is recorded under)
     outcome: dict[str, object] | None
     error: dict[str, str] | None
     failure_type: str | None
     retry: bool
+    released: bool = False
 
 
 class _ChunkRecorder:
-    """Collects a chunk's results as the calls end and writes them in group commits: one
-    writer, each write taking every result that arrived while the previous one was under way,
-    so a fast chunk is recorded in one or two transactions and a slow device does not hold up
-    the others' records (a crash then repeats only the calls that were still running)."""
+    """A chunk's writes, one at a time against the state the last one left (no read between
+    them): its claims, and its results in group commits, each taking every result that
+    arrived while the previous write was under way, so a fast chunk is recorded in a few
+    transactions and a slow device does not hold up the others' records (a crash then repeats
+    only the calls that were still running)."""
 
-    def __init__(
-        self,
-        engine: BroadcastEngine,
-        job: Broadcast,
-        bucket: int,
-        lease_until: datetime,
-        state: ChunkState,
-    ) -> None:
+    def __init__(self, engine: BroadcastEngine, job: Broadcast, bucket: int, state: ChunkState):
         self._engine = engine
         self._job = job
         self._bucket = bucket
-        self._lease_until = lease_until
         self._state = state
+        self._lock = asyncio.Lock()
         self._arrived: list[_Result] = []
-        self._skipped = 0
+        self._claimed = 0
+        self._settled = 0
+        self._closed = False
         self._ready = asyncio.Event()
+
+    async def write(
+        self, device_ids: list[str], decide: Callable[[DeviceJob], DeviceJob | None]
+    ) -> ChunkChange:
+        async with self._lock:
+            change = await self._engine._rows.change_chunk(
+                self._job.spec.job_id, self._bucket, device_ids, decide, self._state
+            )
+            self._state = change.state
+            self._claimed += sum(1 for _, a in change.changed if a.status == DEVICE_RUNNING)
+            return change
 
     def arrived(
         self,
@@ -530,29 +600,40 @@ class _ChunkRecorder:
         self._arrived.append(_Result(record, outcome, error, failure_type, retry))
         self._ready.set()
 
-    def skipped(self) -> None:
-        """A call that ended without a result to record (a storage fault before it)."""
-        self._skipped += 1
+    def released(self, record: DeviceJob) -> None:
+        """A call that never reached the device (a storage fault before it)."""
+        self._arrived.append(_Result(record, None, None, None, False, released=True))
         self._ready.set()
 
-    async def run(self, expected: int) -> None:
-        recorded = 0
-        while recorded + self._skipped < expected:
+    def close(self) -> None:
+        """No more claims: `run` ends once every claimed call is recorded."""
+        self._closed = True
+        self._ready.set()
+
+    async def run(self) -> None:
+        while not (self._closed and self._settled >= self._claimed):
             await self._ready.wait()
             self._ready.clear()
             batch, self._arrived = self._arrived, []
             if not batch:
                 continue
-            self._state = await self._engine._record(
-                self._job, self._bucket, self._lease_until, self._state, batch
-            )
-            recorded += len(batch)
+            await self._engine._record(self._job, self, batch)
+            self._settled += len(batch)
 
 
 def _open_at(record: DeviceJob, attempts: dict[str, int]) -> bool:
     """Whether the record still waits for (or runs) the attempt the message asks for."""
     return record.status in (PENDING, DEVICE_RUNNING) and record.attempt == attempts.get(
         record.device_id
+    )
+
+
+def _live(record: DeviceJob, now: datetime) -> bool:
+    """Whether another call holds the record: running under a lease that has not ended."""
+    return (
+        record.status == DEVICE_RUNNING
+        and record.lease_until is not None
+        and record.lease_until > now
     )
 
 

@@ -30,6 +30,7 @@ import httpx
 
 from shared import log_guard
 from shared.config import Settings
+from shared.devices.call_budget import CallBudget
 from shared.devices.model import Endpoint, MethodCall
 from shared.errors import BadDeviceAnswer, DeviceNotOnline, DeviceTimeout
 from shared.kinds.http.network_guard import (
@@ -48,6 +49,9 @@ MAX_CLIENTS = 64
 METHOD_HEADER = "iothub-method-name"
 DESIRED_VERSION_HEADER = "iothub-desired-version"
 USER_AGENT = "azure-functions-job-scheduler/devices"
+# Connections a host's pool keeps beyond the broadcasts' budget: for the API's direct methods
+# and desired pushes, which take no slot of it.
+_SPARE_CONNECTIONS = 8
 
 
 @dataclass(frozen=True)
@@ -64,8 +68,11 @@ class MethodResult:
 class DeviceCaller:
     """Sends direct methods and desired pushes to device endpoints, through the network guard."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, budget: CallBudget | None = None) -> None:
         self._settings = settings
+        # Broadcasts take a slot of it per call (shared/broadcasts/engine.py); each host's
+        # pool holds as many connections, so no call waits in the pool for one.
+        self.budget = budget or CallBudget()
         self._clients: OrderedDict[str, httpx.AsyncClient] = OrderedDict()
         self._loop: asyncio.AbstractEventLoop | None = None
         log_guard.install()  # httpcore's debug records would print the endpoint's headers
@@ -179,8 +186,12 @@ class DeviceCaller:
             self._clients.move_to_end(host)
             return client
         context = tls_context(self._settings.extra_ca_certs, None)
+        connections = self.budget.size + _SPARE_CONNECTIONS
+        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
         client = httpx.AsyncClient(
-            transport=AddressOnlyTransport(context), follow_redirects=False, trust_env=False
+            transport=AddressOnlyTransport(context, limits),
+            follow_redirects=False,
+            trust_env=False,
         )
         self._clients[host] = client
         while len(self._clients) > MAX_CLIENTS:

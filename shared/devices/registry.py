@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from shared.clock import Clock
+from shared.devices.call_budget import CallBudget
 from shared.devices.calls import DeviceCaller, MethodResult
 from shared.devices.model import (
     ANY_ETAG,
@@ -68,6 +69,11 @@ class DeviceRegistry:
         self._rows = rows
         self._caller = caller
         self._clock = clock
+
+    @property
+    def call_budget(self) -> CallBudget:
+        """The process's budget of device calls in flight (broadcasts take a slot per call)."""
+        return self._caller.budget
 
     # --- devices -----------------------------------------------------------------------------
 

@@ -300,15 +300,21 @@ class BroadcastRows:
     ) -> ChunkChange:
         """`decide` the next state of each of these records of one bucket (None: leave it) and
         write every change with the bucket's counters in ONE transaction. Tried first against
-        `known` (what the caller's last change left: no read), then on fresh reads whenever a
-        record or the counters changed meanwhile; `decide` must be a pure function."""
+        `known` (what the caller's last change left: no read) when it holds every one of them,
+        then on fresh reads whenever a record or the counters changed meanwhile; `decide` must
+        be a pure function. The state returned keeps `known`'s other records: a caller that
+        writes its records a few at a time (a chunk's claims and results) must still find each
+        one in it, or its change would be skipped as if the record were not stored."""
         if len(device_ids) > CHUNK_LIMIT:
             raise ValueError(f"a chunk holds at most {CHUNK_LIMIT} devices")
         partition = partition_of(job_id, bucket)
-        state = known
+        kept = {} if known is None else dict(known.records)
+        state = known if all(d in kept for d in device_ids) else None
         for _ in range(_RACE_RETRIES):
             if state is None:
-                state = await self.read_chunk(job_id, bucket, device_ids)
+                fresh = await self.read_chunk(job_id, bucket, device_ids)
+                kept.update(fresh.records)
+                state = ChunkState(dict(kept), fresh.stats, fresh.stats_etag)
             changes: list[tuple[StoredDeviceJob, DeviceJob]] = []
             for device_id in device_ids:
                 stored = state.records.get(device_id)
@@ -332,7 +338,7 @@ class BroadcastRows:
             try:
                 etags = await transact(self.table, partition, operations)
             except Conflict:
-                state = None
+                kept, state = dict(state.records), None
                 continue
             records = dict(state.records)
             for (_, after), etag in zip(changes, etags, strict=False):

@@ -12,13 +12,21 @@ from typing import Any
 
 import httpx
 import pytest
+from azure.core.credentials import AzureNamedKeyCredential
+from azure.core.exceptions import ServiceRequestError
+from azure.data.tables.aio import TableClient
 
+from shared.broadcasts.engine import BroadcastEngine
 from shared.broadcasts.planning import total
 from shared.broadcasts.records import DeviceJob
 from shared.clock import FixedClock
+from shared.devices.call_budget import CallBudget
+from shared.devices.calls import DeviceCaller
+from shared.devices.registry import DeviceRegistry
 from shared.runtime import Runtime
 from shared.storage.broadcasts import BroadcastRows, bucket_of
 from shared.storage.device_work import DeviceWorkQueue, WorkMessage
+from shared.storage.devices import DeviceRows
 from shared.storage.queue import AttemptMessage
 from tests.integration.test_devices_api import assert_hub_error
 from tests.support.device_endpoint import DeviceEndpoint
@@ -571,6 +579,49 @@ async def test_a_chunk_claim_that_loses_a_race_is_decided_again_on_a_fresh_read(
     await rows.close()
 
 
+async def test_a_result_recorded_after_another_lost_a_race_is_still_recorded(runtime):
+    """A chunk claims two devices in one write, then records their results one at a time
+    against the state its last write left. The first result's write loses a race (another
+    chunk of the bucket moved the counters) and is decided again on a fresh read of its own
+    record; the second result must still find its record in the state that write returns.
+    It used not to (the fresh read replaced the state): the result was skipped as if its record
+    were not stored, the device stayed running until its lease ended and its watch called it
+    again: every duplicate call of the 2,000-device probe, with no process crashed."""
+    settings = runtime.settings
+    rows = BroadcastRows.from_connection_string(
+        settings.storage_connection, settings.broadcasts_table
+    )
+    a, b, other = same_bucket("rr", 3)
+    bucket = bucket_of(a)
+    await rows.add_pending(
+        DeviceJob("rr", "scheduleDeviceMethod", d, "pending", API_NOW, API_NOW)
+        for d in (a, b, other)
+    )
+    lease = API_NOW + timedelta(seconds=60)
+    claimed = await rows.change_chunk(
+        "rr",
+        bucket,
+        [a, b],
+        lambda r: replace(r, status="running", lease_until=lease),
+        known=await rows.read_chunk("rr", bucket, [a, b]),
+    )
+    # Another chunk of the bucket claims its device: the counters row's ETag moves on.
+    await rows.change_chunk("rr", bucket, [other], lambda r: replace(r, status="running"))
+
+    def done(record: DeviceJob) -> DeviceJob | None:
+        if record.status != "running" or record.lease_until != lease:
+            return None
+        return replace(record, status="completed", lease_until=None)
+
+    first = await rows.change_chunk("rr", bucket, [a], done, known=claimed.state)
+    assert [after.device_id for _, after in first.changed] == [a]
+    second = await rows.change_chunk("rr", bucket, [b], done, known=first.state)
+    assert [after.device_id for _, after in second.changed] == [b]
+    statistics = total(await rows.stats("rr"))
+    assert (statistics.succeeded, statistics.running, statistics.pending) == (2, 1, 0)
+    await rows.close()
+
+
 async def test_a_chunk_with_mixed_outcomes_ends_with_exact_statistics(
     api, device_endpoint, work, runtime
 ):
@@ -688,3 +739,103 @@ async def test_a_single_device_message_from_an_earlier_version_still_runs_its_de
     final = (await api.get("/api/jobs/v2/ov")).json()
     assert final["status"] == "completed"
     assert final["deviceJobStatistics"]["succeededCount"] == 2
+
+
+# --- the process's call budget: sub-chunk claims, one lease per device ------------------------
+
+
+def engine_with(runtime: Runtime, budget: CallBudget, device_table: TableClient) -> BroadcastEngine:
+    """An engine of this runtime's stores whose registry has its own call budget and reads the
+    devices from `device_table` (one instance's view)."""
+    settings = runtime.settings
+    rows = BroadcastRows.from_connection_string(
+        settings.storage_connection, settings.broadcasts_table
+    )
+    queue = DeviceWorkQueue.from_connection_string(
+        settings.storage_connection, settings.device_work_queue
+    )
+    registry = DeviceRegistry(
+        DeviceRows(device_table), DeviceCaller(settings, budget), runtime.clock
+    )
+    return BroadcastEngine(rows, queue, registry, runtime.clock, settings.lease_margin)
+
+
+async def test_each_device_of_a_big_chunk_is_leased_for_one_device_timeout(
+    api, device_endpoint, work, runtime
+):
+    """Ten devices in one chunk, all called at once: each one's lease is one device timeout
+    plus the margin from its claim, not a multiple for the chunk's size."""
+    ids = same_bucket("lt", 10)
+    device_endpoint.held = frozenset(ids)
+    await add_devices(api, device_endpoint, ids)
+    job = method_job("lt")
+    job["cloudToDeviceMethod"]["responseTimeoutInSeconds"] = 5
+    assert (await api.put("/api/jobs/v2/lt", json=job)).status_code == 200
+    await run_attempts(runtime)
+    [chunk] = await chunk_messages(work)
+    worker = asyncio.create_task(runtime.broadcasts.engine.handle(chunk))
+    await device_endpoint.wait_for(10)
+    rows = BroadcastRows.from_connection_string(
+        runtime.settings.storage_connection, runtime.settings.broadcasts_table
+    )
+    leases = {r.lease_until async for r, _ in rows.records("lt")}
+    assert leases == {API_NOW + timedelta(seconds=5 + 5) + runtime.settings.lease_margin}
+    device_endpoint.release()
+    await worker
+    assert (await api.get("/api/jobs/v2/lt")).json()["status"] == "completed"
+    await rows.close()
+
+
+async def test_a_chunk_claims_its_devices_as_slots_of_the_process_budget_free_up(
+    api, device_endpoint, work, runtime
+):
+    """A budget of 3 calls and a chunk of 7 slow devices: 3 are claimed (running, leased) and
+    called, the other 4 stay pending, not leased, until slots free up; then every device is
+    called once and the job completes with exact statistics."""
+    ids = same_bucket("sb", 7)
+    device_endpoint.held = frozenset(ids)
+    await add_devices(api, device_endpoint, ids)
+    assert (await api.put("/api/jobs/v2/sb", json=method_job("sb"))).status_code == 200
+    await run_attempts(runtime)
+    [chunk] = await chunk_messages(work)
+    engine = engine_with(runtime, CallBudget(3), runtime.store.tables.devices)
+    worker = asyncio.create_task(engine.handle(chunk))
+    await device_endpoint.wait_for(3)
+    statistics = (await api.get("/api/jobs/v2/sb")).json()["deviceJobStatistics"]
+    assert (statistics["runningCount"], statistics["pendingCount"]) == (3, 4)
+    assert len(device_endpoint.calls) == 3
+    device_endpoint.release()
+    await worker
+    final = (await api.get("/api/jobs/v2/sb")).json()
+    assert final["status"] == "completed", final
+    assert final["deviceJobStatistics"]["succeededCount"] == 7
+    assert sorted(device_endpoint.callers) == sorted(ids)
+
+
+async def test_a_storage_fault_before_the_calls_puts_the_devices_back_to_pending(
+    api, device_endpoint, work, runtime
+):
+    """The registry cannot be read (its storage refuses connections): nobody is called, the
+    message fails (the host retries it) and the devices are pending again at once, so the
+    retry claims them instead of waiting for their leases to end."""
+    ids = same_bucket("sf", 3)
+    await add_devices(api, device_endpoint, ids)
+    assert (await api.put("/api/jobs/v2/sf", json=method_job("sf"))).status_code == 200
+    await run_attempts(runtime)
+    [chunk] = await chunk_messages(work)
+    dead = TableClient(
+        endpoint="http://127.0.0.1:9",
+        table_name="nothing",
+        credential=AzureNamedKeyCredential("nobody", "bm9ib2R5"),
+        retry_total=0,
+    )
+    engine = engine_with(runtime, CallBudget(), dead)
+    with pytest.raises(ServiceRequestError):
+        await engine.handle(chunk)
+    await dead.close()
+    statistics = (await api.get("/api/jobs/v2/sf")).json()["deviceJobStatistics"]
+    assert (statistics["runningCount"], statistics["pendingCount"]) == (0, 3)
+    assert device_endpoint.calls == []
+    await runtime.broadcasts.engine.handle(chunk)  # the host's retry: no lease to wait for
+    final = (await api.get("/api/jobs/v2/sf")).json()
+    assert final["deviceJobStatistics"]["succeededCount"] == 3, final
