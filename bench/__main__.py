@@ -1,10 +1,11 @@
-"""`python -m bench` (`make bench`): start a private in-memory Azurite, run (a) to (e),
+"""`python -m bench` (`make bench`): start a private in-memory Azurite, run (a) to (f),
 print the report and write it to bench/results/latest.json. Azurite is stopped by its pid at
 the end, on error and on SIGTERM/Ctrl-C alike.
 
 `--parts ab` runs a subset; `--cprofile` adds a cProfile of one dispatch pass to the report;
 `--devices 500 --paced-devices 100` runs (d) at a small size (defaults: 10,000 and 300);
-`--burst-sizes 200,500` runs (e) small (default 1000,5000,10000).
+`--burst-sizes 200,500` runs (e) small (default 1000,5000,10000); `--dashboard-jobs 1000` runs
+(f) small (default 10,000).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import broadcast, burst, lateness, queue_rate, timer_pass
+from bench import broadcast, burst, dashboard_list, lateness, queue_rate, timer_pass
 from bench.report import render
 from bench.util import CpuMeter, median
 from devhost.azurite import PROJECT_ROOT, Azurite, start_azurite
@@ -39,6 +40,7 @@ class Sizes:
     devices: int = broadcast.DEVICES
     paced_devices: int = broadcast.ROLLOUT_DEVICES
     bursts: tuple[int, ...] = burst.SIZES  # (e)'s bursts
+    dashboard_jobs: int = dashboard_list.JOBS  # (f)'s jobs
 
 
 async def run(
@@ -53,6 +55,16 @@ async def run(
     results: dict[str, Any] = {"order": []}
     with meter.measure() as whole:
         await _run_parts(connection, meter, parts, cprofile, results)
+        if "f" in parts:  # in tables of its own; before (e) and (d) fill Azurite further
+            print(
+                f"(f)     dashboard job list over {sizes.dashboard_jobs:,} jobs in "
+                f"{dashboard_list.COLLECTIONS} collections ...",
+                flush=True,
+            )
+            results["order"].append("f")
+            results["dashboard"] = await dashboard_list.measure_dashboard_list(
+                connection, sizes.dashboard_jobs
+            )
         if "e" in parts:  # after (c), (a), (b): it fills the queues with the most messages
             results["order"].append("e")
             results["bursts"] = await burst.measure_bursts(connection, meter, sizes.bursts)
@@ -139,9 +151,7 @@ async def _cancel_on_sigterm(work: Coroutine[Any, Any, dict[str, Any]]) -> dict[
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument(
-        "--parts", default="abcde", help="which of a, b, c, d, e to run (default abcde)"
-    )
+    parser.add_argument("--parts", default="abcdef", help="which of a to f to run (default abcdef)")
     parser.add_argument("--devices", type=int, default=broadcast.DEVICES, help="(d)'s devices")
     parser.add_argument(
         "--paced-devices", type=int, default=broadcast.ROLLOUT_DEVICES, help="(d)'s paced run"
@@ -150,6 +160,9 @@ def main() -> int:
         "--burst-sizes",
         default=",".join(str(n) for n in burst.SIZES),
         help="(e)'s bursts, comma-separated (default 1000,5000,10000)",
+    )
+    parser.add_argument(
+        "--dashboard-jobs", type=int, default=dashboard_list.JOBS, help="(f)'s jobs"
     )
     parser.add_argument("--cprofile", action="store_true", help="cProfile one dispatch pass")
     args = parser.parse_args()
@@ -184,7 +197,7 @@ def main() -> int:
 
 def _sizes(args: argparse.Namespace) -> Sizes:
     bursts = tuple(int(n) for n in str(args.burst_sizes).split(",") if n.strip())
-    return Sizes(args.devices, args.paced_devices, bursts)
+    return Sizes(args.devices, args.paced_devices, bursts, args.dashboard_jobs)
 
 
 def _plain(value: object) -> object:

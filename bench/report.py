@@ -14,6 +14,9 @@ STATS_RATIO_MAX = 1.2
 ROLLOUT_TOLERANCE = 0.05
 BURST_FLOOR_FACTOR = 2.0  # (e) last arrival <= 2 x the floor
 BURST_SLOPE_MAX = 1.5  # (e) per-occurrence time, biggest burst over smallest
+COLD_FLOOR_MAX = 1.5  # (f) cold first page <= 1.5 x reading the job rows raw
+WARM_FLOOR_MAX = 0.1  # (f) warm first page <= 0.1 x that floor
+PAGE_ROWS = 25  # (f) the dashboard's page: the browser never receives more rows than this
 
 
 def verdict(ok: bool) -> str:
@@ -63,6 +66,8 @@ def render(results: dict[str, Any]) -> str:
         lines += _broadcast(results["broadcast"])
     if "bursts" in results:
         lines += _bursts(results["bursts"])
+    if "dashboard" in results:
+        lines += _dashboard(results["dashboard"])
     lines += ["", "Targets:", *_targets(results)]
     lines += ["", f"Total run time: {results['total_s']:.0f} s ({results['total_s'] / 60:.1f} min)"]
     return "\n".join(lines)
@@ -213,6 +218,8 @@ def _targets(r: dict[str, Any]) -> list[str]:
         rows += _broadcast_targets(r["broadcast"])
     if "bursts" in r:
         rows += _burst_targets(r["bursts"])
+    if "dashboard" in r:
+        rows += _dashboard_targets(r["dashboard"])
     return [f"    {name:<28}{figure:<26}{verdict(ok)}" for name, figure, ok in rows]
 
 
@@ -441,3 +448,59 @@ def _burst_targets(e: dict[str, Any]) -> list[tuple[str, str, bool]]:
     if slope is not None:
         rows.append(("(e) linear growth", f"{slope:.2f} <= {BURST_SLOPE_MAX}", slope <= 1.5))
     return rows
+
+
+def _ms(seconds: float) -> str:
+    return f"{1000 * seconds:7.1f} ms"
+
+
+def _dashboard(f: dict[str, Any]) -> list[str]:
+    def row(label: str, name: str, limit: float | None) -> str:
+        ratio = f[f"{name}_ratio"]
+        text = f"    {label:<34}{_ms(f[f'{name}_p50_s'])}   x floor {ratio:5.2f}"
+        if limit is not None:
+            text += f"   target <= {limit}   {verdict(dashboard_within(ratio, limit))}"
+        return text
+
+    return [
+        "",
+        f"(f) Dashboard job list: GET /api/dashboard-data/jobs, first page, {f['jobs']:,} jobs "
+        f"over {f['collections']} collections",
+        f"    (ASGI app in process; p50 of {f['requests']} requests each; seeded in "
+        f"{f['seed_s']:.1f} s, not measured)",
+        f"    {'floor (job rows read raw, SDK):':<34}{_ms(f['floor_p50_s'])}   "
+        f"({f['floor_rows']:,} rows, the list's columns; every column: "
+        f"{1000 * f['every_column_p50_s']:.1f} ms)",
+        row("cold (shared copy expired):", "cold", COLD_FLOOR_MAX),
+        row("warm (shared copy fresh):", "warm", WARM_FLOOR_MAX),
+        row("warm, with a search:", "search", None),
+        row("warm, a state filter, nextRun sort:", "filter_sort", None),
+        f"    first page: {f['page_rows']} rows of {f['total_listed']:,}, "
+        f"{f['payload_bytes']:,} bytes",
+    ]
+
+
+def dashboard_within(ratio: float | None, limit: float) -> bool:
+    """(f): a time over its floor within the target's factor (False without a floor)."""
+    return ratio is not None and ratio <= limit
+
+
+def _dashboard_targets(f: dict[str, Any]) -> list[tuple[str, str, bool]]:
+    cold, warm = f["cold_ratio"], f["warm_ratio"]
+    return [
+        (
+            "(f) cold list / floor",
+            f"{cold:.2f} <= {COLD_FLOOR_MAX}",
+            dashboard_within(cold, COLD_FLOOR_MAX),
+        ),
+        (
+            "(f) warm list / floor",
+            f"{warm:.3f} <= {WARM_FLOOR_MAX}",
+            dashboard_within(warm, WARM_FLOOR_MAX),
+        ),
+        (
+            "(f) first page only",
+            f"{f['page_rows']} rows, {f['payload_bytes']:,} B",
+            f["page_rows"] == min(PAGE_ROWS, f["total_listed"]),
+        ),
+    ]

@@ -246,8 +246,8 @@ async def _seed_rows(
         due_rows[job.collection].append(DueEntry(start, job.collection, job.name))
     store = JobStore.from_settings(settings)
     try:
-        job_batches = _chunks(job_rows)
-        due_batches = _chunks(due_rows)
+        job_batches = batches_per_partition(job_rows)
+        due_batches = batches_per_partition(due_rows)
         await bounded(
             SEED_IN_FLIGHT,
             (
@@ -266,7 +266,7 @@ async def _seed_rows(
     return len(job_batches) + len(due_batches)
 
 
-def _chunks(rows: dict[str, list[Row]]) -> list[list[Row]]:
+def batches_per_partition(rows: dict[str, list[Row]]) -> list[list[Row]]:
     """Each partition's rows in slices of at most 100 (one entity-group transaction each)."""
     return [
         partition[i : i + MAX_OPERATIONS]

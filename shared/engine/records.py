@@ -62,6 +62,19 @@ class TallyRow:
     final_state: JobState | None = None
 
 
+@dataclass(frozen=True)
+class JobListing:
+    """The few columns of a job row that a list of every job searches, filters and sorts on
+    (the dashboard's): read without the rest of the row, its definition not validated."""
+
+    collection: str
+    name: str
+    state: JobState
+    kind: str  # the action's type as stored, e.g. "Http"
+    next_fire: datetime | None
+    last_execution_time: datetime | None
+
+
 @dataclass
 class StoredJob:
     """A job as stored: the user's definition plus what the scheduler keeps about it."""

@@ -15,6 +15,7 @@ from shared.engine.records import (
     Collection,
     DueEntry,
     HistoryRecord,
+    JobListing,
     Run,
     RunStatus,
     StoredJob,
@@ -87,6 +88,24 @@ def job_entity(job: StoredJob) -> dict[str, Any]:
         "closing": job.final_state.value if job.final_state else None,
         "closing_generation": job.final_state_generation,
     }
+
+
+# What job_listing_from_entity reads: a query asks only for these ($select).
+LISTING_COLUMNS = ("RowKey", "state", "definition", "next_fire", "last_execution_time")
+
+
+def job_listing_from_entity(collection: str, entity: TableEntity) -> JobListing:
+    """A job row's listing columns; the definition's JSON is parsed for its action's type
+    only (validating 10,000 definitions would cost more than reading them)."""
+    action = json.loads(entity["definition"]).get("action") or {}
+    return JobListing(
+        collection=collection,
+        name=job_name(entity["RowKey"]),
+        state=JobState(entity["state"]),
+        kind=str(action.get("type") or ""),
+        next_fire=opt_dt(entity.get("next_fire")),
+        last_execution_time=opt_dt(entity.get("last_execution_time")),
+    )
 
 
 def job_from_entity(entity: TableEntity) -> StoredJob:

@@ -19,11 +19,12 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableErrorCode, UpdateMode
 
 from shared.concurrency import run_bounded
-from shared.engine.records import Collection, DueEntry, StoredJob
+from shared.engine.records import Collection, DueEntry, JobListing, StoredJob
 from shared.errors import Conflict, StorageError
 from shared.model.job import JobState
 from shared.names import CollectionRef
 from shared.storage.codecs import (
+    LISTING_COLUMNS,
     JobCount,
     collection_entity,
     collection_from_entity,
@@ -31,6 +32,7 @@ from shared.storage.codecs import (
     job_count_from_entity,
     job_entity,
     job_from_entity,
+    job_listing_from_entity,
 )
 from shared.storage.due_index import DueIndex
 from shared.storage.keys import JOB_COUNT_KEY, job_key, job_name, prefix_filter
@@ -220,14 +222,16 @@ class JobRows:
         jobs = [job_from_entity(entity) for entity in rows]
         return jobs, (job_name(last_key) if last_key else None)
 
-    async def all_jobs(self, collection: str) -> list[StoredJob]:
-        """Every job row of a collection, in name order (one range read)."""
-        query = "PartitionKey eq @pk and RowKey ge 'job|' and RowKey lt 'job}'"
+    async def job_listings(self, collection: str) -> list[JobListing]:
+        """Every job row of a collection, in name order, with the listing columns only (one
+        range read; the SDK decodes each property of each row, so fewer columns is less CPU)."""
         table = self._tables.table_for(collection)
         try:
             return [
-                job_from_entity(entity)
-                async for entity in table.query_entities(query, parameters={"pk": collection})
+                job_listing_from_entity(collection, entity)
+                async for entity in table.query_entities(
+                    _JOB_ROWS, parameters={"pk": collection}, select=list(LISTING_COLUMNS)
+                )
             ]
         except ResourceNotFoundError:  # a collection whose table was never made: no jobs
             return []

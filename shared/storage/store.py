@@ -21,6 +21,7 @@ from shared.engine.records import (
     DueEntry,
     DueScan,
     HistoryRecord,
+    JobListing,
     Run,
     StoredJob,
     TallyRow,
@@ -116,8 +117,8 @@ class JobStore:
     async def all_collections(self) -> list[Collection]:
         return await self.job_rows.all_collections()
 
-    async def all_jobs(self, collection: str) -> list[StoredJob]:
-        return await self.job_rows.all_jobs(collection)
+    async def job_listings(self, collection: str) -> list[JobListing]:
+        return await self.job_rows.job_listings(collection)
 
     async def get_job(self, collection: str, name: str) -> StoredJob | None:
         return await self.job_rows.get_job(collection, name)
