@@ -15,7 +15,7 @@ ROLLOUT_TOLERANCE = 0.05
 BURST_FLOOR_FACTOR = 2.0  # (e) last arrival <= 2 x the floor
 BURST_SLOPE_MAX = 1.5  # (e) per-occurrence time, biggest burst over smallest
 COLD_FLOOR_MAX = 1.5  # (f) cold first page <= 1.5 x reading the job rows raw
-WARM_FLOOR_MAX = 0.1  # (f) warm first page <= 0.1 x that floor
+WARM_FLOOR_MAX = 0.25  # (f) warm first page <= 0.25 x that floor: its 25 rows' reads, not 10,000
 PAGE_ROWS = 25  # (f) the dashboard's page: the browser never receives more rows than this
 
 

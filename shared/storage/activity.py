@@ -27,7 +27,7 @@ from azure.core.exceptions import (
     ResourceNotFoundError,
 )
 from azure.data.tables import UpdateMode
-from azure.data.tables.aio import TableClient, TableServiceClient
+from azure.data.tables.aio import TableClient
 
 from shared.engine.records import HistoryRecord
 from shared.model.job import ActionName, HistoryStatus
@@ -72,8 +72,9 @@ class ActivityRows:
 
     @classmethod
     def from_connection_string(cls, connection: str, table_name: str) -> ActivityRows:
-        service = TableServiceClient.from_connection_string(connection)
-        return cls(service.get_table_client(table_name))
+        # Its own client: one taken from a service client shares that client's HTTP session,
+        # which closing the table client leaves open.
+        return cls(TableClient.from_connection_string(connection, table_name))
 
     async def ensure(self) -> ActivityRows:
         try:

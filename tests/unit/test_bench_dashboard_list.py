@@ -57,5 +57,5 @@ def test_the_report_shows_f_with_its_verdicts():
     }
     text = render(results)
     assert "(f) cold list / floor       1.00 <= 1.5" in text
-    assert "(f) warm list / floor       1.000 <= 0.1" in text
+    assert "(f) warm list / floor       1.000 <= 0.25" in text
     assert "25 rows of 10,000, 16,000 bytes" in text
