@@ -2,12 +2,14 @@
 lateness per hour, in table `{prefix}Activity`, so the overview reads at most a few hundred
 small rows instead of every history row of every job.
 
-Each recorded attempt adds one to a counter row of its hour. Concurrent executors would
-contend on one row, so each hour has `SHARDS` rows and an attempt picks one at random
-(ETag-checked read-modify-write, retried after a short random pause on a lost race); a
-reader sums the shards. The
-counters are a view, not a record: an increment that keeps failing is logged and dropped,
-never failing the attempt (the history row, written before, stays the truth).
+Each recorded attempt adds one to a counter row of its hour. The attempts a process records
+while a write is in flight are added up in memory and written together by the next one, so a
+burst of 1,000 attempts at one second costs a handful of writes, not 1,000 racing ones.
+Instances would still contend on one row, so each hour has `SHARDS` rows and a write picks one
+at random (ETag-checked read-modify-write, retried after a short random pause on a lost race);
+a reader sums the shards. The counters are a view, not a record: a write that keeps failing is
+logged and dropped, never failing the attempt (the history row, written before, stays the
+truth), and a process killed mid-write loses that write's counts.
 """
 
 from __future__ import annotations
@@ -45,6 +47,31 @@ _BACKOFF_SECONDS = 0.02  # times the try number, jittered: racers spread out ins
 
 
 @dataclass
+class _Tally:
+    """Counts of one hour not written yet."""
+
+    attempts: int = 0
+    failures: int = 0
+    late: dict[int, int] = field(default_factory=dict)
+
+    def add(self, failed: bool, late: int | None) -> None:
+        self.attempts += 1
+        self.failures += failed
+        if late is not None:
+            self.late[late] = self.late.get(late, 0) + 1
+
+
+@dataclass
+class _Batch:
+    """The tallies one write takes, and the future its recorders wait on."""
+
+    hours: dict[str, _Tally] = field(default_factory=dict)
+    written: asyncio.Future[None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+@dataclass
 class HourActivity:
     """One hour's counters (UTC), the shards summed."""
 
@@ -69,6 +96,8 @@ def lateness_bucket(seconds: float) -> int:
 class ActivityRows:
     def __init__(self, table: TableClient) -> None:
         self._table = table
+        self._next: _Batch | None = None  # what the next write takes
+        self._writer: asyncio.Task[None] | None = None
 
     @classmethod
     def from_connection_string(cls, connection: str, table_name: str) -> ActivityRows:
@@ -84,30 +113,51 @@ class ActivityRows:
         return self
 
     async def close(self) -> None:
+        if self._writer is not None:
+            await self._writer  # the counts recorded so far are written first
         await self._table.close()
 
     async def record(self, history: HistoryRecord) -> None:
-        """Count one recorded attempt in its hour (best effort: see the module's doc)."""
+        """Count one recorded attempt in its hour; returns once a write took it (best effort:
+        see the module's doc)."""
         props = history.properties
         failed = props.status is HistoryStatus.FAILED
         late: int | None = None
         if props.action_name is ActionName.MAIN_ACTION and props.retry_count == 0:
             seconds = (props.start_time - props.expected_execution_time).total_seconds()
             late = lateness_bucket(max(0.0, seconds))
-        row_key = f"{hour_key(props.start_time)}|{random.randrange(SHARDS)}"
-        try:
-            await self._increment(row_key, failed, late)
-        except AzureError as error:
-            log.warning("Activity counter not updated (%s): %s", row_key, type(error).__name__)
+        if self._next is None:
+            self._next = _Batch()
+        batch = self._next
+        batch.hours.setdefault(hour_key(props.start_time), _Tally()).add(failed, late)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_batches())
+        await asyncio.shield(batch.written)
 
-    async def _increment(self, row_key: str, failed: bool, late: int | None) -> None:
+    async def _write_batches(self) -> None:
+        """Write what was recorded, then what was recorded meanwhile, until nothing is left."""
+        while self._next is not None:
+            batch, self._next = self._next, None
+            try:
+                for hour, tally in batch.hours.items():
+                    row_key = f"{hour}|{random.randrange(SHARDS)}"
+                    try:
+                        await self._increment(row_key, tally)
+                    except AzureError as error:
+                        kind = type(error).__name__
+                        log.warning("Activity counter not updated (%s): %s", row_key, kind)
+            finally:  # the recorders never wait forever, whatever happened
+                if not batch.written.done():
+                    batch.written.set_result(None)
+
+    async def _increment(self, row_key: str, tally: _Tally) -> None:
         for tried in range(_TRIES):
             if tried:
                 await asyncio.sleep(random.uniform(0, _BACKOFF_SECONDS * tried))
             try:
                 entity = await self._table.get_entity(PARTITION, row_key)
             except ResourceNotFoundError:
-                fresh = {"PartitionKey": PARTITION, "RowKey": row_key, **_added({}, failed, late)}
+                fresh = {"PartitionKey": PARTITION, "RowKey": row_key, **_added({}, tally)}
                 try:
                     await self._table.create_entity(fresh)
                     return
@@ -115,7 +165,7 @@ class ActivityRows:
                     continue
             try:
                 await self._table.update_entity(
-                    {**entity, **_added(entity, failed, late)},
+                    {**entity, **_added(entity, tally)},
                     mode=UpdateMode.MERGE,
                     etag=entity.metadata["etag"],
                     match_condition=MatchConditions.IfNotModified,
@@ -164,15 +214,17 @@ class ActivityRows:
         return list(by_hour.values())
 
 
-def _added(entity: dict[str, object], failed: bool, late: int | None) -> dict[str, int]:
+def _added(entity: dict[str, object], tally: _Tally) -> dict[str, int]:
     def current(name: str) -> int:
         value = entity.get(name, 0)
         return value if isinstance(value, int) else 0
 
-    changed = {"attempts": current("attempts") + 1, "failures": current("failures") + failed}
-    if late is not None:
-        name = f"late{late}"
-        changed[name] = current(name) + 1
+    changed = {
+        "attempts": current("attempts") + tally.attempts,
+        "failures": current("failures") + tally.failures,
+    }
+    for bucket, count in tally.late.items():
+        changed[f"late{bucket}"] = current(f"late{bucket}") + count
     return changed
 
 

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from shared.engine.records import HistoryRecord
+from shared.model.job import ActionName, HistoryStatus, JobHistoryProperties
 from shared.storage.activity import ActivityRows
+from tests.support.flaky_proxy import FlakyProxy
 
 pytestmark = pytest.mark.integration
 
@@ -36,3 +40,43 @@ async def test_closing_the_activity_rows_leaves_no_open_session(
     finally:
         loop.set_exception_handler(previous)
     assert not [m for m in reported if "Unclosed" in m], reported
+
+
+async def test_a_burst_of_attempts_costs_a_few_writes_and_loses_no_count(
+    azurite: Any, unique_name: str
+) -> None:
+    """1,000 attempts recorded at once used to be 1,000 racing read-modify-writes on 4 rows
+    (some gave up after 20 lost races, and the burst's storage paid for all of them)."""
+    proxy = await FlakyProxy(azurite.ports["Table"]).start()
+    connection = azurite.connection_string.replace(
+        f"127.0.0.1:{azurite.ports['Table']}", f"127.0.0.1:{proxy.port}"
+    )
+    rows = await ActivityRows.from_connection_string(connection, f"{unique_name}Act").ensure()
+    try:
+        proxy.requests.clear()
+        started = datetime(2030, 5, 6, 7, 30, tzinfo=UTC)
+        await asyncio.gather(*(rows.record(attempt_at(started, i % 10 == 0)) for i in range(1000)))
+        writes = len(proxy.requests)
+        (hour,) = await rows.hours(started, started)
+    finally:
+        await rows.close()
+        await proxy.stop()
+    assert (hour.attempts, hour.failures, sum(hour.lateness)) == (1000, 100, 1000)
+    assert writes <= 20, writes
+
+
+def attempt_at(started: datetime, failed: bool) -> HistoryRecord:
+    return HistoryRecord(
+        collection="sub|rg|c",
+        job="j",
+        properties=JobHistoryProperties(
+            start_time=started,
+            end_time=started,
+            expected_execution_time=started,
+            action_name=ActionName.MAIN_ACTION,
+            status=HistoryStatus.FAILED if failed else HistoryStatus.COMPLETED,
+            message="",
+            retry_count=0,
+            repeat_count=0,
+        ),
+    )
