@@ -14,11 +14,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from azure.core.exceptions import ResourceExistsError
-from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient
 
-from shared.storage.queue import MAX_VISIBILITY_SECONDS
+from shared.storage.queue import MAX_VISIBILITY_SECONDS, create_if_missing, host_queue_client
 
 START, DEVICE, DEVICES, SWEEP = "start", "device", "devices", "sweep"
 
@@ -73,21 +71,11 @@ class DeviceWorkQueue:
 
     @classmethod
     def from_connection_string(cls, connection: str, queue_name: str) -> DeviceWorkQueue:
-        return cls(
-            QueueClient.from_connection_string(
-                connection,
-                queue_name,
-                message_encode_policy=TextBase64EncodePolicy(),
-                message_decode_policy=TextBase64DecodePolicy(),
-            )
-        )
+        return cls(host_queue_client(connection, queue_name))
 
     async def ensure(self) -> DeviceWorkQueue:
         if not self._ready:
-            try:
-                await self.client.create_queue()
-            except ResourceExistsError:
-                pass
+            await create_if_missing(self.client)
             self._ready = True
         return self
 

@@ -18,12 +18,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from azure.core.exceptions import ResourceExistsError
-from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient
 
 from shared.engine.records import DueEntry
 from shared.storage.keys import DUE_PREFIX, due_key, up_to
+from shared.storage.queue import create_if_missing, host_queue_client
 from shared.timefmt import from_iso, to_iso
 
 # Rows per slice: one dispatcher slice (shared/engine/dispatcher.py), a few transactions.
@@ -87,21 +86,11 @@ class DispatchQueue:
 
     @classmethod
     def from_connection_string(cls, connection: str, queue_name: str) -> DispatchQueue:
-        return cls(
-            QueueClient.from_connection_string(
-                connection,
-                queue_name,
-                message_encode_policy=TextBase64EncodePolicy(),
-                message_decode_policy=TextBase64DecodePolicy(),
-            )
-        )
+        return cls(host_queue_client(connection, queue_name))
 
     async def ensure(self) -> DispatchQueue:
         if not self._ready:
-            try:
-                await self.client.create_queue()
-            except ResourceExistsError:
-                pass
+            await create_if_missing(self.client)
             self._ready = True
         return self
 

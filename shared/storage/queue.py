@@ -66,6 +66,23 @@ def visibility_delay(due: datetime, now: datetime) -> int:
     return max(0, min(seconds, MAX_VISIBILITY_SECONDS))
 
 
+def host_queue_client(connection: str, queue_name: str) -> QueueClient:
+    """A client for a queue a Functions trigger reads: Base64 text, the host's default encoding."""
+    return QueueClient.from_connection_string(
+        connection,
+        queue_name,
+        message_encode_policy=TextBase64EncodePolicy(),
+        message_decode_policy=TextBase64DecodePolicy(),
+    )
+
+
+async def create_if_missing(client: QueueClient) -> None:
+    try:
+        await client.create_queue()
+    except ResourceExistsError:
+        pass
+
+
 class AttemptQueue:
     def __init__(self, client: QueueClient, connection: str = "") -> None:
         self._client = client
@@ -74,13 +91,7 @@ class AttemptQueue:
 
     @classmethod
     def from_connection_string(cls, connection: str, queue_name: str) -> AttemptQueue:
-        client = QueueClient.from_connection_string(
-            connection,
-            queue_name,
-            message_encode_policy=TextBase64EncodePolicy(),
-            message_decode_policy=TextBase64DecodePolicy(),
-        )
-        return cls(client, connection)
+        return cls(host_queue_client(connection, queue_name), connection)
 
     @property
     def name(self) -> str:
@@ -92,10 +103,7 @@ class AttemptQueue:
 
     async def ensure(self) -> None:
         if not self._ready:
-            try:
-                await self._client.create_queue()
-            except ResourceExistsError:
-                pass
+            await create_if_missing(self._client)
             self._ready = True
 
     async def send(self, message: AttemptMessage, *, due: datetime, now: datetime) -> None:
