@@ -8,12 +8,19 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+SERVICES = ("blob", "queue", "table")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 AZURITE_BIN = PROJECT_ROOT / "node_modules" / ".bin" / "azurite"
 
 # The well-known development account of the storage emulator (public, not a secret).
 DEV_ACCOUNT = "devstoreaccount1"
 DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+# Azurite closes a connection idle for 5 s; Azure Storage keeps one open for minutes. A client
+# whose event loop is busy (a burst) only notices such a close when it next sends on the
+# connection, and gets "Connection reset by peer", again on each retry that picks another one.
+# Azure's clients (aiohttp: 15 s) close idle connections first when the server waits longer.
+IDLE_CONNECTION_SECONDS = 120
 
 _LISTENING = re.compile(
     r"Azurite (Blob|Queue|Table) service is successfully listening at \S+:(\d+)"
@@ -71,6 +78,7 @@ def start_azurite(
         str(ports[1]),
         "--tablePort",
         str(ports[2]),
+        *(f"--{service}KeepAliveTimeout={IDLE_CONNECTION_SECONDS}" for service in SERVICES),
     ]
     if location is None:
         args.append("--inMemoryPersistence")
