@@ -54,6 +54,7 @@ from shared.engine.planning import (
     LATE_TOLERANCE_SECONDS,
     SCHEDULED_GRACE,
     coalesce,
+    pickup_grace,
     remaining_allows,
 )
 from shared.engine.records import DueEntry, Run, RunStatus, StoredJob, Watch
@@ -141,7 +142,7 @@ class Dispatcher:
         scan = await self._store.scan(horizon, now=now)
         if spread and self._slices is not None and len(scan.entries) > SPREAD_ABOVE:
             report = DispatchReport()
-            parts = slices_of(scan.entries, horizon)
+            parts = slices_of(scan.entries, horizon, backlog=len(scan.entries))
             await run_bounded(_CONCURRENCY, self._slices.send, parts)
             report.handed_out = len(parts)
         else:
@@ -166,7 +167,7 @@ class Dispatcher:
         """One slice a timer pass handed out (any instance, the dispatch queue's trigger): its
         rows as they are now, with the same race-safe steps as the pass itself."""
         entries = await self._store.due_rows(part.collection, part.low, part.high, part.horizon)
-        report = await self._dispatch(entries, part.horizon)
+        report = await self._dispatch(entries, part.horizon, part.backlog)
         log.info(
             "Dispatch slice: %d due rows, %d dispatched, %d stale, %d recovered, %d lost races",
             len(entries),
@@ -217,13 +218,17 @@ class Dispatcher:
             return DispatchReport()
         return await self._dispatch([DueEntry(job.next_fire, job.collection, job.name)], horizon)
 
-    async def _dispatch(self, entries: list[DueEntry], horizon: datetime) -> DispatchReport:
+    async def _dispatch(
+        self, entries: list[DueEntry], horizon: datetime, backlog: int = 0
+    ) -> DispatchReport:
         """Rounds of batched dispatch; a round's following occurrences that are also within
-        the horizon make the next round (a minute job with a two-minute lookahead)."""
+        the horizon make the next round (a minute job with a two-minute lookahead). `backlog`:
+        the occurrences the whole pass dispatches (a slice's pass), at least these."""
         report = DispatchReport()
         collections: dict[str, bool] = {}
+        grace = pickup_grace(max(backlog, len(entries)))
         while entries:
-            entries = await self._dispatch_round(entries, horizon, report, collections)
+            entries = await self._dispatch_round(entries, horizon, report, collections, grace)
         return report
 
     async def _dispatch_round(
@@ -232,13 +237,14 @@ class Dispatcher:
         horizon: datetime,
         report: DispatchReport,
         collections: dict[str, bool],
+        grace: timedelta,
     ) -> list[DueEntry]:
         """The round's rows in slices, a few slices at once: while one slice sends its messages
         (our CPU), the next reads and commits (storage's CPU)."""
         sends = asyncio.Semaphore(_CONCURRENCY)  # shared: the cap holds across the slices
 
         async def dispatch(part: list[DueEntry]) -> list[DueEntry]:
-            return await self._dispatch_slice(part, horizon, report, collections, sends)
+            return await self._dispatch_slice(part, horizon, report, collections, sends, grace)
 
         parts = [entries[start : start + _SLICE] for start in range(0, len(entries), _SLICE)]
         followers = await run_bounded(_SLICES_IN_FLIGHT, dispatch, parts)
@@ -251,6 +257,7 @@ class Dispatcher:
         report: DispatchReport,
         collections: dict[str, bool],
         sends: Limit,
+        grace: timedelta,
     ) -> list[DueEntry]:
         """Steps 1-4 for many rows at once, each step batched, in the crash-safe order."""
         jobs = await self._store.get_jobs((e.collection, e.job) for e in entries)
@@ -267,7 +274,7 @@ class Dispatcher:
             ):
                 stale.append(entry)
             else:
-                plans.append(self._plan(job, entry))
+                plans.append(self._plan(job, entry, grace))
         report.stale += len(stale)
 
         async def commit_and_send() -> list[_Plan]:
@@ -298,7 +305,7 @@ class Dispatcher:
             if p.following is not None and p.following <= horizon
         ]
 
-    def _plan(self, job: StoredJob, entry: DueEntry) -> _Plan:
+    def _plan(self, job: StoredJob, entry: DueEntry, grace: timedelta) -> _Plan:
         now = self._clock.now()
         saved_at = job.scheduled_from or job.created_at
         timeline = Timeline(job.properties.start_time, job.properties.recurrence, saved_at)
@@ -316,6 +323,7 @@ class Dispatcher:
             last=following is None,
             late_seconds=lateness if lateness > LATE_TOLERANCE_SECONDS else 0.0,
             missed=missed,
+            watch_at=nominal + grace,  # a burst's runs wait for the executors longer
         )
         advanced = replace(
             job,

@@ -24,6 +24,19 @@ from shared.recurrence import Timeline
 # How long after its due time a run nobody has taken is looked at again by the timer (its
 # message may have been lost with the process that was to send it).
 SCHEDULED_GRACE = timedelta(seconds=60)
+# Occurrences per second the executors work through a burst at, at worst (one local host on a
+# busy 2-core machine): a run dispatched with thousands of others is given that much longer
+# before the timer resends its message, so a backlog is not taken for lost messages (each
+# resend is more storage work, while storage is what the backlog waits for).
+BURST_PICKUP_RATE = 20.0
+
+
+def pickup_grace(backlog: int) -> timedelta:
+    """How long after its due time a run dispatched in a pass of `backlog` occurrences waits
+    for an executor before the timer looks at it."""
+    return SCHEDULED_GRACE + timedelta(seconds=backlog / BURST_PICKUP_RATE)
+
+
 # How long after a job's last run ended the timer checks its final state was settled.
 FINAL_CHECK_GRACE = timedelta(seconds=60)
 # A coalesced catch-up stops counting after this many missed occurrences (a minute job down
@@ -283,6 +296,8 @@ def coalesce(
 __all__ = [
     "FINAL_CHECK_GRACE",
     "LATE_TOLERANCE_SECONDS",
+    "BURST_PICKUP_RATE",
+    "pickup_grace",
     "MAX_MISSED_SCAN",
     "REPLACE_POLL",
     "REPLACE_WAIT",

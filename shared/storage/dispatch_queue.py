@@ -35,6 +35,7 @@ class DispatchSlice:
     low: str  # first RowKey of the range
     high: str  # RowKey the range stops before
     horizon: datetime
+    backlog: int = 0  # occurrences in the whole pass: how long its runs may wait (pickup_grace)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -44,6 +45,7 @@ class DispatchSlice:
                 "low": self.low,
                 "high": self.high,
                 "horizon": to_iso(self.horizon),
+                "backlog": self.backlog,
             }
         )
 
@@ -55,11 +57,12 @@ class DispatchSlice:
             str(data["low"]),
             str(data["high"]),
             from_iso(str(data["horizon"])),
+            int(data.get("backlog", 0)),
         )
 
 
 def slices_of(
-    entries: Iterable[DueEntry], horizon: datetime, size: int = SLICE_ROWS
+    entries: Iterable[DueEntry], horizon: datetime, size: int = SLICE_ROWS, backlog: int = 0
 ) -> list[DispatchSlice]:
     """Each collection's due rows up to `horizon`, cut into key ranges of `size` rows that
     together cover `due|` up to the horizon's second; the earliest rows' slices first, so the
@@ -73,7 +76,7 @@ def slices_of(
         rows.sort()
         bounds = [DUE_PREFIX, *(rows[start] for start in range(size, len(rows), size)), end]
         found += [
-            DispatchSlice(collection, low, high, horizon)
+            DispatchSlice(collection, low, high, horizon, backlog)
             for low, high in zip(bounds, bounds[1:], strict=False)
         ]
     return sorted(found, key=lambda s: (s.low, s.collection))

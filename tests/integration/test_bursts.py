@@ -12,6 +12,7 @@ import pytest
 
 from shared.clock import FixedClock
 from shared.concurrency import run_bounded
+from shared.engine.planning import pickup_grace
 from shared.names import CollectionRef
 from shared.runtime import Runtime
 from shared.storage.dispatch_queue import DispatchSlice
@@ -143,3 +144,29 @@ async def test_a_small_pass_is_dispatched_by_the_timer_itself(runtimes, target):
     clock.set(due - timedelta(seconds=60))
     report = await runtime.dispatcher.dispatch_due(spread=True)
     assert (report.dispatched, report.handed_out) == (20, 0)
+
+
+async def test_a_bursts_runs_still_waiting_a_minute_after_their_second_are_not_resent(
+    runtimes, target
+):
+    """A backlog of 1,000 messages is not a lost message: resending them would add storage
+    work while storage is what the backlog waits for. A lone run is resent after a minute."""
+    due = datetime(2031, 6, 2, 9, 0, 0, tzinfo=UTC)
+    clock = FixedClock(due - timedelta(days=1))
+    runtime = await runtimes(clock=clock)
+    await create_burst(runtime, target, 1_000, due)
+    clock.set(due - timedelta(seconds=90))  # the API dispatches a job due this soon itself
+    lone = CollectionRef.parse("lone")
+    await runtime.jobs.put_collection(lone, ENABLED)
+    await runtime.jobs.put_job(lone, "alone", http_job(target, due))
+    clock.set(due - timedelta(seconds=60))
+    handed = await runtime.dispatcher.dispatch_due(spread=True)
+    assert handed.handed_out == 10
+    assert await take_slices([runtime]) == 1_000
+
+    clock.set(due + timedelta(seconds=61))  # nobody has taken any of them yet
+    assert (await runtime.dispatcher.dispatch_due(spread=True)).resumed == 1
+    clock.set(due + pickup_grace(1_000) - timedelta(seconds=1))
+    assert (await runtime.dispatcher.dispatch_due(spread=True)).resumed == 0
+    clock.set(due + pickup_grace(1_000) + timedelta(seconds=1))
+    assert (await runtime.dispatcher.dispatch_due(spread=True)).resumed == 1_000
