@@ -390,8 +390,9 @@ def _burst_slope(runs: list[dict[str, Any]]) -> float | None:
 def _bursts(e: dict[str, Any]) -> list[str]:
     lines = [
         "",
-        "(e) Bursts: N one-time jobs due at ONE second, through the app in devhost (timer, "
-        "dispatch queue, executor)",
+        "(e) Bursts: N daily jobs due at ONE second, through the app in devhost (timer, "
+        "dispatch queue, executor); the floor is the lower of one measured before the burst "
+        "and one after",
     ]
     for b in e["runs"]:
         margin = b["dispatch_margin_s"]
@@ -410,7 +411,8 @@ def _bursts(e: dict[str, Any]) -> list[str]:
         lines += [
             f"      second -> last arrival {b['last_arrival_s']:.2f} s; floor {b['floor_s']:.2f} s "
             f"(Azurite receive+delete {b['floor_queue_s']:.2f} s + sink "
-            f"{b['floor_sink_s']:.2f} s); ratio {b['last_arrival_s'] / b['floor_s']:.2f}   "
+            f"{b['floor_sink_s']:.2f} s; before {b.get('floor_before_s', 0):.2f} s, after "
+            f"{b.get('floor_after_s', 0):.2f} s); ratio {b['last_arrival_s'] / b['floor_s']:.2f}   "
             f"target <= {BURST_FLOOR_FACTOR}   {verdict(_within_floor(b))}",
             f"      lateness p50 {b['p50_ms']:.0f} ms, p99 {b['p99_ms']:.0f} ms; early "
             f"{b['early']}; arrived {b['arrived']:,}, duplicates {b['duplicates']}",
