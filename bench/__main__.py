@@ -31,6 +31,8 @@ from devhost.azurite import PROJECT_ROOT, Azurite, start_azurite
 from shared.engine.dispatcher import _CONCURRENCY
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
+# What the parts measured so far, written after each one: a run stopped midway keeps its figures.
+PARTIAL = RESULTS.with_name("partial.json")
 
 
 @dataclass(frozen=True)
@@ -65,9 +67,13 @@ async def run(
             results["dashboard"] = await dashboard_list.measure_dashboard_list(
                 connection, sizes.dashboard_jobs
             )
+            _checkpoint(results)
         if "e" in parts:  # after (c), (a), (b): it fills the queues with the most messages
             results["order"].append("e")
-            results["bursts"] = await burst.measure_bursts(connection, meter, sizes.bursts)
+            results["bursts"] = await burst.measure_bursts(
+                connection, meter, sizes.bursts, lambda e: _checkpoint({**results, "bursts": e})
+            )
+            _checkpoint(results)
         if "d" in parts:  # last: its 100,000 records would crowd the other parts' tables
             print(
                 f"(d)     broadcast to {sizes.devices:,} simulated devices, statistics beside "
@@ -79,6 +85,7 @@ async def run(
             results["broadcast"] = await broadcast.measure_broadcasts(
                 connection, meter, sizes.devices, sizes.paced_devices
             )
+            _checkpoint(results)
     results["run_cpu"] = vars(whole)
     return results
 
@@ -94,12 +101,14 @@ async def _run_parts(
         )
         results["order"].append("c")
         results["lateness"] = await lateness.measure_lateness(connection, meter)
+        _checkpoint(results)
     if "a" in parts or "b" in parts:
         print("(a)(i)  timing passes over 1,000 due jobs in empty tables ...", flush=True)
         results["order"].append("a(i)")
         alone = await timer_pass.passes_alone(connection, meter)
         results["pass_alone"] = [_sample(s) for s in alone]
         results["pass_alone_median_s"] = median([s.cpu.wall for s in alone])
+        _checkpoint(results)
     if "b" in parts:
         print("(b)     plain queue sends ...", flush=True)
         results["order"].append("b")
@@ -118,6 +127,7 @@ async def _run_parts(
         results["dispatch_plain_ratio"] = results["dispatch_rate"] / results["plain_rate"]
         print("(b)     one extra pass at concurrency 1, to see where it goes ...", flush=True)
         results["pass_profile"] = await timer_pass.profile_alone(connection, meter, cprofile)
+        _checkpoint(results)
     if "a" in parts:
         print("(a)(ii) seeding 100,000 jobs, then timing passes beside them ...", flush=True)
         results["order"].append("a(ii)")
@@ -127,6 +137,11 @@ async def _run_parts(
         results["pass_crowded"] = [_sample(s) for s in crowded]
         results["pass_crowded_median_s"] = median([s.cpu.wall for s in crowded])
         results["crowded_ratio"] = results["pass_crowded_median_s"] / results["pass_alone_median_s"]
+
+
+def _checkpoint(results: dict[str, Any]) -> None:
+    PARTIAL.parent.mkdir(parents=True, exist_ok=True)
+    PARTIAL.write_text(json.dumps(results, indent=2, default=_plain) + "\n", encoding="utf-8")
 
 
 def _sample(sample: timer_pass.PassSample) -> dict[str, Any]:
@@ -191,6 +206,7 @@ def main() -> int:
     print(report)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2, default=_plain) + "\n", encoding="utf-8")
+    PARTIAL.unlink(missing_ok=True)
     print(f"Written to {RESULTS.relative_to(PROJECT_ROOT)}")
     return 0
 

@@ -22,6 +22,7 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -216,13 +217,18 @@ async def measure_floor(connection: str, count: int) -> dict[str, float]:
 
 
 async def measure_bursts(
-    connection: str, meter: CpuMeter, sizes: tuple[int, ...] = SIZES
+    connection: str,
+    meter: CpuMeter,
+    sizes: tuple[int, ...] = SIZES,
+    measured: Callable[[dict[str, Any]], None] = lambda _: None,
 ) -> dict[str, Any]:
-    runs = []
+    """Each burst in turn; `measured` is given the figures so far after each one."""
+    figures: dict[str, Any] = {"schedule": SCHEDULE, "runs": []}
     for jobs in sizes:
         print(f"(e)     burst of {jobs:,} occurrences at one second ...", flush=True)
-        runs.append(await one_burst(connection, jobs, meter))
-    return {"schedule": SCHEDULE, "runs": runs}
+        figures["runs"].append(await one_burst(connection, jobs, meter))
+        measured(figures)
+    return figures
 
 
 __all__ = ["SIZES", "measure_bursts"]
