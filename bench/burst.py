@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 from azure.storage.queue import TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient
@@ -206,10 +207,16 @@ async def measure_floor(connection: str, count: int) -> dict[str, float]:
         queue_s = time.perf_counter() - started
     sink = await ProcessSink(asyncio.Event()).start()
     try:
-        limits = httpx.Limits(max_connections=HOST_IN_FLIGHT)
-        async with httpx.AsyncClient(timeout=60, limits=limits) as http:
+        # aiohttp, as the app's HTTP actions send (shared/kinds/http/pinned_transport.py).
+        connector = aiohttp.TCPConnector(limit=HOST_IN_FLIGHT)
+        async with aiohttp.ClientSession(connector=connector) as http:
+
+            async def post() -> None:
+                async with http.post(f"{sink.url}/floor") as answer:
+                    await answer.read()
+
             started = time.perf_counter()
-            await bounded(HOST_IN_FLIGHT, (http.post(f"{sink.url}/floor") for _ in range(count)))
+            await bounded(HOST_IN_FLIGHT, (post() for _ in range(count)))
             sink_s = time.perf_counter() - started
     finally:
         await sink.stop()

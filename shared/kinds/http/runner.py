@@ -28,7 +28,6 @@ from shared import log_guard
 from shared.kinds.base import ActionContext, ActionOutcome, Send, SentSignal
 from shared.kinds.http.model import HttpRequest
 from shared.kinds.http.network_guard import (
-    AddressOnlyTransport,
     GuardError,
     pinned_requests,
     send_first_connecting,
@@ -40,6 +39,7 @@ from shared.kinds.http.outbound_auth import (
     OutboundAuthenticator,
     tls_context,
 )
+from shared.kinds.http.pinned_transport import PinnedTransport
 from shared.model.auth import ClientCertificateAuthentication
 
 if TYPE_CHECKING:
@@ -180,7 +180,7 @@ class HttpActionRunner:
         context = tls_context(extra_ca, certificate)
         if guarded:
             client = httpx.AsyncClient(
-                transport=AddressOnlyTransport(context), follow_redirects=False, trust_env=False
+                transport=PinnedTransport(context), follow_redirects=False, trust_env=False
             )
         else:
             client = httpx.AsyncClient(verify=context, follow_redirects=False, trust_env=False)
