@@ -209,6 +209,7 @@ async def test_a_continuous_job_survives_hand_overs_a_crash_and_a_killed_holder(
         SCHEDULER_WEBJOBS_ROOT=str(root),
         SCHEDULER_CONTINUOUS_SLICE_SECONDS="10",  # the shortest slice allowed
         SCHEDULER_CONTINUOUS_RESTART_DELAY_SECONDS="1",
+        SCHEDULER_CONTINUOUS_LEASE_SECONDS="5",  # the shortest lease allowed: a quick failover
     )
     first, second = await asyncio.gather(
         asyncio.to_thread(start_devhost, tmp_path / "a", settings),
@@ -249,7 +250,7 @@ async def test_a_continuous_job_survives_hand_overs_a_crash_and_a_killed_holder(
             victim.kill()
         [survivor] = hosts.values()
         async with survivor.client() as api:
-            # Its lease (30 s) runs out; the survivor's dispatch timer restarts the job.
+            # Its lease (5 s) runs out; the survivor's dispatch timer restarts the job.
             await until(lambda: runs_seen(5), timeout=60, every=0.5)
 
             async def running_again() -> dict[str, Any] | None:
