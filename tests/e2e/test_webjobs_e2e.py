@@ -171,15 +171,21 @@ async def test_kudu_triggered_routes_shapes_and_status_codes(
 
         partial = await until(waiting)
         assert partial.headers["X-Output-Ended"] == "false" and b"released" not in partial.content
-        followed = await api.get(
-            running["output_url"], params={"follow": "true", "offset": len(partial.content)}
+        # Long-poll for what follows, then release the job: the answer comes with its next
+        # bytes (not at the poll's 25 s limit, as it would if the job were released after it).
+        following = asyncio.create_task(
+            api.get(
+                running["output_url"], params={"follow": "true", "offset": len(partial.content)}
+            )
         )
-        assert followed.status_code == 200
         release.touch()
+        followed = await following
+        assert followed.status_code == 200 and followed.content
         done = await run_of(api, answer.headers["Location"], {"Success", "Failed"})
         assert done["status"] == "Success"
         text = (await api.get(done["output_url"])).text
         assert text.startswith(partial.text) and "INFO released" in text
+        assert text[len(partial.text) :].startswith(followed.text), "follow gave what came next"
 
 
 async def continuous(api: httpx.AsyncClient) -> dict[str, Any]:
