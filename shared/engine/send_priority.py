@@ -8,22 +8,34 @@ the loop's monotonic clock) when it claims, and says when its request is out; st
 that can wait (a claim, a re-read, a recording: all happen well before their own deadline)
 first waits until the sends due within `window` of now are out. Only the sends already
 announced at that moment are waited for, so a steady stream of new ones cannot starve it.
+
+Every attempt says its send is out on any outcome (written, failed, cancelled, never sent),
+but a send can take long to get out (a target whose connection hangs until the action's
+timeout): so a wait is also bounded, `MAX_WAIT_PAST_DUE` after the latest send it waits for
+was due. Past that the storage work goes ahead, since holding it back no longer helps that send.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 from collections.abc import Callable
 
+log = logging.getLogger(__name__)
+
 WINDOW_SECONDS = 0.05  # sends due this soon (or overdue) go before storage work
+MAX_WAIT_PAST_DUE = 2.0  # seconds a wait lasts past its latest send's due time, at most
 
 
 class SendPriority:
     """The sends announced by held attempts of this process, and who waits for them."""
 
-    def __init__(self, window: float = WINDOW_SECONDS) -> None:
+    def __init__(
+        self, window: float = WINDOW_SECONDS, max_wait_past_due: float = MAX_WAIT_PAST_DUE
+    ) -> None:
         self._window = window
+        self._max_wait_past_due = max_wait_past_due
         self._due: dict[int, float] = {}  # announcement -> loop time of its send
         self._numbers = itertools.count()
         self._waiters: list[tuple[set[int], asyncio.Future[None]]] = []
@@ -41,15 +53,27 @@ class SendPriority:
         return out
 
     async def after_due_sends(self) -> None:
-        """Return once every send due within the window (as announced now) is out."""
+        """Return once every send due within the window (as announced now) is out, or at
+        the latest `max_wait_past_due` after the last of them was due."""
         loop = asyncio.get_running_loop()
-        horizon = loop.time() + self._window
-        waiting = {number for number, at in self._due.items() if at <= horizon}
-        if not waiting:
+        now = loop.time()
+        horizon, given_up = now + self._window, now - self._max_wait_past_due
+        # A send still not out that long past its due time holds no one any more.
+        due = {number: at for number, at in self._due.items() if given_up < at <= horizon}
+        if not due:
             return
         woken = loop.create_future()
-        self._waiters.append((waiting, woken))
-        await woken
+        self._waiters.append((set(due), woken))
+        give_up = max(due.values()) + self._max_wait_past_due
+        try:
+            await asyncio.wait_for(asyncio.shield(woken), max(0.0, give_up - loop.time()))
+        except TimeoutError:
+            log.warning(
+                "Storage work waited %.1f s for a send past its due time; going ahead",
+                self._max_wait_past_due,
+            )
+        finally:
+            woken.cancel()  # no-op once woken; otherwise _wake drops it
 
     @property
     def pending(self) -> int:

@@ -24,6 +24,7 @@ pytestmark = pytest.mark.e2e
 
 REF = CollectionRef.parse("burst")
 JOBS = 300
+LEAD_SECONDS = 25
 
 
 async def drain(process: asyncio.subprocess.Process, lines: list[str]) -> None:
@@ -37,18 +38,27 @@ async def test_two_instances_dispatch_a_burst_each_occurrence_once(
     tmp_path: Path, storage_connection: str, unique_name: str
 ) -> None:
     target = await HttpTarget().start()
-    instances = []
-    output: list[list[str]] = []
-    drains = []
-    for number in range(2):
-        folder = tmp_path / f"instance{number}"
+    folders = [tmp_path / f"instance{number}" for number in range(2)]
+    for folder in folders:
         folder.mkdir()
-        instance = await start_instance(folder, storage_connection, unique_name)
-        instances.append(instance)
-        output.append([])
-        drains.append(asyncio.create_task(drain(instance, output[-1])))
+    started = await asyncio.gather(  # together: each takes seconds to import the app
+        *(start_instance(folder, storage_connection, unique_name) for folder in folders),
+        return_exceptions=True,
+    )
+    instances = [i for i in started if isinstance(i, asyncio.subprocess.Process)]
+    if len(instances) < len(started):  # one failed to start: stop the other, then say why
+        for instance in instances:
+            instance.kill()
+            await instance.wait()
+        raise next(e for e in started if isinstance(e, BaseException))
+    output: list[list[str]] = [[] for _ in instances]
+    drains = [
+        asyncio.create_task(drain(instance, lines))
+        for instance, lines in zip(instances, output, strict=True)
+    ]
     settings = make_settings(storage_connection, unique_name)
-    due = (datetime.now(UTC) + timedelta(seconds=45)).replace(microsecond=0)
+    # Time to create the jobs (a few seconds; asserted below to leave 5 s) and dispatch them.
+    due = (datetime.now(UTC) + timedelta(seconds=LEAD_SECONDS)).replace(microsecond=0)
     creator = await make_runtime(settings, FixedClock(due - timedelta(days=1)))
     timer = await make_runtime(settings)  # the real clock, as the timer's instance has
     try:

@@ -171,15 +171,21 @@ async def test_kudu_triggered_routes_shapes_and_status_codes(
 
         partial = await until(waiting)
         assert partial.headers["X-Output-Ended"] == "false" and b"released" not in partial.content
-        followed = await api.get(
-            running["output_url"], params={"follow": "true", "offset": len(partial.content)}
+        # Long-poll for what follows, then release the job: the answer comes with its next
+        # bytes (not at the poll's 25 s limit, as it would if the job were released after it).
+        following = asyncio.create_task(
+            api.get(
+                running["output_url"], params={"follow": "true", "offset": len(partial.content)}
+            )
         )
-        assert followed.status_code == 200
         release.touch()
+        followed = await following
+        assert followed.status_code == 200 and followed.content
         done = await run_of(api, answer.headers["Location"], {"Success", "Failed"})
         assert done["status"] == "Success"
         text = (await api.get(done["output_url"])).text
         assert text.startswith(partial.text) and "INFO released" in text
+        assert text[len(partial.text) :].startswith(followed.text), "follow gave what came next"
 
 
 async def continuous(api: httpx.AsyncClient) -> dict[str, Any]:
@@ -209,6 +215,7 @@ async def test_a_continuous_job_survives_hand_overs_a_crash_and_a_killed_holder(
         SCHEDULER_WEBJOBS_ROOT=str(root),
         SCHEDULER_CONTINUOUS_SLICE_SECONDS="10",  # the shortest slice allowed
         SCHEDULER_CONTINUOUS_RESTART_DELAY_SECONDS="1",
+        SCHEDULER_CONTINUOUS_LEASE_SECONDS="5",  # the shortest lease allowed: a quick failover
     )
     first, second = await asyncio.gather(
         asyncio.to_thread(start_devhost, tmp_path / "a", settings),
@@ -249,7 +256,7 @@ async def test_a_continuous_job_survives_hand_overs_a_crash_and_a_killed_holder(
             victim.kill()
         [survivor] = hosts.values()
         async with survivor.client() as api:
-            # Its lease (30 s) runs out; the survivor's dispatch timer restarts the job.
+            # Its lease (5 s) runs out; the survivor's dispatch timer restarts the job.
             await until(lambda: runs_seen(5), timeout=60, every=0.5)
 
             async def running_again() -> dict[str, Any] | None:

@@ -78,10 +78,15 @@ _METHODS = {b"GET", b"POST", b"PUT", b"MERGE", b"PATCH", b"DELETE", b"HEAD"}
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Storage's answers to the client until storage closes the connection, then close the
+    client's too: storage closes keep-alive connections idle for 5 s, and a client whose
+    half stayed open would send its next request into a dead pipe and wait for the answer
+    until its read timeout (minutes)."""
     with contextlib.suppress(ConnectionError):
         while data := await reader.read(65536):
             writer.write(data)
             await writer.drain()
+    writer.close()
 
 
 async def _until_answer(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from shared.engine.send_priority import SendPriority
+from shared.engine.send_priority import MAX_WAIT_PAST_DUE, SendPriority
 
 
 async def test_nothing_due_means_no_wait() -> None:
@@ -39,3 +39,20 @@ async def test_sends_announced_after_the_wait_began_do_not_hold_it() -> None:
     priority.announce(loop.time())  # never sent: it must not starve the waiter
     due()
     await asyncio.wait_for(waiter, 1)
+
+
+async def test_a_send_that_never_says_it_is_out_holds_a_wait_only_until_the_bound() -> None:
+    """A gate never waits unboundedly: a send stuck before it is out (a connection that hangs)
+    holds storage work at most MAX_WAIT_PAST_DUE past its due time, and no one after that."""
+    priority = SendPriority()
+    loop = asyncio.get_running_loop()
+    stuck = loop.time() - MAX_WAIT_PAST_DUE + 0.2  # overdue, 0.2 s of its bound left
+    priority.announce(stuck)  # never signalled
+    await asyncio.wait_for(priority.after_due_sends(), 2)
+    assert loop.time() >= stuck + MAX_WAIT_PAST_DUE
+    await asyncio.wait_for(priority.after_due_sends(), 0.05)  # past its bound: no wait at all
+    later = priority.announce(loop.time())
+    waiter = asyncio.create_task(priority.after_due_sends())
+    await asyncio.sleep(0)
+    later()  # the wait that gave up left no stale waiter behind: this one still wakes
+    await asyncio.wait_for(waiter, 0.1)

@@ -49,7 +49,6 @@ log = logging.getLogger(__name__)
 
 CONTINUOUS_MESSAGE = "continuous"
 POLL_SECONDS = 1.0  # how often the holder renews its lease and reads the desired state
-LEASE_SECONDS = 30.0  # a holder silent this long is taken for dead
 KICK_GRACE_SECONDS = 120.0  # a message not acted on this long after its time is sent again
 ATTEMPT = "m000"
 
@@ -74,8 +73,6 @@ class ContinuousWebJobs:
         options: WebJobSettings,
         clock: Clock,
         output_max_bytes: int,
-        *,
-        lease_seconds: float = LEASE_SECONDS,
     ) -> None:
         self._rows = rows
         self._queue = queue
@@ -83,7 +80,8 @@ class ContinuousWebJobs:
         self._options = options
         self._clock = clock
         self._max_bytes = output_max_bytes
-        self._lease = timedelta(seconds=lease_seconds)
+        # A holder silent this long is taken for dead (SCHEDULER_CONTINUOUS_LEASE_SECONDS).
+        self._lease = timedelta(seconds=options.continuous_lease_seconds)
 
     async def aclose(self) -> None:
         await self._rows.close()

@@ -6,7 +6,9 @@ default `webjobs/` beside function_app.py) and `SCHEDULER_WEBJOBS_TIMEOUT_SECOND
 triggered run may take before it is stopped; keep it under the host's functionTimeout).
 Continuous WebJobs (shared/kinds/webjob/continuous.py): `SCHEDULER_CONTINUOUS_SLICE_SECONDS`
 (how long one invocation holds the process before handing over) and
-`SCHEDULER_CONTINUOUS_RESTART_DELAY_SECONDS` (the wait before a process that ended is restarted).
+`SCHEDULER_CONTINUOUS_RESTART_DELAY_SECONDS` (the wait before a process that ended is restarted)
+and `SCHEDULER_CONTINUOUS_LEASE_SECONDS` (how long a holder that stopped renewing is still taken
+for alive: the longest a dead holder's job stays down, plus the restart delay).
 """
 
 from __future__ import annotations
@@ -31,8 +33,11 @@ DEFAULT_TIMEOUT_SECONDS = 270  # under the Consumption plan's default functionTi
 MAX_TIMEOUT_SECONDS = 3600
 SLICE_SETTING = "SCHEDULER_CONTINUOUS_SLICE_SECONDS"
 RESTART_DELAY_SETTING = "SCHEDULER_CONTINUOUS_RESTART_DELAY_SECONDS"
+LEASE_SETTING = "SCHEDULER_CONTINUOUS_LEASE_SECONDS"
 DEFAULT_SLICE_SECONDS = 240  # under the Consumption plan's default functionTimeout (5 min)
 DEFAULT_RESTART_DELAY_SECONDS = 60  # WebJobs' WEBJOBS_RESTART_TIME default
+DEFAULT_LEASE_SECONDS = 30  # renewed every second: a holder silent this long is taken for dead
+LEAST_LEASE_SECONDS = 5  # several renewals (one a second) may fail before the lease is lost
 APP_ROOT = Path(__file__).resolve().parents[3]  # the folder of function_app.py
 
 
@@ -42,6 +47,7 @@ class WebJobSettings:
     timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS
     continuous_slice_seconds: float = DEFAULT_SLICE_SECONDS
     continuous_restart_delay_seconds: float = DEFAULT_RESTART_DELAY_SECONDS
+    continuous_lease_seconds: float = DEFAULT_LEASE_SECONDS
 
 
 class WebJobKind(Kind[WebJobAction]):
@@ -53,6 +59,7 @@ class WebJobKind(Kind[WebJobAction]):
         TIMEOUT_SETTING,
         SLICE_SETTING,
         RESTART_DELAY_SETTING,
+        LEASE_SETTING,
         "SCHEDULER_OUTPUT_MAX_BYTES",
     )
 
@@ -83,6 +90,9 @@ class WebJobKind(Kind[WebJobAction]):
             ),
             continuous_restart_delay_seconds=_seconds(
                 app_settings, RESTART_DELAY_SETTING, DEFAULT_RESTART_DELAY_SECONDS, 0
+            ),
+            continuous_lease_seconds=_seconds(
+                app_settings, LEASE_SETTING, DEFAULT_LEASE_SECONDS, LEAST_LEASE_SECONDS
             ),
         )
 
