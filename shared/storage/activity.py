@@ -8,7 +8,8 @@ burst of 1,000 attempts at one second costs a handful of writes, not 1,000 racin
 Instances would still contend on one row, so each hour has `SHARDS` rows and a write picks one
 at random (ETag-checked read-modify-write, retried after a short random pause on a lost race);
 a reader sums the shards. The counters are a view, not a record: a write that keeps failing is
-logged and dropped, never failing the attempt (the history row, written before, stays the
+logged and dropped, and one that does not answer is waited for at most `WAIT_SECONDS`, never
+failing or holding the attempt (the history row, written before, stays the
 truth), and a process killed mid-write loses that write's counts.
 """
 
@@ -42,6 +43,10 @@ PARTITION = "hour"
 # Fine below a second: the scheduler fires within tens of milliseconds, and a p50 of "< 1 s"
 # would hide a regression of ten times.
 LATENESS_BOUNDS: tuple[float, ...] = (0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300)
+# How long an attempt waits for its count to be written: enough for a write under load, and a
+# storage request that never answers (a dropped connection waits out the SDK's 300 s read
+# timeout) does not hold the attempt's invocation, or the runtime's close.
+WAIT_SECONDS = 10.0
 _TRIES = 20
 _BACKOFF_SECONDS = 0.02  # times the try number, jittered: racers spread out instead of colliding
 
@@ -94,8 +99,9 @@ def lateness_bucket(seconds: float) -> int:
 
 
 class ActivityRows:
-    def __init__(self, table: TableClient) -> None:
+    def __init__(self, table: TableClient, wait_seconds: float = WAIT_SECONDS) -> None:
         self._table = table
+        self._wait_seconds = wait_seconds
         self._next: _Batch | None = None  # what the next write takes
         self._writer: asyncio.Task[None] | None = None
 
@@ -113,8 +119,13 @@ class ActivityRows:
         return self
 
     async def close(self) -> None:
-        if self._writer is not None:
-            await self._writer  # the counts recorded so far are written first
+        if self._writer is not None:  # the counts recorded so far are written first
+            try:
+                await asyncio.wait_for(asyncio.shield(self._writer), self._wait_seconds)
+            except TimeoutError:
+                self._writer.cancel()
+                log.warning("Activity counters not written: storage did not answer")
+                await asyncio.gather(self._writer, return_exceptions=True)
         await self._table.close()
 
     async def record(self, history: HistoryRecord) -> None:
@@ -132,7 +143,10 @@ class ActivityRows:
         batch.hours.setdefault(hour_key(props.start_time), _Tally()).add(failed, late)
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_batches())
-        await asyncio.shield(batch.written)
+        try:
+            await asyncio.wait_for(asyncio.shield(batch.written), self._wait_seconds)
+        except TimeoutError:
+            log.warning("Activity counter write still under way after %g s", self._wait_seconds)
 
     async def _write_batches(self) -> None:
         """Write what was recorded, then what was recorded meanwhile, until nothing is left."""

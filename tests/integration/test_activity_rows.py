@@ -9,11 +9,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from azure.data.tables.aio import TableClient
 
 from shared.engine.records import HistoryRecord
 from shared.model.job import ActionName, HistoryStatus, JobHistoryProperties
 from shared.storage.activity import ActivityRows
 from tests.support.flaky_proxy import FlakyProxy
+from tests.support.http_target import HttpTarget
 
 pytestmark = pytest.mark.integration
 
@@ -80,3 +82,22 @@ def attempt_at(started: datetime, failed: bool) -> HistoryRecord:
             repeat_count=0,
         ),
     )
+
+
+async def test_a_count_whose_write_never_answers_holds_the_attempt_only_for_the_bound(
+    azurite: Any,
+) -> None:
+    """A storage request that never answers (a dropped connection) waits the SDK's read timeout,
+    300 s; the attempt whose count it carries, and the runtime's close, wait only the bound."""
+    silent = await HttpTarget(hang=True).start()
+    connection = azurite.connection_string.replace(
+        f"127.0.0.1:{azurite.ports['Table']}", f"127.0.0.1:{silent.port}"
+    )
+    rows = ActivityRows(TableClient.from_connection_string(connection, "Act"), wait_seconds=0.5)
+    try:
+        started = datetime(2030, 5, 6, 7, 30, tzinfo=UTC)
+        await asyncio.wait_for(rows.record(attempt_at(started, False)), 10)
+        await asyncio.wait_for(rows.close(), 10)
+        assert len(silent.requests) == 1  # the write was tried
+    finally:
+        await silent.stop()
