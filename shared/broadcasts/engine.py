@@ -68,7 +68,7 @@ from shared.broadcasts.planning import FAILED as DEVICE_FAILED
 from shared.broadcasts.planning import RUNNING as DEVICE_RUNNING
 from shared.broadcasts.records import Broadcast, DeviceJob
 from shared.clock import Clock
-from shared.devices.model import ANY_ETAG
+from shared.devices.model import ANY_ETAG, DeviceRecord, Endpoint
 from shared.devices.registry import DeviceRegistry
 from shared.errors import (
     BadDeviceAnswer,
@@ -102,10 +102,13 @@ LEASE_MARGIN = timedelta(seconds=30)
 # A start may run this much before startTime (the scheduler's second, a clock apart): no device
 # is called early, each device message is hidden until its slot, which is never before startTime.
 EARLY_START = timedelta(seconds=5)
-_SNAPSHOT_PAGE = 100
+_SNAPSHOT_PAGE = 1000  # devices per snapshot page (the registry scans up to 1,000 rows a page)
 CHUNK_SIZE = 50  # devices per chunk message at the start (a transaction holds 99 and the counter)
 _SENDS_IN_FLIGHT = 16  # chunk messages a start sends at once
 _RACE_RETRIES = 10
+# How long the endpoint the start's snapshot read is used as is (no read of the device's row
+# before its call); a device that cannot be reached there is looked up again at once.
+ENDPOINT_FRESH = timedelta(seconds=120)
 EXPIRED = "JobExpired"  # a device's error when maxExecutionTimeInSeconds ended it
 
 
@@ -149,13 +152,23 @@ class BroadcastEngine:
         if job.start > now + EARLY_START:
             return job
         if job.status == QUEUED:
-            device_ids = await self._snapshot(job)
+            devices = await self._snapshot(job)
+            carry = job.spec.job_type == METHOD_JOB  # a twin update reads the row it writes
             await self._rows.add_pending(
-                DeviceJob(job_id, job.spec.job_type, d, PENDING, now, now) for d in device_ids
+                DeviceJob(
+                    job_id,
+                    job.spec.job_type,
+                    device.device_id,
+                    PENDING,
+                    now,
+                    now,
+                    endpoint=device.endpoint if carry else None,
+                )
+                for device in devices
             )
             try:
                 stored = await self._rows.replace(
-                    replace(job, status=RUNNING, device_count=len(device_ids)), stored.etag
+                    replace(job, status=RUNNING, device_count=len(devices)), stored.etag
                 )
             except Conflict:  # cancelled meanwhile, or another starter won: look again
                 stored = await self._rows.get(job_id) or stored
@@ -203,18 +216,18 @@ class BroadcastEngine:
 
         await asyncio.gather(*(send(slot, devices) for slot, devices in chunks))
 
-    async def _snapshot(self, job: Broadcast) -> list[str]:
-        """The selected devices' ids, once: paged through the registry's query."""
+    async def _snapshot(self, job: Broadcast) -> list[DeviceRecord]:
+        """The selected devices, once: paged through the registry's query. Their endpoints
+        ride in their records, so a call soon after does not read the device's row again."""
         condition = job.spec.query_condition.strip()
         text = "SELECT * FROM devices" + ("" if condition == "*" else f" WHERE {condition}")
-        ids: list[str] = []
+        devices: list[DeviceRecord] = []
         token: str | None = None
         while True:
-            page = await self._registry.query(text, _SNAPSHOT_PAGE, token)
-            ids.extend(str(twin["deviceId"]) for twin in page.items)
-            token = page.continuation
+            page, token = await self._registry.search(text, "", _SNAPSHOT_PAGE, token)
+            devices.extend(page)
             if token is None:
-                return ids
+                return devices
 
     # --- a chunk of devices ------------------------------------------------------------------
 
@@ -257,14 +270,14 @@ class BroadcastEngine:
         recorder = _ChunkRecorder(self, job, bucket, state)
         if not waiting:
             if job.status == RUNNING:  # done already: its worker may have died before the end
-                await self._after_change(job, state.stats)
+                await self._after_change(job, bucket, state.stats)
             return
         budget = self._registry.call_budget
         faults: list[Exception] = []
 
         async def call(record: DeviceJob) -> None:
             try:
-                result = await self._call(job, record.device_id)
+                result = await self._call(job, record)
             except Exception as fault:  # a storage fault reading the device, not its answer
                 faults.append(fault)  # put back to pending: the message's retry claims it
                 recorder.released(record)
@@ -345,7 +358,7 @@ class BroadcastEngine:
         claimed = await recorder.write(taken, claim)
         calls = [after for _, after in claimed.changed if after.status == DEVICE_RUNNING]
         if not calls:  # all done, taken or stopped: the bucket may be done
-            await self._after_change(job, claimed.state.stats)
+            await self._after_change(job, recorder.bucket, claimed.state.stats)
         else:
             # The watch: should this worker die mid-call, this message surfaces when the lease
             # ends and another worker takes over the calls it left unfinished, and the chunk's
@@ -424,16 +437,19 @@ class BroadcastEngine:
         if job.spec.abort and any(r.status == DEVICE_FAILED for r in afters):
             await self._check_abort(job_id)
         if afters:
-            await self._after_change(job, written.state.stats)
+            await self._after_change(job, recorder.bucket, written.state.stats)
 
     async def _call(
-        self, job: Broadcast, device_id: str
+        self, job: Broadcast, record: DeviceJob
     ) -> tuple[dict[str, object] | None, dict[str, str] | None, str | None]:
         """(outcome, error, failure type) of one device's call; never raises for the device."""
+        device_id = record.device_id
         key = f"{job.spec.job_id}:{device_id}"
         try:
             if job.spec.job_type == METHOD_JOB:
-                result = await self._registry.call_method(device_id, job.spec.method_call(), key)
+                result = await self._registry.call_method(
+                    record.device_id, job.spec.method_call(), key, self._fresh_endpoint(record)
+                )
                 return {"deviceMethodResponse": result.json()}, None, None
             twin = dict(job.spec.update_twin or {})
             twin.pop("etag", None)
@@ -450,6 +466,13 @@ class BroadcastEngine:
             return None, {"code": code, "description": str(error)}, FAILED_TYPE
         except (InvalidRequest, Conflict) as error:
             return None, {"code": "ArgumentInvalid", "description": str(error)}, FAILED_TYPE
+
+    def _fresh_endpoint(self, record: DeviceJob) -> Endpoint | None:
+        """The endpoint the start's snapshot carried, while that read is at most
+        ENDPOINT_FRESH old; None (read the registry at the call) after that."""
+        if record.endpoint is None or self._clock.now() - record.created > ENDPOINT_FRESH:
+            return None
+        return record.endpoint
 
     def _stop_reason(self, job: Broadcast, now: datetime) -> dict[str, str] | None:
         if job.status == CANCELLED:
@@ -476,9 +499,9 @@ class BroadcastEngine:
         if await self._end(stored, CANCELLED, reason):
             await self.sweep(job_id)
 
-    async def _after_change(self, job: Broadcast, bucket: Stats) -> None:
-        if bucket.open == 0:  # this bucket is done: maybe all are
-            await self.finish_if_done(job.spec.job_id)
+    async def _after_change(self, job: Broadcast, bucket: int, stats: Stats) -> None:
+        if stats.open == 0:  # this bucket is done: maybe all are (look at the others first)
+            await self.finish_if_done(job.spec.job_id, bucket + 1)
 
     # --- sweeps and the end ------------------------------------------------------------------
 
@@ -516,14 +539,16 @@ class BroadcastEngine:
                 await self._rows.change_chunk(job_id, chunk_bucket, chunk, end)
         await self.finish_if_done(job_id)
 
-    async def finish_if_done(self, job_id: str) -> None:
+    async def finish_if_done(self, job_id: str, first_bucket: int = 0) -> None:
+        """End the job when no device of any bucket is open (looking from `first_bucket`)."""
+        if await self._rows.open_bucket(job_id, first_bucket) is not None:
+            return
         stored = await self._rows.get(job_id)
         if stored is None or stored.record.status != RUNNING:
             return
-        if total(await self._rows.stats(job_id)).open == 0:
-            stop = self._stop_reason(stored.record, self._clock.now())
-            reason = None if stop is None else stop["description"]
-            await self._end(stored, FAILED if stop else COMPLETED, reason)
+        stop = self._stop_reason(stored.record, self._clock.now())
+        reason = None if stop is None else stop["description"]
+        await self._end(stored, FAILED if stop else COMPLETED, reason)
 
     async def _end(self, stored: StoredBroadcast, status: str, reason: str | None) -> bool:
         """Move a running job to its end state; False when another writer ended it first."""
@@ -567,7 +592,7 @@ class _ChunkRecorder:
     def __init__(self, engine: BroadcastEngine, job: Broadcast, bucket: int, state: ChunkState):
         self._engine = engine
         self._job = job
-        self._bucket = bucket
+        self.bucket = bucket
         self._state = state
         self._lock = asyncio.Lock()
         self._arrived: list[_Result] = []
@@ -581,7 +606,7 @@ class _ChunkRecorder:
     ) -> ChunkChange:
         async with self._lock:
             change = await self._engine._rows.change_chunk(
-                self._job.spec.job_id, self._bucket, device_ids, decide, self._state
+                self._job.spec.job_id, self.bucket, device_ids, decide, self._state
             )
             self._state = change.state
             self._claimed += sum(1 for _, a in change.changed if a.status == DEVICE_RUNNING)

@@ -32,8 +32,9 @@ from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 
 from shared.broadcasts.model import BroadcastSpec
-from shared.broadcasts.planning import Stats
+from shared.broadcasts.planning import PENDING, RUNNING, Stats
 from shared.broadcasts.records import Broadcast, DeviceJob
+from shared.devices.model import Endpoint
 from shared.errors import AlreadyExists, Conflict
 from shared.storage.devices import row_key_of
 from shared.storage.rows import chunks, delete_row, delete_rows, transact
@@ -359,6 +360,19 @@ class BroadcastRows:
         )
         return [stats for stats, _ in rows]
 
+    async def open_bucket(self, job_id: str, first: int = 0) -> int | None:
+        """A bucket with a device still open (pending or running), or None when none has:
+        the buckets' counters read one at a time from `first` on (wrapping round), stopping
+        at the first open one. Why one at a time: whoever empties a bucket asks this, and
+        while the job runs an open bucket is usually the first one read, so the 32 reads of
+        `stats` are paid only at the very end."""
+        for step in range(BUCKETS):
+            bucket = (first + step) % BUCKETS
+            stats, _ = await self._stats_row(partition_of(job_id, bucket))
+            if stats.open:
+                return bucket
+        return None
+
     async def records(
         self, job_id: str, after: tuple[int, str] | None = None, status: str | None = None
     ) -> AsyncIterator[tuple[DeviceJob, tuple[int, str]]]:
@@ -462,7 +476,24 @@ def _record_entity(partition: str, record: DeviceJob) -> dict[str, Any]:
         "TimedOut": record.timed_out,
         "Outcome": None if record.outcome is None else _json(record.outcome),
         "Error": None if record.error is None else _json(record.error),
+        "Endpoint": _endpoint_json(record),
     }
+
+
+def _endpoint_json(record: DeviceJob) -> str | None:
+    """The carried endpoint while the device may still be called; a finished record does not
+    keep the device's headers."""
+    endpoint = record.endpoint
+    if endpoint is None or record.status not in (PENDING, RUNNING):
+        return None
+    return _json({"uri": endpoint.uri, "headers": dict(endpoint.headers)})
+
+
+def _endpoint(value: object) -> Endpoint | None:
+    if not isinstance(value, str) or not value:
+        return None
+    parsed = json.loads(value)
+    return Endpoint(str(parsed["uri"]), dict(parsed.get("headers") or {}))
 
 
 def _device_job(job_id: str, entity: Mapping[str, Any]) -> DeviceJob:
@@ -486,6 +517,7 @@ def _device_job(job_id: str, entity: Mapping[str, Any]) -> DeviceJob:
         timed_out=bool(entity.get("TimedOut", False)),
         outcome=json.loads(outcome) if outcome else None,
         error=json.loads(error) if error else None,
+        endpoint=_endpoint(entity.get("Endpoint")),
     )
 
 
