@@ -109,6 +109,8 @@ _RACE_RETRIES = 10
 # How long the endpoint the start's snapshot read is used as is (no read of the device's row
 # before its call); a device that cannot be reached there is looked up again at once.
 ENDPOINT_FRESH = timedelta(seconds=120)
+# How long a group commit waits for the chunk's other calls in flight to answer.
+GROUP_COMMIT_LINGER = 0.05
 EXPIRED = "JobExpired"  # a device's error when maxExecutionTimeInSeconds ended it
 
 
@@ -585,9 +587,10 @@ class _Result:
 class _ChunkRecorder:
     """A chunk's writes, one at a time against the state the last one left (no read between
     them): its claims, and its results in group commits, each taking every result that
-    arrived while the previous write was under way, so a fast chunk is recorded in a few
-    transactions and a slow device does not hold up the others' records (a crash then repeats
-    only the calls that were still running)."""
+    arrived while the previous write was under way and then, for at most GROUP_COMMIT_LINGER,
+    those of the calls still in flight, so a fast chunk is recorded in a few transactions and
+    a slow device does not hold up the others' records for long (a crash then repeats only
+    the calls that were still running)."""
 
     def __init__(self, engine: BroadcastEngine, job: Broadcast, bucket: int, state: ChunkState):
         self._engine = engine
@@ -600,6 +603,7 @@ class _ChunkRecorder:
         self._settled = 0
         self._closed = False
         self._ready = asyncio.Event()
+        self._all_answered = asyncio.Event()
 
     async def write(
         self, device_ids: list[str], decide: Callable[[DeviceJob], DeviceJob | None]
@@ -624,11 +628,13 @@ class _ChunkRecorder:
         )
         self._arrived.append(_Result(record, outcome, error, failure_type, retry))
         self._ready.set()
+        self._check_answered()
 
     def released(self, record: DeviceJob) -> None:
         """A call that never reached the device (a storage fault before it)."""
         self._arrived.append(_Result(record, None, None, None, False, released=True))
         self._ready.set()
+        self._check_answered()
 
     def close(self) -> None:
         """No more claims: `run` ends once every claimed call is recorded."""
@@ -639,11 +645,29 @@ class _ChunkRecorder:
         while not (self._closed and self._settled >= self._claimed):
             await self._ready.wait()
             self._ready.clear()
+            if self._arrived:
+                await self._linger()
             batch, self._arrived = self._arrived, []
             if not batch:
                 continue
             await self._engine._record(self._job, self, batch)
             self._settled += len(batch)
+
+    def _check_answered(self) -> None:
+        if self._settled + len(self._arrived) >= self._claimed:
+            self._all_answered.set()
+
+    async def _linger(self) -> None:
+        """Wait until every call in flight has answered, at most GROUP_COMMIT_LINGER: the
+        answers of one claim come within milliseconds of each other, and each transaction
+        costs this process a millisecond or two of CPU and Azurite a round trip."""
+        self._all_answered.clear()
+        self._check_answered()
+        try:
+            async with asyncio.timeout(GROUP_COMMIT_LINGER):
+                await self._all_answered.wait()
+        except TimeoutError:
+            pass  # a slow device: the others' results are written without it
 
 
 def _open_at(record: DeviceJob, attempts: dict[str, int]) -> bool:

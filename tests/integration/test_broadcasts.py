@@ -933,3 +933,34 @@ async def test_a_device_that_moved_after_the_start_is_called_where_it_is_now(
     final = (await api.get("/api/jobs/v2/mv")).json()
     assert final["deviceJobStatistics"]["succeededCount"] == 1, final
     assert device_endpoint.callers == [device_id]
+
+
+async def test_the_answers_of_one_claim_are_recorded_in_one_transaction(
+    api, device_endpoint, work, runtime
+):
+    """Twelve devices of one chunk, claimed together and answering within milliseconds of each
+    other: their results go in one group commit (the recorder waits a moment for the calls
+    still in flight) rather than the first answer alone and the others after it."""
+    ids = same_bucket("gc", 12)
+    device_endpoint.held = frozenset(ids[::2])  # half answer a moment after the others
+    await add_devices(api, device_endpoint, ids)
+    assert (await api.put("/api/jobs/v2/gc", json=method_job("gc"))).status_code == 200
+    await run_attempts(runtime)
+    [chunk] = await chunk_messages(work)
+    engine = engine_with(runtime, CallBudget(16), runtime.store.tables.devices)
+    writes: list[int] = []
+    change_chunk = engine._rows.change_chunk
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        change = await change_chunk(*args, **kwargs)
+        writes.append(len(change.changed))
+        return change
+
+    engine._rows.change_chunk = counted  # type: ignore[method-assign]
+    worker = asyncio.create_task(engine.handle(chunk))
+    await device_endpoint.wait_for(12)
+    device_endpoint.release()
+    await worker
+    final = (await api.get("/api/jobs/v2/gc")).json()
+    assert final["deviceJobStatistics"]["succeededCount"] == 12, final
+    assert writes == [12, 12]  # the claim, then every result
