@@ -40,7 +40,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from shared.broadcasts.model import (
@@ -128,6 +128,7 @@ class BroadcastEngine:
         self._queue = queue
         self._registry = registry
         self._clock = clock
+        self._counters: dict[tuple[str, int], _CounterLine] = {}
 
     async def handle(self, message: WorkMessage) -> None:
         if message.action == START:
@@ -269,11 +270,29 @@ class BroadcastEngine:
             again = WorkMessage.chunk(job_id, ((r.device_id, r.attempt) for r in held))
             await self._queue.send(again, due=due, now=now)
         waiting = sorted(r.device_id for r in open_records if not _live(r, now))
-        recorder = _ChunkRecorder(self, job, bucket, state)
         if not waiting:
             if job.status == RUNNING:  # done already: its worker may have died before the end
                 await self._after_change(job, bucket, state.stats)
             return
+        key = (job_id, bucket)
+        line = self._counters.setdefault(key, _CounterLine())
+        line.users += 1
+        try:
+            recorder = _ChunkRecorder(self, job, line, bucket, state)
+            await self._run_claims(job, attempts, waiting, recorder)
+        finally:
+            line.users -= 1
+            if line.users == 0:
+                del self._counters[key]
+
+    async def _run_claims(
+        self,
+        job: Broadcast,
+        attempts: dict[str, int],
+        waiting: list[str],
+        recorder: _ChunkRecorder,
+    ) -> None:
+        """Claim the waiting devices as budget slots free up, call them, record the results."""
         budget = self._registry.call_budget
         faults: list[Exception] = []
 
@@ -571,6 +590,18 @@ class BroadcastEngine:
         return False
 
 
+@dataclass
+class _CounterLine:
+    """The chunks of one bucket this process runs at once: their writes go one at a time, each
+    against the counter row (and its ETag) the last one left, so they do not lose races to
+    each other on it (each lost race cost a failed transaction and two reads)."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    stats: Stats | None = None
+    etag: str | None = None
+    users: int = 0
+
+
 @dataclass(frozen=True)
 class _Result:
     """One device's call as it ended: its outcome or error, and whether it gets another try;
@@ -592,12 +623,19 @@ class _ChunkRecorder:
     a slow device does not hold up the others' records for long (a crash then repeats only
     the calls that were still running)."""
 
-    def __init__(self, engine: BroadcastEngine, job: Broadcast, bucket: int, state: ChunkState):
+    def __init__(
+        self,
+        engine: BroadcastEngine,
+        job: Broadcast,
+        line: _CounterLine,
+        bucket: int,
+        state: ChunkState,
+    ):
         self._engine = engine
         self._job = job
+        self._line = line
         self.bucket = bucket
         self._state = state
-        self._lock = asyncio.Lock()
         self._arrived: list[_Result] = []
         self._claimed = 0
         self._settled = 0
@@ -608,11 +646,16 @@ class _ChunkRecorder:
     async def write(
         self, device_ids: list[str], decide: Callable[[DeviceJob], DeviceJob | None]
     ) -> ChunkChange:
-        async with self._lock:
+        line = self._line
+        async with line.lock:
+            known = self._state
+            if line.stats is not None:  # what this process's last write of the bucket left
+                known = ChunkState(known.records, line.stats, line.etag)
             change = await self._engine._rows.change_chunk(
-                self._job.spec.job_id, self.bucket, device_ids, decide, self._state
+                self._job.spec.job_id, self.bucket, device_ids, decide, known
             )
             self._state = change.state
+            line.stats, line.etag = change.state.stats, change.state.stats_etag
             self._claimed += sum(1 for _, a in change.changed if a.status == DEVICE_RUNNING)
             return change
 

@@ -964,3 +964,32 @@ async def test_the_answers_of_one_claim_are_recorded_in_one_transaction(
     final = (await api.get("/api/jobs/v2/gc")).json()
     assert final["deviceJobStatistics"]["succeededCount"] == 12, final
     assert writes == [12, 12]  # the claim, then every result
+
+
+async def test_chunks_of_one_bucket_in_one_process_lose_no_race_to_each_other(
+    api, device_endpoint, work, runtime
+):
+    """Sixty devices of one bucket start as two chunks; run at once by one process, their
+    claims and results take turns on the bucket's counter row, each against the ETag the last
+    one left: no transaction fails, so neither chunk reads its records again."""
+    ids = same_bucket("cl", 60)
+    await add_devices(api, device_endpoint, ids)
+    assert (await api.put("/api/jobs/v2/cl", json=method_job("cl"))).status_code == 200
+    await run_attempts(runtime)
+    chunks = await chunk_messages(work)
+    assert len(chunks) == 2
+    engine = engine_with(runtime, CallBudget(), runtime.store.tables.devices)
+    reads: list[int] = []
+    read_chunk = engine._rows.read_chunk
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        reads.append(1)
+        return await read_chunk(*args, **kwargs)
+
+    engine._rows.read_chunk = counted  # type: ignore[method-assign]
+    await asyncio.gather(*(engine.handle(chunk) for chunk in chunks))
+    final = (await api.get("/api/jobs/v2/cl")).json()
+    assert final["status"] == "completed", final
+    assert final["deviceJobStatistics"]["succeededCount"] == 60, final
+    assert sorted(device_endpoint.callers) == sorted(ids)
+    assert len(reads) == 2  # each chunk's one read: no lost race
