@@ -86,9 +86,28 @@ async def probe(connection: str, meter: CpuMeter, devices: int, profile: bool) -
     if profiler is not None:
         out = io.StringIO()
         stats = pstats.Stats(profiler, stream=out)
+        print("own CPU by package (cProfile tottime):", file=out)
+        for package, seconds in _by_package(stats)[:12]:
+            print(f"  {seconds:7.2f} s  {package}", file=out)
         stats.sort_stats("tottime").print_stats(35)
         stats.sort_stats("cumulative").print_stats(60)
         print(out.getvalue())
+
+
+def _by_package(stats: pstats.Stats) -> list[tuple[str, float]]:
+    """Own time summed by the package (or standard library module) a function lives in."""
+    totals: Counter[str] = Counter()
+    for (filename, _, name), row in stats.stats.items():  # type: ignore[attr-defined]
+        if "site-packages/" in filename:
+            package = filename.split("site-packages/", 1)[1].split("/", 1)[0]
+        elif "/shared/" in filename or "/bench/" in filename:
+            package = filename.rsplit("/", 2)[-2] + "/" + filename.rsplit("/", 1)[-1]
+        elif filename.startswith("~") or filename.startswith("<"):
+            package = name if name.startswith("<") else "builtins"
+        else:
+            package = "stdlib " + filename.rsplit("/", 1)[-1]
+        totals[package] += row[2]
+    return totals.most_common()
 
 
 @contextmanager
