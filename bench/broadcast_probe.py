@@ -96,7 +96,7 @@ async def probe(connection: str, meter: CpuMeter, devices: int, profile: bool) -
 
 def _by_package(stats: pstats.Stats) -> list[tuple[str, float]]:
     """Own time summed by the package (or standard library module) a function lives in."""
-    totals: Counter[str] = Counter()
+    totals: dict[str, float] = {}
     for (filename, _, name), row in stats.stats.items():  # type: ignore[attr-defined]
         if "site-packages/" in filename:
             package = filename.split("site-packages/", 1)[1].split("/", 1)[0]
@@ -106,8 +106,8 @@ def _by_package(stats: pstats.Stats) -> list[tuple[str, float]]:
             package = name if name.startswith("<") else "builtins"
         else:
             package = "stdlib " + filename.rsplit("/", 1)[-1]
-        totals[package] += row[2]
-    return totals.most_common()
+        totals[package] = totals.get(package, 0.0) + row[2]
+    return sorted(totals.items(), key=lambda item: -item[1])
 
 
 @contextmanager

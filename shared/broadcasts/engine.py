@@ -380,14 +380,18 @@ class BroadcastEngine:
         calls = [after for _, after in claimed.changed if after.status == DEVICE_RUNNING]
         if not calls:  # all done, taken or stopped: the bucket may be done
             await self._after_change(job, recorder.bucket, claimed.state.stats)
-        else:
-            # The watch: should this worker die mid-call, this message surfaces when the lease
-            # ends and another worker takes over the calls it left unfinished, and the chunk's
-            # devices it had not claimed yet (its own message stays with the dead host for
-            # the host's visibility timeout). Devices done by then are left alone.
+        elif not recorder.watched:
+            # The watch, sent by a chunk's first claim: should this worker die mid-call, this
+            # message surfaces when the lease ends and another worker takes over the calls it
+            # left unfinished, and the chunk's devices it had not claimed yet (its own message
+            # stays with the dead host for the host's visibility timeout); the devices of its
+            # later claims are still leased then, so they are looked at again when their
+            # leases end. Devices done by then are left alone. (A watch per claim cost a queue
+            # message per 12 devices.)
             watched = [(r.device_id, r.attempt) for r in calls]
             watched += [(d, attempts[d]) for d in rest]
             await self._queue.send(WorkMessage.chunk(job_id, watched), due=lease_until, now=now)
+            recorder.watched = True
         return calls, rest
 
     async def _record(
@@ -635,6 +639,7 @@ class _ChunkRecorder:
         self._job = job
         self._line = line
         self.bucket = bucket
+        self.watched = False  # whether a claim of this chunk sent its watch
         self._state = state
         self._arrived: list[_Result] = []
         self._claimed = 0

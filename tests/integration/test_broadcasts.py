@@ -993,3 +993,31 @@ async def test_chunks_of_one_bucket_in_one_process_lose_no_race_to_each_other(
     assert final["deviceJobStatistics"]["succeededCount"] == 60, final
     assert sorted(device_endpoint.callers) == sorted(ids)
     assert len(reads) == 2  # each chunk's one read: no lost race
+
+
+async def test_a_chunk_claimed_in_three_parts_sends_one_watch(api, device_endpoint, work, runtime):
+    """A budget of 4 and a chunk of 12: three claims, one watch message (the first claim's,
+    covering every device of the chunk); a watch per claim cost a queue message each."""
+    ids = same_bucket("ow", 12)
+    await add_devices(api, device_endpoint, ids)
+    assert (await api.put("/api/jobs/v2/ow", json=method_job("ow"))).status_code == 200
+    await run_attempts(runtime)
+    [chunk] = await chunk_messages(work)
+    before = (await work.client.get_queue_properties()).approximate_message_count
+    sent: list[WorkMessage] = []
+    engine = engine_with(runtime, CallBudget(4), runtime.store.tables.devices)
+    send = engine._queue.send
+
+    async def counted(message: WorkMessage, **kwargs: Any) -> None:
+        sent.append(message)
+        await send(message, **kwargs)
+
+    engine._queue.send = counted  # type: ignore[method-assign]
+    await engine.handle(chunk)
+    final = (await api.get("/api/jobs/v2/ow")).json()
+    assert final["deviceJobStatistics"]["succeededCount"] == 12, final
+    assert len(device_endpoint.calls) == 12
+    [watch] = sent
+    assert sorted(d for d, _ in watch.work()) == sorted(ids)
+    after = (await work.client.get_queue_properties()).approximate_message_count
+    assert after == before + 1
