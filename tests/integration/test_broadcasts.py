@@ -22,6 +22,7 @@ from shared.broadcasts.records import DeviceJob
 from shared.clock import Clock, FixedClock
 from shared.devices.call_budget import CallBudget
 from shared.devices.calls import DeviceCaller
+from shared.devices.model import Endpoint, MethodCall
 from shared.devices.registry import DeviceRegistry
 from shared.runtime import Runtime
 from shared.storage.broadcasts import BroadcastRows, bucket_of
@@ -1021,3 +1022,26 @@ async def test_a_chunk_claimed_in_three_parts_sends_one_watch(api, device_endpoi
     assert sorted(d for d, _ in watch.work()) == sorted(ids)
     after = (await work.client.get_queue_properties()).approximate_message_count
     assert after == before + 1
+
+
+async def test_a_full_budget_of_calls_to_one_host_runs_at_once(device_endpoint, runtime):
+    """A host's connections are split over a few pools (httpcore's cost per call grows with
+    its pool): 32 calls at once to one host, the whole budget, still all reach the device
+    before any answers, none waiting for a connection; then 32 more reuse them."""
+    caller = DeviceCaller(runtime.settings, CallBudget(32))
+    ids = [f"hp{i:02d}" for i in range(32)]
+    device_endpoint.held = frozenset(ids)
+    call = MethodCall("reboot", {}, 30, 0)
+
+    async def one(device_id: str) -> int:
+        endpoint = Endpoint(f"{device_endpoint.url}?d={device_id}")
+        return (await caller.invoke(device_id, endpoint, call)).status
+
+    calls = asyncio.gather(*(one(d) for d in ids))
+    await device_endpoint.wait_for(32)
+    device_endpoint.release()
+    first = await calls
+    again = await asyncio.gather(*(one(d) for d in ids))
+    assert len(first) == len(again) == 32 and len(set(first + again)) == 1
+    assert len(device_endpoint.calls) == 64
+    await caller.aclose()
