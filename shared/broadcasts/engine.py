@@ -68,7 +68,7 @@ from shared.broadcasts.planning import FAILED as DEVICE_FAILED
 from shared.broadcasts.planning import RUNNING as DEVICE_RUNNING
 from shared.broadcasts.records import Broadcast, DeviceJob
 from shared.clock import Clock
-from shared.devices.model import ANY_ETAG, DeviceRecord, Endpoint
+from shared.devices.model import ANY_ETAG, Endpoint
 from shared.devices.registry import DeviceRegistry
 from shared.errors import (
     BadDeviceAnswer,
@@ -79,6 +79,7 @@ from shared.errors import (
     NotFound,
 )
 from shared.storage.broadcasts import (
+    BUCKETS,
     CHUNK_LIMIT,
     BroadcastRows,
     ChunkChange,
@@ -155,19 +156,10 @@ class BroadcastEngine:
         if job.start > now + EARLY_START:
             return job
         if job.status == QUEUED:
-            devices = await self._snapshot(job)
-            carry = job.spec.job_type == METHOD_JOB  # a twin update reads the row it writes
+            devices = await self._snapshot(job, carry=job.spec.job_type == METHOD_JOB)
             await self._rows.add_pending(
-                DeviceJob(
-                    job_id,
-                    job.spec.job_type,
-                    device.device_id,
-                    PENDING,
-                    now,
-                    now,
-                    endpoint=device.endpoint if carry else None,
-                )
-                for device in devices
+                DeviceJob(job_id, job.spec.job_type, device_id, PENDING, now, now, endpoint=e)
+                for device_id, e in devices
             )
             try:
                 stored = await self._rows.replace(
@@ -195,9 +187,21 @@ class BroadcastEngine:
         chunks: list[tuple[datetime, list[tuple[str, int]]]] = []
         current_key: tuple[int, datetime] | None = None
         index = -1
-        async for record, (bucket, _) in self._rows.records(job_id):
+        reading = asyncio.Semaphore(_SENDS_IN_FLIGHT)
+
+        async def read(bucket: int) -> list[tuple[str, str, int]]:
+            """(status, device id, attempt) of the bucket's records: several buckets read at
+            once, not one after another, and only what the chunks need kept."""
+            async with reading:
+                records = await self._rows.bucket_records(job_id, bucket)
+            return [(r.status, r.device_id, r.attempt) for r in records]
+
+        by_bucket = await asyncio.gather(*(read(b) for b in range(BUCKETS)))
+        for bucket, (status, device_id, attempt) in (
+            (b, r) for b, records in enumerate(by_bucket) for r in records
+        ):
             index += 1
-            if record.status != PENDING:
+            if status != PENDING:
                 current_key = None  # a gap: the next chunk's range starts after it
                 continue
             slot = job.start + timedelta(
@@ -209,7 +213,7 @@ class BroadcastEngine:
             if key != current_key or len(chunks[-1][1]) >= CHUNK_SIZE:
                 chunks.append((slot, []))
                 current_key = key
-            chunks[-1][1].append((record.device_id, record.attempt))
+            chunks[-1][1].append((device_id, attempt))
         semaphore = asyncio.Semaphore(_SENDS_IN_FLIGHT)
 
         async def send(slot: datetime, devices: list[tuple[str, int]]) -> None:
@@ -219,16 +223,17 @@ class BroadcastEngine:
 
         await asyncio.gather(*(send(slot, devices) for slot, devices in chunks))
 
-    async def _snapshot(self, job: Broadcast) -> list[DeviceRecord]:
-        """The selected devices, once: paged through the registry's query. Their endpoints
-        ride in their records, so a call soon after does not read the device's row again."""
+    async def _snapshot(self, job: Broadcast, carry: bool) -> list[tuple[str, Endpoint | None]]:
+        """The selected devices' ids, once (paged through the registry's query), each with its
+        endpoint when `carry` (a method job: it rides in the device's record, so a call soon
+        after does not read the device's row again)."""
         condition = job.spec.query_condition.strip()
         text = "SELECT * FROM devices" + ("" if condition == "*" else f" WHERE {condition}")
-        devices: list[DeviceRecord] = []
+        devices: list[tuple[str, Endpoint | None]] = []
         token: str | None = None
         while True:
             page, token = await self._registry.search(text, "", _SNAPSHOT_PAGE, token)
-            devices.extend(page)
+            devices.extend((d.device_id, d.endpoint if carry else None) for d in page)
             if token is None:
                 return devices
 
