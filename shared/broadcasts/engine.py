@@ -40,7 +40,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from shared.broadcasts.model import (
@@ -68,7 +68,7 @@ from shared.broadcasts.planning import FAILED as DEVICE_FAILED
 from shared.broadcasts.planning import RUNNING as DEVICE_RUNNING
 from shared.broadcasts.records import Broadcast, DeviceJob
 from shared.clock import Clock
-from shared.devices.model import ANY_ETAG
+from shared.devices.model import ANY_ETAG, Endpoint
 from shared.devices.registry import DeviceRegistry
 from shared.errors import (
     BadDeviceAnswer,
@@ -79,6 +79,7 @@ from shared.errors import (
     NotFound,
 )
 from shared.storage.broadcasts import (
+    BUCKETS,
     CHUNK_LIMIT,
     BroadcastRows,
     ChunkChange,
@@ -102,10 +103,15 @@ LEASE_MARGIN = timedelta(seconds=30)
 # A start may run this much before startTime (the scheduler's second, a clock apart): no device
 # is called early, each device message is hidden until its slot, which is never before startTime.
 EARLY_START = timedelta(seconds=5)
-_SNAPSHOT_PAGE = 100
+_SNAPSHOT_PAGE = 1000  # devices per snapshot page (the registry scans up to 1,000 rows a page)
 CHUNK_SIZE = 50  # devices per chunk message at the start (a transaction holds 99 and the counter)
 _SENDS_IN_FLIGHT = 16  # chunk messages a start sends at once
 _RACE_RETRIES = 10
+# How long the endpoint the start's snapshot read is used as is (no read of the device's row
+# before its call); a device that cannot be reached there is looked up again at once.
+ENDPOINT_FRESH = timedelta(seconds=120)
+# How long a group commit waits for the chunk's other calls in flight to answer.
+GROUP_COMMIT_LINGER = 0.05
 EXPIRED = "JobExpired"  # a device's error when maxExecutionTimeInSeconds ended it
 
 
@@ -123,6 +129,7 @@ class BroadcastEngine:
         self._queue = queue
         self._registry = registry
         self._clock = clock
+        self._counters: dict[tuple[str, int], _CounterLine] = {}
 
     async def handle(self, message: WorkMessage) -> None:
         if message.action == START:
@@ -149,13 +156,14 @@ class BroadcastEngine:
         if job.start > now + EARLY_START:
             return job
         if job.status == QUEUED:
-            device_ids = await self._snapshot(job)
+            devices = await self._snapshot(job, carry=job.spec.job_type == METHOD_JOB)
             await self._rows.add_pending(
-                DeviceJob(job_id, job.spec.job_type, d, PENDING, now, now) for d in device_ids
+                DeviceJob(job_id, job.spec.job_type, device_id, PENDING, now, now, endpoint=e)
+                for device_id, e in devices
             )
             try:
                 stored = await self._rows.replace(
-                    replace(job, status=RUNNING, device_count=len(device_ids)), stored.etag
+                    replace(job, status=RUNNING, device_count=len(devices)), stored.etag
                 )
             except Conflict:  # cancelled meanwhile, or another starter won: look again
                 stored = await self._rows.get(job_id) or stored
@@ -179,9 +187,21 @@ class BroadcastEngine:
         chunks: list[tuple[datetime, list[tuple[str, int]]]] = []
         current_key: tuple[int, datetime] | None = None
         index = -1
-        async for record, (bucket, _) in self._rows.records(job_id):
+        reading = asyncio.Semaphore(_SENDS_IN_FLIGHT)
+
+        async def read(bucket: int) -> list[tuple[str, str, int]]:
+            """(status, device id, attempt) of the bucket's records: several buckets read at
+            once, not one after another, and only what the chunks need kept."""
+            async with reading:
+                records = await self._rows.bucket_records(job_id, bucket)
+            return [(r.status, r.device_id, r.attempt) for r in records]
+
+        by_bucket = await asyncio.gather(*(read(b) for b in range(BUCKETS)))
+        for bucket, (status, device_id, attempt) in (
+            (b, r) for b, records in enumerate(by_bucket) for r in records
+        ):
             index += 1
-            if record.status != PENDING:
+            if status != PENDING:
                 current_key = None  # a gap: the next chunk's range starts after it
                 continue
             slot = job.start + timedelta(
@@ -193,7 +213,7 @@ class BroadcastEngine:
             if key != current_key or len(chunks[-1][1]) >= CHUNK_SIZE:
                 chunks.append((slot, []))
                 current_key = key
-            chunks[-1][1].append((record.device_id, record.attempt))
+            chunks[-1][1].append((device_id, attempt))
         semaphore = asyncio.Semaphore(_SENDS_IN_FLIGHT)
 
         async def send(slot: datetime, devices: list[tuple[str, int]]) -> None:
@@ -203,18 +223,19 @@ class BroadcastEngine:
 
         await asyncio.gather(*(send(slot, devices) for slot, devices in chunks))
 
-    async def _snapshot(self, job: Broadcast) -> list[str]:
-        """The selected devices' ids, once: paged through the registry's query."""
+    async def _snapshot(self, job: Broadcast, carry: bool) -> list[tuple[str, Endpoint | None]]:
+        """The selected devices' ids, once (paged through the registry's query), each with its
+        endpoint when `carry` (a method job: it rides in the device's record, so a call soon
+        after does not read the device's row again)."""
         condition = job.spec.query_condition.strip()
         text = "SELECT * FROM devices" + ("" if condition == "*" else f" WHERE {condition}")
-        ids: list[str] = []
+        devices: list[tuple[str, Endpoint | None]] = []
         token: str | None = None
         while True:
-            page = await self._registry.query(text, _SNAPSHOT_PAGE, token)
-            ids.extend(str(twin["deviceId"]) for twin in page.items)
-            token = page.continuation
+            page, token = await self._registry.search(text, "", _SNAPSHOT_PAGE, token)
+            devices.extend((d.device_id, d.endpoint if carry else None) for d in page)
             if token is None:
-                return ids
+                return devices
 
     # --- a chunk of devices ------------------------------------------------------------------
 
@@ -254,17 +275,35 @@ class BroadcastEngine:
             again = WorkMessage.chunk(job_id, ((r.device_id, r.attempt) for r in held))
             await self._queue.send(again, due=due, now=now)
         waiting = sorted(r.device_id for r in open_records if not _live(r, now))
-        recorder = _ChunkRecorder(self, job, bucket, state)
         if not waiting:
             if job.status == RUNNING:  # done already: its worker may have died before the end
-                await self._after_change(job, state.stats)
+                await self._after_change(job, bucket, state.stats)
             return
+        key = (job_id, bucket)
+        line = self._counters.setdefault(key, _CounterLine())
+        line.users += 1
+        try:
+            recorder = _ChunkRecorder(self, job, line, bucket, state)
+            await self._run_claims(job, attempts, waiting, recorder)
+        finally:
+            line.users -= 1
+            if line.users == 0:
+                del self._counters[key]
+
+    async def _run_claims(
+        self,
+        job: Broadcast,
+        attempts: dict[str, int],
+        waiting: list[str],
+        recorder: _ChunkRecorder,
+    ) -> None:
+        """Claim the waiting devices as budget slots free up, call them, record the results."""
         budget = self._registry.call_budget
         faults: list[Exception] = []
 
         async def call(record: DeviceJob) -> None:
             try:
-                result = await self._call(job, record.device_id)
+                result = await self._call(job, record)
             except Exception as fault:  # a storage fault reading the device, not its answer
                 faults.append(fault)  # put back to pending: the message's retry claims it
                 recorder.released(record)
@@ -345,15 +384,19 @@ class BroadcastEngine:
         claimed = await recorder.write(taken, claim)
         calls = [after for _, after in claimed.changed if after.status == DEVICE_RUNNING]
         if not calls:  # all done, taken or stopped: the bucket may be done
-            await self._after_change(job, claimed.state.stats)
-        else:
-            # The watch: should this worker die mid-call, this message surfaces when the lease
-            # ends and another worker takes over the calls it left unfinished, and the chunk's
-            # devices it had not claimed yet (its own message stays with the dead host for
-            # the host's visibility timeout). Devices done by then are left alone.
+            await self._after_change(job, recorder.bucket, claimed.state.stats)
+        elif not recorder.watched:
+            # The watch, sent by a chunk's first claim: should this worker die mid-call, this
+            # message surfaces when the lease ends and another worker takes over the calls it
+            # left unfinished, and the chunk's devices it had not claimed yet (its own message
+            # stays with the dead host for the host's visibility timeout); the devices of its
+            # later claims are still leased then, so they are looked at again when their
+            # leases end. Devices done by then are left alone. (A watch per claim cost a queue
+            # message per 12 devices.)
             watched = [(r.device_id, r.attempt) for r in calls]
             watched += [(d, attempts[d]) for d in rest]
             await self._queue.send(WorkMessage.chunk(job_id, watched), due=lease_until, now=now)
+            recorder.watched = True
         return calls, rest
 
     async def _record(
@@ -424,16 +467,19 @@ class BroadcastEngine:
         if job.spec.abort and any(r.status == DEVICE_FAILED for r in afters):
             await self._check_abort(job_id)
         if afters:
-            await self._after_change(job, written.state.stats)
+            await self._after_change(job, recorder.bucket, written.state.stats)
 
     async def _call(
-        self, job: Broadcast, device_id: str
+        self, job: Broadcast, record: DeviceJob
     ) -> tuple[dict[str, object] | None, dict[str, str] | None, str | None]:
         """(outcome, error, failure type) of one device's call; never raises for the device."""
+        device_id = record.device_id
         key = f"{job.spec.job_id}:{device_id}"
         try:
             if job.spec.job_type == METHOD_JOB:
-                result = await self._registry.call_method(device_id, job.spec.method_call(), key)
+                result = await self._registry.call_method(
+                    record.device_id, job.spec.method_call(), key, self._fresh_endpoint(record)
+                )
                 return {"deviceMethodResponse": result.json()}, None, None
             twin = dict(job.spec.update_twin or {})
             twin.pop("etag", None)
@@ -450,6 +496,13 @@ class BroadcastEngine:
             return None, {"code": code, "description": str(error)}, FAILED_TYPE
         except (InvalidRequest, Conflict) as error:
             return None, {"code": "ArgumentInvalid", "description": str(error)}, FAILED_TYPE
+
+    def _fresh_endpoint(self, record: DeviceJob) -> Endpoint | None:
+        """The endpoint the start's snapshot carried, while that read is at most
+        ENDPOINT_FRESH old; None (read the registry at the call) after that."""
+        if record.endpoint is None or self._clock.now() - record.created > ENDPOINT_FRESH:
+            return None
+        return record.endpoint
 
     def _stop_reason(self, job: Broadcast, now: datetime) -> dict[str, str] | None:
         if job.status == CANCELLED:
@@ -476,9 +529,9 @@ class BroadcastEngine:
         if await self._end(stored, CANCELLED, reason):
             await self.sweep(job_id)
 
-    async def _after_change(self, job: Broadcast, bucket: Stats) -> None:
-        if bucket.open == 0:  # this bucket is done: maybe all are
-            await self.finish_if_done(job.spec.job_id)
+    async def _after_change(self, job: Broadcast, bucket: int, stats: Stats) -> None:
+        if stats.open == 0:  # this bucket is done: maybe all are (look at the others first)
+            await self.finish_if_done(job.spec.job_id, bucket + 1)
 
     # --- sweeps and the end ------------------------------------------------------------------
 
@@ -516,14 +569,16 @@ class BroadcastEngine:
                 await self._rows.change_chunk(job_id, chunk_bucket, chunk, end)
         await self.finish_if_done(job_id)
 
-    async def finish_if_done(self, job_id: str) -> None:
+    async def finish_if_done(self, job_id: str, first_bucket: int = 0) -> None:
+        """End the job when no device of any bucket is open (looking from `first_bucket`)."""
+        if await self._rows.open_bucket(job_id, first_bucket) is not None:
+            return
         stored = await self._rows.get(job_id)
         if stored is None or stored.record.status != RUNNING:
             return
-        if total(await self._rows.stats(job_id)).open == 0:
-            stop = self._stop_reason(stored.record, self._clock.now())
-            reason = None if stop is None else stop["description"]
-            await self._end(stored, FAILED if stop else COMPLETED, reason)
+        stop = self._stop_reason(stored.record, self._clock.now())
+        reason = None if stop is None else stop["description"]
+        await self._end(stored, FAILED if stop else COMPLETED, reason)
 
     async def _end(self, stored: StoredBroadcast, status: str, reason: str | None) -> bool:
         """Move a running job to its end state; False when another writer ended it first."""
@@ -544,6 +599,18 @@ class BroadcastEngine:
         return False
 
 
+@dataclass
+class _CounterLine:
+    """The chunks of one bucket this process runs at once: their writes go one at a time, each
+    against the counter row (and its ETag) the last one left, so they do not lose races to
+    each other on it (each lost race cost a failed transaction and two reads)."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    stats: Stats | None = None
+    etag: str | None = None
+    users: int = 0
+
+
 @dataclass(frozen=True)
 class _Result:
     """One device's call as it ended: its outcome or error, and whether it gets another try;
@@ -560,30 +627,45 @@ class _Result:
 class _ChunkRecorder:
     """A chunk's writes, one at a time against the state the last one left (no read between
     them): its claims, and its results in group commits, each taking every result that
-    arrived while the previous write was under way, so a fast chunk is recorded in a few
-    transactions and a slow device does not hold up the others' records (a crash then repeats
-    only the calls that were still running)."""
+    arrived while the previous write was under way and then, for at most GROUP_COMMIT_LINGER,
+    those of the calls still in flight, so a fast chunk is recorded in a few transactions and
+    a slow device does not hold up the others' records for long (a crash then repeats only
+    the calls that were still running)."""
 
-    def __init__(self, engine: BroadcastEngine, job: Broadcast, bucket: int, state: ChunkState):
+    def __init__(
+        self,
+        engine: BroadcastEngine,
+        job: Broadcast,
+        line: _CounterLine,
+        bucket: int,
+        state: ChunkState,
+    ):
         self._engine = engine
         self._job = job
-        self._bucket = bucket
+        self._line = line
+        self.bucket = bucket
+        self.watched = False  # whether a claim of this chunk sent its watch
         self._state = state
-        self._lock = asyncio.Lock()
         self._arrived: list[_Result] = []
         self._claimed = 0
         self._settled = 0
         self._closed = False
         self._ready = asyncio.Event()
+        self._all_answered = asyncio.Event()
 
     async def write(
         self, device_ids: list[str], decide: Callable[[DeviceJob], DeviceJob | None]
     ) -> ChunkChange:
-        async with self._lock:
+        line = self._line
+        async with line.lock:
+            known = self._state
+            if line.stats is not None:  # what this process's last write of the bucket left
+                known = ChunkState(known.records, line.stats, line.etag)
             change = await self._engine._rows.change_chunk(
-                self._job.spec.job_id, self._bucket, device_ids, decide, self._state
+                self._job.spec.job_id, self.bucket, device_ids, decide, known
             )
             self._state = change.state
+            line.stats, line.etag = change.state.stats, change.state.stats_etag
             self._claimed += sum(1 for _, a in change.changed if a.status == DEVICE_RUNNING)
             return change
 
@@ -599,11 +681,13 @@ class _ChunkRecorder:
         )
         self._arrived.append(_Result(record, outcome, error, failure_type, retry))
         self._ready.set()
+        self._check_answered()
 
     def released(self, record: DeviceJob) -> None:
         """A call that never reached the device (a storage fault before it)."""
         self._arrived.append(_Result(record, None, None, None, False, released=True))
         self._ready.set()
+        self._check_answered()
 
     def close(self) -> None:
         """No more claims: `run` ends once every claimed call is recorded."""
@@ -614,11 +698,29 @@ class _ChunkRecorder:
         while not (self._closed and self._settled >= self._claimed):
             await self._ready.wait()
             self._ready.clear()
+            if self._arrived:
+                await self._linger()
             batch, self._arrived = self._arrived, []
             if not batch:
                 continue
             await self._engine._record(self._job, self, batch)
             self._settled += len(batch)
+
+    def _check_answered(self) -> None:
+        if self._settled + len(self._arrived) >= self._claimed:
+            self._all_answered.set()
+
+    async def _linger(self) -> None:
+        """Wait until every call in flight has answered, at most GROUP_COMMIT_LINGER: the
+        answers of one claim come within milliseconds of each other, and each transaction
+        costs this process a millisecond or two of CPU and Azurite a round trip."""
+        self._all_answered.clear()
+        self._check_answered()
+        try:
+            async with asyncio.timeout(GROUP_COMMIT_LINGER):
+                await self._all_answered.wait()
+        except TimeoutError:
+            pass  # a slow device: the others' results are written without it
 
 
 def _open_at(record: DeviceJob, attempts: dict[str, int]) -> bool:

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.broadcasts.model import BroadcastSpec
+from shared.devices.model import Endpoint
 from shared.timefmt import to_iso
 
 
@@ -42,6 +43,10 @@ class DeviceJob:
     outcome: dict[str, Any] | None = None
     error: dict[str, str] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # The device's endpoint as the start's snapshot read it (method jobs; None: read the
+    # registry at call time). Kept only while the device is open; never in `json()` or a repr:
+    # its headers may hold the device's credentials.
+    endpoint: Endpoint | None = field(default=None, repr=False)
 
     def json(self) -> dict[str, Any]:
         """As IoT Hub's `SELECT * FROM devices.jobs` answers it (the `...Utc` field names)."""

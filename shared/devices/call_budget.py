@@ -8,7 +8,9 @@ reach the pool never outnumber its connections (`DeviceCaller` sizes its pools t
 
 Slots are granted in arrival order, at least `least` at a time, so a chunk claims its devices
 in sub-chunks (one transaction each) as slots free up instead of one device at a time, and a
-chunk that waits for a few slots is not starved by others taking them one by one.
+chunk that waits for a few slots is not starved by others taking them one by one. Why half the
+budget: claims of 8 made a 2,000-device broadcast cost 0.38 transactions and 3.7 ms of this
+process's CPU per device, claims of 16 0.23 and 2.8 ms (budgets of 48 and 64 cost more CPU).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections import deque
 from dataclasses import dataclass
 
 DEVICE_CALLS_PER_PROCESS = 32  # device calls one process runs at once, across all chunks
-LEAST_SLOTS = 8  # a chunk waits for this many free slots (or what it has left) before claiming
+LEAST_SLOTS = 16  # a chunk waits for this many free slots (or what it has left) before claiming
 
 
 @dataclass

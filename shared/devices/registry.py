@@ -41,7 +41,14 @@ from shared.devices.model import (
     without_metadata,
 )
 from shared.devices.query import parse_query
-from shared.errors import AlreadyExists, Conflict, InvalidRequest, NotFound, PreconditionFailed
+from shared.errors import (
+    AlreadyExists,
+    Conflict,
+    DeviceNotOnline,
+    InvalidRequest,
+    NotFound,
+    PreconditionFailed,
+)
 from shared.merge_patch import merge_patch
 from shared.storage.devices import DeviceRows, ScanKey, StoredDevice
 
@@ -242,14 +249,28 @@ class DeviceRegistry:
         return await self._caller.invoke(device_id, record.endpoint, call)
 
     async def call_method(
-        self, device_id: str, call: MethodCall, idempotency_key: str
+        self,
+        device_id: str,
+        call: MethodCall,
+        idempotency_key: str,
+        known: Endpoint | None = None,
     ) -> MethodResult:
         """A broadcast's call: the same `Idempotency-Key` on every try for one device, so a
-        device can tell a call repeated after a crash from a new one."""
+        device can tell a call repeated after a crash from a new one. With `known` (the
+        endpoint a recent read found) the device is called there without reading its row; if
+        it cannot be reached there, its row is read and, when it registered another endpoint
+        meanwhile, it is called at that one (where it is connected now)."""
+        headers = {IDEMPOTENCY_HEADER: idempotency_key}
+        if known is not None:
+            try:
+                return await self._caller.invoke(device_id, known, call, headers)
+            except DeviceNotOnline:
+                current = await self.get_device(device_id)
+                if current.endpoint == known:
+                    raise
+                return await self._caller.invoke(device_id, current.endpoint, call, headers)
         record = await self.get_device(device_id)
-        return await self._caller.invoke(
-            device_id, record.endpoint, call, {IDEMPOTENCY_HEADER: idempotency_key}
-        )
+        return await self._caller.invoke(device_id, record.endpoint, call, headers)
 
     # --- queries -----------------------------------------------------------------------------
 

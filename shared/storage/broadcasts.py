@@ -32,8 +32,9 @@ from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 
 from shared.broadcasts.model import BroadcastSpec
-from shared.broadcasts.planning import Stats
+from shared.broadcasts.planning import PENDING, RUNNING, Stats
 from shared.broadcasts.records import Broadcast, DeviceJob
+from shared.devices.model import Endpoint
 from shared.errors import AlreadyExists, Conflict
 from shared.storage.devices import row_key_of
 from shared.storage.rows import chunks, delete_row, delete_rows, transact
@@ -47,6 +48,7 @@ _RACE_RETRIES = 20
 _BATCH = 99  # records per transaction, with the counter row: 100 operations
 CHUNK_LIMIT = _BATCH  # the most records one chunk change may move
 _STARTERS = 8  # buckets whose records a start inserts at once
+_OPEN_READS = 4  # bucket counters read at once when looking for an open bucket
 
 
 def bucket_of(device_id: str) -> int:
@@ -359,23 +361,50 @@ class BroadcastRows:
         )
         return [stats for stats, _ in rows]
 
+    async def open_bucket(self, job_id: str, first: int = 0) -> int | None:
+        """A bucket with a device still open (pending or running), or None when none has:
+        the buckets' counters read from `first` on (wrapping round), 4 at a time, stopping at
+        the first open one. Why not all 32 at once: whoever empties a bucket asks this, and
+        while the job runs an open bucket is usually among the first read, so the 32 reads of
+        `stats` are paid only at the very end (and 8 round trips at most)."""
+        for step in range(0, BUCKETS, _OPEN_READS):
+            buckets = [(first + step + i) % BUCKETS for i in range(_OPEN_READS)]
+            rows = await asyncio.gather(
+                *(self._stats_row(partition_of(job_id, bucket)) for bucket in buckets)
+            )
+            for bucket, (stats, _) in zip(buckets, rows, strict=True):
+                if stats.open:
+                    return bucket
+        return None
+
+    async def bucket_records(self, job_id: str, bucket: int) -> list[DeviceJob]:
+        """One bucket's records in key order (one query, paged by the service)."""
+        return [record async for record, _ in self._bucket_records(job_id, bucket, None, None)]
+
     async def records(
         self, job_id: str, after: tuple[int, str] | None = None, status: str | None = None
     ) -> AsyncIterator[tuple[DeviceJob, tuple[int, str]]]:
         """The job's records, bucket by bucket in key order, each with where a scan resumes."""
         first_bucket = 0 if after is None else after[0]
         for bucket in range(first_bucket, BUCKETS):
-            partition = partition_of(job_id, bucket)
-            query = "PartitionKey eq @pk and RowKey ne @stats"
-            params: dict[str, Any] = {"pk": partition, "stats": STATS_KEY, "after": ""}
-            if after is not None and bucket == after[0]:
-                query += " and RowKey gt @after"
-                params["after"] = after[1]
-            if status is not None:
-                query += " and Status eq @status"
-                params["status"] = status
-            async for entity in self.table.query_entities(query, parameters=params):
-                yield _device_job(job_id, entity), (bucket, str(entity["RowKey"]))
+            resume = after[1] if after is not None and bucket == after[0] else None
+            async for found in self._bucket_records(job_id, bucket, resume, status):
+                yield found
+
+    async def _bucket_records(
+        self, job_id: str, bucket: int, after: str | None, status: str | None
+    ) -> AsyncIterator[tuple[DeviceJob, tuple[int, str]]]:
+        partition = partition_of(job_id, bucket)
+        query = "PartitionKey eq @pk and RowKey ne @stats"
+        params: dict[str, Any] = {"pk": partition, "stats": STATS_KEY, "after": ""}
+        if after is not None:
+            query += " and RowKey gt @after"
+            params["after"] = after
+        if status is not None:
+            query += " and Status eq @status"
+            params["status"] = status
+        async for entity in self.table.query_entities(query, parameters=params):
+            yield _device_job(job_id, entity), (bucket, str(entity["RowKey"]))
 
     async def _keys(self, partition: str) -> AsyncIterator[str]:
         rows = self.table.query_entities(
@@ -462,7 +491,24 @@ def _record_entity(partition: str, record: DeviceJob) -> dict[str, Any]:
         "TimedOut": record.timed_out,
         "Outcome": None if record.outcome is None else _json(record.outcome),
         "Error": None if record.error is None else _json(record.error),
+        "Endpoint": _endpoint_json(record),
     }
+
+
+def _endpoint_json(record: DeviceJob) -> str | None:
+    """The carried endpoint while the device may still be called; a finished record does not
+    keep the device's headers."""
+    endpoint = record.endpoint
+    if endpoint is None or record.status not in (PENDING, RUNNING):
+        return None
+    return _json({"uri": endpoint.uri, "headers": dict(endpoint.headers)})
+
+
+def _endpoint(value: object) -> Endpoint | None:
+    if not isinstance(value, str) or not value:
+        return None
+    parsed = json.loads(value)
+    return Endpoint(str(parsed["uri"]), dict(parsed.get("headers") or {}))
 
 
 def _device_job(job_id: str, entity: Mapping[str, Any]) -> DeviceJob:
@@ -486,6 +532,7 @@ def _device_job(job_id: str, entity: Mapping[str, Any]) -> DeviceJob:
         timed_out=bool(entity.get("TimedOut", False)),
         outcome=json.loads(outcome) if outcome else None,
         error=json.loads(error) if error else None,
+        endpoint=_endpoint(entity.get("Endpoint")),
     )
 
 

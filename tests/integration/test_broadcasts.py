@@ -16,12 +16,13 @@ from azure.core.credentials import AzureNamedKeyCredential
 from azure.core.exceptions import ServiceRequestError
 from azure.data.tables.aio import TableClient
 
-from shared.broadcasts.engine import BroadcastEngine
+from shared.broadcasts.engine import ENDPOINT_FRESH, BroadcastEngine
 from shared.broadcasts.planning import total
 from shared.broadcasts.records import DeviceJob
-from shared.clock import FixedClock
+from shared.clock import Clock, FixedClock
 from shared.devices.call_budget import CallBudget
 from shared.devices.calls import DeviceCaller
+from shared.devices.model import Endpoint, MethodCall
 from shared.devices.registry import DeviceRegistry
 from shared.runtime import Runtime
 from shared.storage.broadcasts import BroadcastRows, bucket_of
@@ -80,6 +81,16 @@ async def add_devices(
         assert response.status_code == 200, response.text
         tags = await api.patch(f"/api/twins/{device_id}", json={"tags": {"site": "berlin"}})
         assert tags.status_code == 200, tags.text
+
+
+def twin_job(job_id: str) -> dict[str, Any]:
+    return {
+        "jobId": job_id,
+        "type": "scheduleUpdateTwin",
+        "updateTwin": {"properties": {"desired": {"fw": "2.0"}}, "etag": "*"},
+        "queryCondition": "tags.site = 'berlin'",
+        "maxExecutionTimeInSeconds": 600,
+    }
 
 
 def method_job(job_id: str, **extra: Any) -> dict[str, Any]:
@@ -744,20 +755,21 @@ async def test_a_single_device_message_from_an_earlier_version_still_runs_its_de
 # --- the process's call budget: sub-chunk claims, one lease per device ------------------------
 
 
-def engine_with(runtime: Runtime, budget: CallBudget, device_table: TableClient) -> BroadcastEngine:
+def engine_with(
+    runtime: Runtime, budget: CallBudget, device_table: TableClient, clock: Clock | None = None
+) -> BroadcastEngine:
     """An engine of this runtime's stores whose registry has its own call budget and reads the
-    devices from `device_table` (one instance's view)."""
+    devices from `device_table` (one instance's view), on `clock` (the runtime's if None)."""
     settings = runtime.settings
+    clock = clock or runtime.clock
     rows = BroadcastRows.from_connection_string(
         settings.storage_connection, settings.broadcasts_table
     )
     queue = DeviceWorkQueue.from_connection_string(
         settings.storage_connection, settings.device_work_queue
     )
-    registry = DeviceRegistry(
-        DeviceRows(device_table), DeviceCaller(settings, budget), runtime.clock
-    )
-    return BroadcastEngine(rows, queue, registry, runtime.clock, settings.lease_margin)
+    registry = DeviceRegistry(DeviceRows(device_table), DeviceCaller(settings, budget), clock)
+    return BroadcastEngine(rows, queue, registry, clock, settings.lease_margin)
 
 
 async def test_each_device_of_a_big_chunk_is_leased_for_one_device_timeout(
@@ -815,12 +827,13 @@ async def test_a_chunk_claims_its_devices_as_slots_of_the_process_budget_free_up
 async def test_a_storage_fault_before_the_calls_puts_the_devices_back_to_pending(
     api, device_endpoint, work, runtime
 ):
-    """The registry cannot be read (its storage refuses connections): nobody is called, the
-    message fails (the host retries it) and the devices are pending again at once, so the
-    retry claims them instead of waiting for their leases to end."""
+    """The registry cannot be read (its storage refuses connections) for a twin update (which
+    writes the device's row): nobody is changed, the message fails (the host retries it) and
+    the devices are pending again at once, so the retry claims them instead of waiting for
+    their leases to end."""
     ids = same_bucket("sf", 3)
     await add_devices(api, device_endpoint, ids)
-    assert (await api.put("/api/jobs/v2/sf", json=method_job("sf"))).status_code == 200
+    assert (await api.put("/api/jobs/v2/sf", json=twin_job("sf"))).status_code == 200
     await run_attempts(runtime)
     [chunk] = await chunk_messages(work)
     dead = TableClient(
@@ -839,3 +852,196 @@ async def test_a_storage_fault_before_the_calls_puts_the_devices_back_to_pending
     await runtime.broadcasts.engine.handle(chunk)  # the host's retry: no lease to wait for
     final = (await api.get("/api/jobs/v2/sf")).json()
     assert final["deviceJobStatistics"]["succeededCount"] == 3, final
+
+
+def dead_table() -> TableClient:
+    """A device table whose storage refuses every connection."""
+    return TableClient(
+        endpoint="http://127.0.0.1:9",
+        table_name="nothing",
+        credential=AzureNamedKeyCredential("nobody", "bm9ib2R5"),
+        retry_total=0,
+    )
+
+
+async def test_a_method_broadcast_calls_its_devices_without_reading_their_rows(
+    api, device_endpoint, work, runtime
+):
+    """The start's snapshot carries each device's endpoint in its record: a chunk run soon
+    after calls every device although the registry cannot be read at all (before, each call
+    read the device's row first: one storage request per device). The record keeps the
+    endpoint (its headers may be credentials) only while the device is open, and the
+    devices.jobs records never show it."""
+    ids = same_bucket("nr", 3)
+    await add_devices(api, device_endpoint, ids)
+    assert (await api.put("/api/jobs/v2/nr", json=method_job("nr"))).status_code == 200
+    await run_attempts(runtime)
+    [chunk] = await chunk_messages(work)
+    dead = dead_table()
+    await engine_with(runtime, CallBudget(), dead).handle(chunk)
+    await dead.close()
+    final = (await api.get("/api/jobs/v2/nr")).json()
+    assert final["status"] == "completed", final
+    assert final["deviceJobStatistics"]["succeededCount"] == 3
+    assert sorted(device_endpoint.callers) == sorted(ids)
+    rows = BroadcastRows.from_connection_string(
+        runtime.settings.storage_connection, runtime.settings.broadcasts_table
+    )
+    assert [r.endpoint async for r, _ in rows.records("nr")] == [None, None, None]
+    await rows.close()
+    records = await api.post(
+        "/api/devices/query", json={"query": "SELECT * FROM devices.jobs WHERE jobId = 'nr'"}
+    )
+    assert "uri" not in records.text and "endpoint" not in records.text
+
+
+async def test_an_endpoint_older_than_its_freshness_is_read_again_before_the_call(
+    api, device_endpoint, work, runtime
+):
+    """A chunk that runs more than ENDPOINT_FRESH after the snapshot reads each device's row
+    before its call (here the registry cannot be read: a storage fault, the message fails)."""
+    ids = same_bucket("ol", 2)
+    await add_devices(api, device_endpoint, ids)
+    assert (await api.put("/api/jobs/v2/ol", json=method_job("ol"))).status_code == 200
+    await run_attempts(runtime)
+    [chunk] = await chunk_messages(work)
+    later = FixedClock(runtime.clock.now() + ENDPOINT_FRESH + timedelta(seconds=1))
+    dead = dead_table()
+    with pytest.raises(ServiceRequestError):
+        await engine_with(runtime, CallBudget(), dead, later).handle(chunk)
+    await dead.close()
+    assert device_endpoint.calls == []
+
+
+async def test_a_device_that_moved_after_the_start_is_called_where_it_is_now(
+    api, device_endpoint, work, runtime
+):
+    """The snapshot carried an endpoint nobody answers at; the device registered its real one
+    after the start. Its call cannot connect to the carried endpoint, so its row is read and
+    it is called at the new one, once, and succeeds."""
+    [device_id] = same_bucket("mv", 1)
+    body = {"deviceId": device_id, "endpoint": {"uri": "http://127.0.0.1:9/gone"}}
+    assert (await api.put(f"/api/devices/{device_id}", json=body)).status_code == 200
+    tags = {"tags": {"site": "berlin"}}
+    assert (await api.patch(f"/api/twins/{device_id}", json=tags)).status_code == 200
+    assert (await api.put("/api/jobs/v2/mv", json=method_job("mv"))).status_code == 200
+    await run_attempts(runtime)
+    [chunk] = await chunk_messages(work)
+    moved = {"deviceId": device_id, "endpoint": {"uri": f"{device_endpoint.url}?d={device_id}"}}
+    response = await api.put(f"/api/devices/{device_id}", json=moved, headers={"If-Match": '"*"'})
+    assert response.status_code == 200, response.text
+    await runtime.broadcasts.engine.handle(chunk)
+    final = (await api.get("/api/jobs/v2/mv")).json()
+    assert final["deviceJobStatistics"]["succeededCount"] == 1, final
+    assert device_endpoint.callers == [device_id]
+
+
+async def test_the_answers_of_one_claim_are_recorded_in_one_transaction(
+    api, device_endpoint, work, runtime
+):
+    """Twelve devices of one chunk, claimed together and answering within milliseconds of each
+    other: their results go in one group commit (the recorder waits a moment for the calls
+    still in flight) rather than the first answer alone and the others after it."""
+    ids = same_bucket("gc", 12)
+    device_endpoint.held = frozenset(ids[::2])  # half answer a moment after the others
+    await add_devices(api, device_endpoint, ids)
+    assert (await api.put("/api/jobs/v2/gc", json=method_job("gc"))).status_code == 200
+    await run_attempts(runtime)
+    [chunk] = await chunk_messages(work)
+    engine = engine_with(runtime, CallBudget(16), runtime.store.tables.devices)
+    writes: list[int] = []
+    change_chunk = engine._rows.change_chunk
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        change = await change_chunk(*args, **kwargs)
+        writes.append(len(change.changed))
+        return change
+
+    engine._rows.change_chunk = counted  # type: ignore[method-assign]
+    worker = asyncio.create_task(engine.handle(chunk))
+    await device_endpoint.wait_for(12)
+    device_endpoint.release()
+    await worker
+    final = (await api.get("/api/jobs/v2/gc")).json()
+    assert final["deviceJobStatistics"]["succeededCount"] == 12, final
+    assert writes == [12, 12]  # the claim, then every result
+
+
+async def test_chunks_of_one_bucket_in_one_process_lose_no_race_to_each_other(
+    api, device_endpoint, work, runtime
+):
+    """Sixty devices of one bucket start as two chunks; run at once by one process, their
+    claims and results take turns on the bucket's counter row, each against the ETag the last
+    one left: no transaction fails, so neither chunk reads its records again."""
+    ids = same_bucket("cl", 60)
+    await add_devices(api, device_endpoint, ids)
+    assert (await api.put("/api/jobs/v2/cl", json=method_job("cl"))).status_code == 200
+    await run_attempts(runtime)
+    chunks = await chunk_messages(work)
+    assert len(chunks) == 2
+    engine = engine_with(runtime, CallBudget(), runtime.store.tables.devices)
+    reads: list[int] = []
+    read_chunk = engine._rows.read_chunk
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        reads.append(1)
+        return await read_chunk(*args, **kwargs)
+
+    engine._rows.read_chunk = counted  # type: ignore[method-assign]
+    await asyncio.gather(*(engine.handle(chunk) for chunk in chunks))
+    final = (await api.get("/api/jobs/v2/cl")).json()
+    assert final["status"] == "completed", final
+    assert final["deviceJobStatistics"]["succeededCount"] == 60, final
+    assert sorted(device_endpoint.callers) == sorted(ids)
+    assert len(reads) == 2  # each chunk's one read: no lost race
+
+
+async def test_a_chunk_claimed_in_three_parts_sends_one_watch(api, device_endpoint, work, runtime):
+    """A budget of 4 and a chunk of 12: three claims, one watch message (the first claim's,
+    covering every device of the chunk); a watch per claim cost a queue message each."""
+    ids = same_bucket("ow", 12)
+    await add_devices(api, device_endpoint, ids)
+    assert (await api.put("/api/jobs/v2/ow", json=method_job("ow"))).status_code == 200
+    await run_attempts(runtime)
+    [chunk] = await chunk_messages(work)
+    before = (await work.client.get_queue_properties()).approximate_message_count
+    sent: list[WorkMessage] = []
+    engine = engine_with(runtime, CallBudget(4), runtime.store.tables.devices)
+    send = engine._queue.send
+
+    async def counted(message: WorkMessage, **kwargs: Any) -> None:
+        sent.append(message)
+        await send(message, **kwargs)
+
+    engine._queue.send = counted  # type: ignore[method-assign]
+    await engine.handle(chunk)
+    final = (await api.get("/api/jobs/v2/ow")).json()
+    assert final["deviceJobStatistics"]["succeededCount"] == 12, final
+    assert len(device_endpoint.calls) == 12
+    [watch] = sent
+    assert sorted(d for d, _ in watch.work()) == sorted(ids)
+    after = (await work.client.get_queue_properties()).approximate_message_count
+    assert after == before + 1
+
+
+async def test_a_full_budget_of_calls_to_one_host_runs_at_once(device_endpoint, runtime):
+    """A host's connections are split over a few pools (httpcore's cost per call grows with
+    its pool): 32 calls at once to one host, the whole budget, still all reach the device
+    before any answers, none waiting for a connection; then 32 more reuse them."""
+    caller = DeviceCaller(runtime.settings, CallBudget(32))
+    ids = [f"hp{i:02d}" for i in range(32)]
+    device_endpoint.held = frozenset(ids)
+    call = MethodCall("reboot", {}, 30, 0)
+
+    async def one(device_id: str) -> int:
+        endpoint = Endpoint(f"{device_endpoint.url}?d={device_id}")
+        return (await caller.invoke(device_id, endpoint, call)).status
+
+    calls = asyncio.gather(*(one(d) for d in ids))
+    await device_endpoint.wait_for(32)
+    device_endpoint.release()
+    first = await calls
+    again = await asyncio.gather(*(one(d) for d in ids))
+    assert len(first) == len(again) == 32 and len(set(first + again)) == 1
+    assert len(device_endpoint.calls) == 64
+    await caller.aclose()

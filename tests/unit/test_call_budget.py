@@ -44,3 +44,18 @@ async def test_a_waiter_cancelled_takes_nothing():
         await waiter
     budget.give_back(2)
     assert budget.free == 2
+
+
+async def test_a_chunk_claims_at_least_half_the_default_budget_at_a_time():
+    """The default grant waits for 16 free slots of 32 (or what the chunk has left): claims of
+    8 made a 2,000-device broadcast cost 0.38 transactions per device, claims of 16 0.23."""
+    budget = CallBudget()
+    assert await budget.take(32, least=1) == 32
+    waiter = asyncio.create_task(budget.take(40))
+    budget.give_back(15)
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    budget.give_back(1)
+    assert await waiter == 16
+    budget.give_back(16)
+    assert await budget.take(5) == 5  # a chunk with 5 devices left waits for 5
