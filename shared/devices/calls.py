@@ -2,10 +2,11 @@
 
 Every call goes through the same outbound network guard as HTTP actions
 (shared/kinds/http/network_guard.py): the endpoint's host is resolved and vetted against
-`SCHEDULER_ALLOWED_NETWORKS`, and the connection goes to a vetted address through an
-`AddressOnlyTransport`, so a device cannot point the app at its own private networks. Clients
-are kept per host name, as the HTTP runner does (a pool keyed by address must not carry a TLS
-connection verified for one name to another), a host's connections split over four pools.
+`SCHEDULER_ALLOWED_NETWORKS`, and the connection goes to a vetted address through the HTTP
+actions' `PinnedTransport` (httpx's API over aiohttp: httpcore's pool cost a broadcast a fifth
+of its CPU looking at every connection on each call), so a device cannot point the app at its
+own private networks. Clients are kept per host name, as the HTTP runner does (a pool keyed by
+address must not carry a TLS connection verified for one name to another).
 
 Wire contract, documented in docs/devices.md:
 - a direct method is `POST {uri}` with headers `iothub-method-name: <name>` and the endpoint's
@@ -34,12 +35,12 @@ from shared.devices.call_budget import CallBudget
 from shared.devices.model import Endpoint, MethodCall
 from shared.errors import BadDeviceAnswer, DeviceNotOnline, DeviceTimeout
 from shared.kinds.http.network_guard import (
-    AddressOnlyTransport,
     GuardError,
     send_pinned,
     vet_url,
 )
 from shared.kinds.http.outbound_auth import tls_context
+from shared.kinds.http.pinned_transport import PinnedTransport
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,6 @@ USER_AGENT = "azure-functions-job-scheduler/devices"
 # Connections a host's pool keeps beyond the broadcasts' budget: for the API's direct methods
 # and desired pushes, which take no slot of it.
 _SPARE_CONNECTIONS = 8
-_POOLS_PER_HOST = 4  # a host's connections are split over this many pools (see _HostPools)
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ class DeviceCaller:
         # Broadcasts take a slot of it per call (shared/broadcasts/engine.py); each host's
         # pool holds as many connections, so no call waits in the pool for one.
         self.budget = budget or CallBudget()
-        self._clients: OrderedDict[str, _HostPools] = OrderedDict()
+        self._clients: OrderedDict[str, httpx.AsyncClient] = OrderedDict()
         self._loop: asyncio.AbstractEventLoop | None = None
         log_guard.install()  # httpcore's debug records would print the endpoint's headers
 
@@ -158,8 +158,7 @@ class DeviceCaller:
         timeout: httpx.Timeout,
     ) -> tuple[int, bytes]:
         target = await vet_url(endpoint.uri, self._settings.networks)
-        pools = await self._pools(target.host)
-        client = pools.least_busy()
+        client = await self._client(target.host)
         outgoing_headers = httpx.Headers({"User-Agent": USER_AGENT})
         outgoing_headers.update(dict(endpoint.headers))
         outgoing_headers.update(dict(headers))  # ours win
@@ -171,62 +170,33 @@ class DeviceCaller:
             timeout=timeout,
         )
         request.headers["Content-Type"] = "application/json"
-        pools.busy[client] += 1
+        response = await send_pinned(client, request, target)
         try:
-            response = await send_pinned(client, request, target)
-            try:
-                raw = await _read_capped(response, MAX_ANSWER_BYTES + 1)
-            finally:
-                await response.aclose()
+            raw = await _read_capped(response, MAX_ANSWER_BYTES + 1)
         finally:
-            pools.busy[client] -= 1
+            await response.aclose()
         return response.status_code, raw
 
-    async def _pools(self, host: str) -> _HostPools:
+    async def _client(self, host: str) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
-        if self._loop is not loop:  # an AsyncClient's pool belongs to one event loop
+        if self._loop is not loop:  # a client's pool belongs to one event loop
             self._clients.clear()
             self._loop = loop
-        pools = self._clients.get(host)
-        if pools is not None:
+        client = self._clients.get(host)
+        if client is not None:
             self._clients.move_to_end(host)
-            return pools
+            return client
         context = tls_context(self._settings.extra_ca_certs, None)
-        connections = self.budget.size + _SPARE_CONNECTIONS
-        per_pool = -(-connections // _POOLS_PER_HOST)
-        limits = httpx.Limits(max_connections=per_pool, max_keepalive_connections=per_pool)
-        pools = _HostPools(
-            [
-                httpx.AsyncClient(
-                    transport=AddressOnlyTransport(context, limits),
-                    follow_redirects=False,
-                    trust_env=False,
-                )
-                for _ in range(_POOLS_PER_HOST)
-            ]
+        client = httpx.AsyncClient(
+            transport=PinnedTransport(context, self.budget.size + _SPARE_CONNECTIONS),
+            follow_redirects=False,
+            trust_env=False,
         )
-        self._clients[host] = pools
+        self._clients[host] = client
         while len(self._clients) > MAX_CLIENTS:
             _, oldest = self._clients.popitem(last=False)
             await oldest.aclose()
-        return pools
-
-
-class _HostPools:
-    """One host's connections, split over a few clients, each call sent by the least busy.
-    Why: httpcore's pool looks at every one of its connections on each request and response
-    (a poll of each idle socket, and a count of them for each idle one), so its cost per call
-    grows with the pool; 40 connections in one pool took a fifth of a broadcast's CPU."""
-
-    def __init__(self, clients: list[httpx.AsyncClient]) -> None:
-        self.busy: dict[httpx.AsyncClient, int] = dict.fromkeys(clients, 0)
-
-    def least_busy(self) -> httpx.AsyncClient:
-        return min(self.busy, key=self.busy.__getitem__)
-
-    async def aclose(self) -> None:
-        for client in self.busy:
-            await client.aclose()
+        return client
 
 
 async def _read_capped(response: httpx.Response, limit: int) -> bytes:
