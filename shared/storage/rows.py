@@ -105,9 +105,18 @@ async def transact(
     try:
         return await submit(table, operations)
     except TransactionFailed as error:
-        if error.status in (404, 409, 412):
-            raise Conflict(f"transaction on {partition} lost a race: {error}") from error
+        lost = lost_race(error, partition)
+        if lost is not None:
+            raise lost from error
         raise
+
+
+def lost_race(error: TransactionFailed, partition: str) -> Conflict | None:
+    """The Conflict a refused transaction means when a row it expected had changed (or was
+    gone, or already there); None for any other refusal."""
+    if error.status in (404, 409, 412):
+        return Conflict(f"transaction on {partition} lost a race: {error}")
+    return None
 
 
 async def replace_unchanged(table: TableClient, entity: dict[str, Any], etag: str | None) -> str:
@@ -129,6 +138,7 @@ __all__ = [
     "delete_row",
     "delete_rows",
     "key_range",
+    "lost_race",
     "page",
     "partition_keys",
     "replace_unchanged",

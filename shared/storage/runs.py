@@ -34,10 +34,11 @@ from shared.storage.codecs import (
     tally_from_entity,
 )
 from shared.storage.due_index import DueIndex
+from shared.storage.group_commit import GroupCommit
 from shared.storage.keys import filed as filed_minute
 from shared.storage.keys import jobs_between, tally_prefix
-from shared.storage.rows import key_range, row_keys, transact
-from shared.storage.table_batch import MAX_OPERATIONS, Kind, Operation
+from shared.storage.rows import key_range, lost_race, row_keys, transact
+from shared.storage.table_batch import MAX_OPERATIONS, Kind, Operation, TransactionFailed
 from shared.storage.tables import Tables
 
 # A dispatch writes three rows: the job, its run and the run's watch.
@@ -46,11 +47,20 @@ _READ_CONCURRENCY = 8
 
 
 class RunRows:
-    """Runs, their watches as they move, tallies, and the job row when tallies fold into it."""
+    """Runs, their watches as they move, tallies, and the job row when tallies fold into it.
+
+    Claims and attempt records (`move_run`, `commit_attempt`) are group-committed: those of one
+    collection that arrive while one is being written share the next transaction
+    (shared/storage/group_commit.py), each with the outcome it would have had alone."""
 
     def __init__(self, tables: Tables, due_index: DueIndex) -> None:
         self._tables = tables
         self._due_index = due_index
+        self._group_commit = GroupCommit()
+
+    async def close(self) -> None:
+        """Wait for the group transactions under way."""
+        await self._group_commit.close()
 
     async def get_run(self, collection: str, row_key: str) -> Run | None:
         try:
@@ -118,7 +128,7 @@ class RunRows:
         `read`; Conflict otherwise."""
         operations = [Operation(Kind.REPLACE, run_entity(updated), read.etag)]
         operations += await self._watch_moves(read, updated, now)
-        etags = await self._transact(read.collection, operations)
+        etags = await self._transact_grouped(read.collection, operations)
         return replace(updated, etag=etags[0])
 
     async def commit_attempt(
@@ -148,7 +158,7 @@ class RunRows:
             operations.append(Operation(Kind.UPSERT, history_entity(history)))
         if tally is not None:
             operations.append(Operation(Kind.UPSERT, tally_entity(tally)))
-        await self._transact(read.collection, operations)
+        await self._transact_grouped(read.collection, operations)
 
     async def tallies_of(self, collection: str, job: str) -> list[TallyRow]:
         return [row async for row in self._tallies_between(collection, job, job)]
@@ -253,6 +263,19 @@ class RunRows:
 
     async def _transact(self, collection: str, operations: list[Operation]) -> list[str | None]:
         return await transact(self._tables.table_for(collection), collection, operations)
+
+    async def _transact_grouped(
+        self, collection: str, operations: list[Operation]
+    ) -> list[str | None]:
+        """`_transact`, in a group commit with the collection's other claims and records."""
+        table = self._tables.table_for(collection)
+        try:
+            return await self._group_commit.transact(table, collection, operations)
+        except TransactionFailed as error:
+            lost = lost_race(error, collection)
+            if lost is not None:
+                raise lost from error
+            raise
 
 
 def _watched(run: Run) -> datetime:

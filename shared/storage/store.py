@@ -69,6 +69,7 @@ class JobStore:
         return self
 
     async def close(self) -> None:
+        await self.run_rows.close()
         await self.outputs.close()
         await self.activity.close()
         await self.tables.close()

@@ -102,6 +102,14 @@ def _check_size(operations: Sequence[Operation]) -> None:
         raise ValueError(f"a transaction holds 1 to {MAX_OPERATIONS} operations")
 
 
+def check(operations: Sequence[Operation]) -> None:
+    """The ValueError or TypeError `submit` would raise for these operations before sending
+    anything, raised now (a caller grouping transactions checks each one on its own)."""
+    _check_size(operations)
+    for operation in operations:
+        _edm_properties(operation.entity)
+
+
 async def submit_through_sdk(
     table: TableClient, operations: Sequence[Operation]
 ) -> list[str | None]:
@@ -280,6 +288,7 @@ __all__ = [
     "Kind",
     "Operation",
     "TransactionFailed",
+    "check",
     "fast_path_supported",
     "submit",
     "submit_encoded",
