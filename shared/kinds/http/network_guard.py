@@ -328,14 +328,20 @@ class AddressOnlyTransport(httpx.AsyncHTTPTransport):
         super().__init__(verify=ssl_context, trust_env=False, limits=limits)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        try:
-            ipaddress.ip_address(request.url.host)
-        except ValueError:
-            raise httpx.ConnectError(
-                f"{request.url.host}:{request.url.port} was not checked by the network guard",
-                request=request,
-            ) from None
+        refuse_unpinned(request)
         return await super().handle_async_request(request)
+
+
+def refuse_unpinned(request: httpx.Request) -> None:
+    """ConnectError for a request not addressed to an IP address (not made by `pinned_request`):
+    a transport would resolve its host name after the guard's check."""
+    try:
+        ipaddress.ip_address(request.url.host)
+    except ValueError:
+        raise httpx.ConnectError(
+            f"{request.url.host}:{request.url.port} was not checked by the network guard",
+            request=request,
+        ) from None
 
 
 __all__ = [
@@ -351,6 +357,7 @@ __all__ = [
     "embedded_ipv4",
     "pinned_request",
     "pinned_requests",
+    "refuse_unpinned",
     "resolve",
     "send_first_connecting",
     "send_pinned",

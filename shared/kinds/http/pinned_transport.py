@@ -16,7 +16,6 @@ one host name (the runner keeps one client per host name).
 
 from __future__ import annotations
 
-import ipaddress
 import ssl
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
@@ -24,6 +23,8 @@ from typing import Any
 
 import aiohttp
 import httpx
+
+from shared.kinds.http.network_guard import refuse_unpinned
 
 # Seconds an idle connection is kept for the next request (httpx's default keep-alive expiry).
 IDLE_SECONDS = 5.0
@@ -38,13 +39,7 @@ class PinnedTransport(httpx.AsyncBaseTransport):
         self._session: aiohttp.ClientSession | None = None
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        try:
-            ipaddress.ip_address(request.url.host)
-        except ValueError:
-            raise httpx.ConnectError(
-                f"{request.url.host}:{request.url.port} was not checked by the network guard",
-                request=request,
-            ) from None
+        refuse_unpinned(request)
         body = await request.aread()
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
         timeout = request.extensions.get("timeout", {})
