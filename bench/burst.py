@@ -197,7 +197,10 @@ async def measure_floor(connection: str, count: int) -> dict[str, float]:
         async def worker() -> None:
             while True:
                 batch = [
-                    m async for m in client.receive_messages(max_messages=32, messages_per_page=32)
+                    m
+                    async for m in client.receive_messages(
+                        max_messages=32, messages_per_page=32, visibility_timeout=600
+                    )
                 ]
                 if not batch:
                     return
