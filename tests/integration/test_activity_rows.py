@@ -9,13 +9,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from azure.data.tables.aio import TableClient
 
 from shared.engine.records import HistoryRecord
-from shared.model.job import ActionName, HistoryStatus, JobHistoryProperties
+from shared.model.job import HistoryStatus
 from shared.storage.activity import ActivityRows
 from tests.support.flaky_proxy import FlakyProxy
-from tests.support.http_target import HttpTarget
+from tests.support.history import main_attempt
 
 pytestmark = pytest.mark.integration
 
@@ -68,36 +67,6 @@ async def test_a_burst_of_attempts_costs_a_few_writes_and_loses_no_count(
 
 
 def attempt_at(started: datetime, failed: bool) -> HistoryRecord:
-    return HistoryRecord(
-        collection="sub|rg|c",
-        job="j",
-        properties=JobHistoryProperties(
-            start_time=started,
-            end_time=started,
-            expected_execution_time=started,
-            action_name=ActionName.MAIN_ACTION,
-            status=HistoryStatus.FAILED if failed else HistoryStatus.COMPLETED,
-            message="",
-            retry_count=0,
-            repeat_count=0,
-        ),
+    return main_attempt(
+        started, started, HistoryStatus.FAILED if failed else HistoryStatus.COMPLETED
     )
-
-
-async def test_a_count_whose_write_never_answers_holds_the_attempt_only_for_the_bound(
-    azurite: Any,
-) -> None:
-    """A storage request that never answers (a dropped connection) waits the SDK's read timeout,
-    300 s; the attempt whose count it carries, and the runtime's close, wait only the bound."""
-    silent = await HttpTarget(hang=True).start()
-    connection = azurite.connection_string.replace(
-        f"127.0.0.1:{azurite.ports['Table']}", f"127.0.0.1:{silent.port}"
-    )
-    rows = ActivityRows(TableClient.from_connection_string(connection, "Act"), wait_seconds=0.5)
-    try:
-        started = datetime(2030, 5, 6, 7, 30, tzinfo=UTC)
-        await asyncio.wait_for(rows.record(attempt_at(started, False)), 10)
-        await asyncio.wait_for(rows.close(), 10)
-        assert len(silent.requests) == 1  # the write was tried
-    finally:
-        await silent.stop()

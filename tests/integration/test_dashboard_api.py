@@ -15,9 +15,10 @@ from azure.core.pipeline.transport import AioHttpTransport
 
 from shared.clock import FixedClock
 from shared.engine.records import HistoryRecord
-from shared.model.job import ActionName, HistoryStatus, JobHistoryProperties
+from shared.model.job import HistoryStatus
 from shared.runtime import Runtime
 from tests.support.engine import API_NOW, api_client
+from tests.support.history import main_attempt
 
 pytestmark = pytest.mark.integration
 
@@ -109,20 +110,7 @@ async def test_a_job_in_words_and_a_bad_id(api):
 
 def attempt(minutes_ago: float, late: float, status: HistoryStatus) -> HistoryRecord:
     started = API_NOW - timedelta(minutes=minutes_ago)
-    return HistoryRecord(
-        collection="sub|rg|c",
-        job="j",
-        properties=JobHistoryProperties(
-            start_time=started,
-            end_time=started,
-            expected_execution_time=started - timedelta(seconds=late),
-            action_name=ActionName.MAIN_ACTION,
-            status=status,
-            message="",
-            retry_count=0,
-            repeat_count=0,
-        ),
-    )
+    return main_attempt(started, started - timedelta(seconds=late), status)
 
 
 async def test_the_overview_counts_attempts_per_hour_without_losing_concurrent_ones(
