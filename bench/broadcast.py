@@ -39,6 +39,7 @@ from shared.broadcasts.engine import BroadcastEngine
 from shared.broadcasts.model import ENDED
 from shared.broadcasts.planning import PENDING
 from shared.broadcasts.records import DeviceJob
+from shared.concurrency import QUEUE_WORK_AT_ONCE
 from shared.config import Settings
 from shared.devices.model import DeviceRecord, Endpoint, new_generation_id
 from shared.kinds.http.network_guard import NetworkPolicy
@@ -325,7 +326,8 @@ async def measure_broadcasts(
     """(d): the broadcast's rate beside the plain queue floor, the statistics read cost with
     `devices` and STORED_FACTOR x `devices` records stored, and a paced run's achieved rate."""
     options = load_host_config(PROJECT_ROOT).queues
-    in_flight = options.batch_size + options.threshold  # the most device messages run at once
+    # The most device messages run at once: the host's limit, and the engine's own below it.
+    in_flight = min(options.batch_size + options.threshold, QUEUE_WORK_AT_ONCE)
     settings = _settings(connection, unique_name("bcast"))
     simulator = await DeviceSimulator().start()
     runtime = await Runtime.create(settings, app_settings={})

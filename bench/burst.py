@@ -55,7 +55,7 @@ API_IN_FLIGHT = 16
 # Jobs the API creates per second, at worst, to place the second beyond creation + lead.
 CREATE_RATE_FLOOR = 40.0
 SPARE_SECONDS = 30
-HOST_IN_FLIGHT = 64  # host.json: batchSize 32 + newBatchThreshold 32
+HOST_IN_FLIGHT = 64  # the floor: two receivers of 32 (a host fetch), deletes as they come
 DEADLINE_AFTER_SECOND = 300
 DUPLICATE_GRACE_SECONDS = 3.0
 

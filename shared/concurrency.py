@@ -20,6 +20,11 @@ Result = TypeVar("Result")
 # sends of all the slices of a dispatch pass).
 Limit = int | asyncio.Semaphore
 
+# Queue-trigger work of one kind an instance takes on at once. host.json lets every queue
+# trigger run batchSize + newBatchThreshold messages at once, set high so the executors can
+# hold a crowded second's attempts; the dispatch slices and the device work keep to this.
+QUEUE_WORK_AT_ONCE = 64
+
 
 async def run_bounded(
     limit: Limit, call: Callable[[Item], Awaitable[Result]], items: Iterable[Item]

@@ -68,6 +68,7 @@ from shared.broadcasts.planning import FAILED as DEVICE_FAILED
 from shared.broadcasts.planning import RUNNING as DEVICE_RUNNING
 from shared.broadcasts.records import Broadcast, DeviceJob
 from shared.clock import Clock
+from shared.concurrency import QUEUE_WORK_AT_ONCE
 from shared.devices.model import ANY_ETAG, Endpoint
 from shared.devices.registry import DeviceRegistry
 from shared.errors import (
@@ -130,8 +131,13 @@ class BroadcastEngine:
         self._registry = registry
         self._clock = clock
         self._counters: dict[tuple[str, int], _CounterLine] = {}
+        self._work_at_once = asyncio.Semaphore(QUEUE_WORK_AT_ONCE)
 
     async def handle(self, message: WorkMessage) -> None:
+        async with self._work_at_once:
+            await self._handle(message)
+
+    async def _handle(self, message: WorkMessage) -> None:
         if message.action == START:
             # Only sent by versions before starts went through the due index: a message still
             # queued at the upgrade starts its job as it would have.

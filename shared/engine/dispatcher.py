@@ -34,7 +34,10 @@ Bursts (README "Bursts"): a pass's horizon is its lookahead stretched for heavy 
 before its second. The timer's pass (`dispatch_due(spread=True)`) dispatches at most
 `SPREAD_ABOVE` rows itself; above that it hands the rows out as key-range slices on the dispatch
 queue (shared/storage/dispatch_queue.py), which every instance consumes (`dispatch_slice`), so
-dispatch scales with the instances instead of being bound to the timer's one.
+dispatch scales with the instances instead of being bound to the timer's one. The messages of
+a crowded second surface earlier than a lone one's (`early_arrival`: a second, plus one for
+every 100 occurrences sharing the pass's busiest second), so the executors can claim them all
+and hold them, and at the second only the sends are left.
 """
 
 from __future__ import annotations
@@ -46,10 +49,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from shared.clock import Clock
-from shared.concurrency import Limit, run_bounded
+from shared.concurrency import QUEUE_WORK_AT_ONCE, Limit, run_bounded
 from shared.config import Settings
 from shared.engine.final_state import settle_final_state
-from shared.engine.lead import MAX_LEAD, dispatch_horizon
+from shared.engine.lead import MAX_LEAD, busiest_second, dispatch_horizon, early_arrival
 from shared.engine.planning import (
     LATE_TOLERANCE_SECONDS,
     SCHEDULED_GRACE,
@@ -103,6 +106,16 @@ class _Plan:
     lateness: float
 
 
+@dataclass(frozen=True)
+class _Pace:
+    """What a pass's size means for its runs: how long after its second a run may wait for
+    an executor before its message is sent again (`pickup_grace`), and how many seconds
+    before its second its message surfaces (`early_arrival`)."""
+
+    grace: timedelta
+    early: int
+
+
 def _chunks(items: list[_Plan], size: int) -> list[list[_Plan]]:
     return [items[start : start + size] for start in range(0, len(items), size)]
 
@@ -125,6 +138,7 @@ class Dispatcher:
         self._clock = clock
         self._settings = settings
         self._slices = slices
+        self._slices_at_once = asyncio.Semaphore(QUEUE_WORK_AT_ONCE)
 
     async def horizon(self, now: datetime) -> datetime:
         """Up to when this pass dispatches: the lookahead, stretched for heavy minutes."""
@@ -142,7 +156,8 @@ class Dispatcher:
         scan = await self._store.scan(horizon, now=now)
         if spread and self._slices is not None and len(scan.entries) > SPREAD_ABOVE:
             report = DispatchReport()
-            parts = slices_of(scan.entries, horizon, backlog=len(scan.entries))
+            crowd = busiest_second(e.due for e in scan.entries)
+            parts = slices_of(scan.entries, horizon, backlog=len(scan.entries), crowd=crowd)
             await run_bounded(_CONCURRENCY, self._slices.send, parts)
             report.handed_out = len(parts)
         else:
@@ -166,8 +181,9 @@ class Dispatcher:
     async def dispatch_slice(self, part: DispatchSlice) -> DispatchReport:
         """One slice a timer pass handed out (any instance, the dispatch queue's trigger): its
         rows as they are now, with the same race-safe steps as the pass itself."""
-        entries = await self._store.due_rows(part.collection, part.low, part.high, part.horizon)
-        report = await self._dispatch(entries, part.horizon, part.backlog)
+        async with self._slices_at_once:
+            entries = await self._store.due_rows(part.collection, part.low, part.high, part.horizon)
+            report = await self._dispatch(entries, part.horizon, part.backlog, part.crowd)
         log.info(
             "Dispatch slice: %d due rows, %d dispatched, %d stale, %d recovered, %d lost races",
             len(entries),
@@ -219,16 +235,20 @@ class Dispatcher:
         return await self._dispatch([DueEntry(job.next_fire, job.collection, job.name)], horizon)
 
     async def _dispatch(
-        self, entries: list[DueEntry], horizon: datetime, backlog: int = 0
+        self, entries: list[DueEntry], horizon: datetime, backlog: int = 0, crowd: int = 0
     ) -> DispatchReport:
         """Rounds of batched dispatch; a round's following occurrences that are also within
         the horizon make the next round (a minute job with a two-minute lookahead). `backlog`:
-        the occurrences the whole pass dispatches (a slice's pass), at least these."""
+        the occurrences the whole pass dispatches (a slice's pass), at least these; `crowd`:
+        the pass's busiest second, at least this slice's."""
         report = DispatchReport()
         collections: dict[str, bool] = {}
-        grace = pickup_grace(max(backlog, len(entries)))
+        pace = _Pace(
+            grace=pickup_grace(max(backlog, len(entries))),
+            early=early_arrival(max(crowd, busiest_second(e.due for e in entries))),
+        )
         while entries:
-            entries = await self._dispatch_round(entries, horizon, report, collections, grace)
+            entries = await self._dispatch_round(entries, horizon, report, collections, pace)
         return report
 
     async def _dispatch_round(
@@ -237,14 +257,14 @@ class Dispatcher:
         horizon: datetime,
         report: DispatchReport,
         collections: dict[str, bool],
-        grace: timedelta,
+        pace: _Pace,
     ) -> list[DueEntry]:
         """The round's rows in slices, a few slices at once: while one slice sends its messages
         (our CPU), the next reads and commits (storage's CPU)."""
         sends = asyncio.Semaphore(_CONCURRENCY)  # shared: the cap holds across the slices
 
         async def dispatch(part: list[DueEntry]) -> list[DueEntry]:
-            return await self._dispatch_slice(part, horizon, report, collections, sends, grace)
+            return await self._dispatch_slice(part, horizon, report, collections, sends, pace)
 
         parts = [entries[start : start + _SLICE] for start in range(0, len(entries), _SLICE)]
         followers = await run_bounded(_SLICES_IN_FLIGHT, dispatch, parts)
@@ -257,7 +277,7 @@ class Dispatcher:
         report: DispatchReport,
         collections: dict[str, bool],
         sends: Limit,
-        grace: timedelta,
+        pace: _Pace,
     ) -> list[DueEntry]:
         """Steps 1-4 for many rows at once, each step batched, in the crash-safe order."""
         jobs = await self._store.get_jobs((e.collection, e.job) for e in entries)
@@ -274,12 +294,12 @@ class Dispatcher:
             ):
                 stale.append(entry)
             else:
-                plans.append(self._plan(job, entry, grace))
+                plans.append(self._plan(job, entry, pace.grace))
         report.stale += len(stale)
 
         async def commit_and_send() -> list[_Plan]:
             committed = await self._commit(plans, report)
-            await self._send_all(committed, sends)
+            await self._send_all(committed, sends, pace.early)
             return committed
 
         committed = await self._store.indexed_write(
@@ -367,12 +387,12 @@ class Dispatcher:
         done = await run_bounded(_CONCURRENCY, commit, chunks)
         return [plan for chunk in done for plan in chunk]
 
-    async def _send_all(self, plans: list[_Plan], limit: Limit) -> None:
+    async def _send_all(self, plans: list[_Plan], limit: Limit, early: int) -> None:
         async def send(plan: _Plan) -> None:
             # "now" per message: a thousand sends take seconds, and a delay computed from
             # the round's start would surface the later messages after their second.
             now = self._clock.now()
-            await self._queue.send(message_for(plan.run), due=plan.run.due, now=now)
+            await self._queue.send(message_for(plan.run), due=plan.run.due, now=now, early=early)
 
         await run_bounded(limit, send, plans)
 

@@ -59,7 +59,7 @@ from shared.model.actions import JobErrorAction
 from shared.model.job import ActionName, HistoryStatus, JobState, OverlapPolicy
 from shared.names import CollectionRef
 from shared.storage.output import output_name_of_key
-from shared.storage.queue import EARLY_ARRIVAL_SECONDS, AttemptMessage, AttemptQueue
+from shared.storage.queue import MAX_EARLY_SECONDS, AttemptMessage, AttemptQueue
 from shared.storage.store import JobStore
 from shared.timefmt import as_stored, compact
 
@@ -74,6 +74,10 @@ _RECORD_BACKOFF = (0.1, 2.0)
 # A held attempt reads its job again this long before its second: the read's round trip
 # (tens of ms, more under load) then ends before the second instead of delaying the call.
 RECHECK_BEFORE_SECONDS = 0.3
+# ... and this much earlier for every other send already held for the same second, so that a
+# crowded second's re-reads are spread out instead of all landing on storage (and on our event
+# loop, about a millisecond of CPU each) in its last 0.3 s.
+RECHECK_SPREAD_SECONDS = 0.002
 
 
 class Executor:
@@ -123,7 +127,7 @@ class Executor:
             await self._finish(job, run, plan_replaced(run, run.started_at or now, now), now)
             return
         wait = (run.due - now).total_seconds()
-        if wait > EARLY_ARRIVAL_SECONDS + 1.5:
+        if wait > MAX_EARLY_SECONDS + 1.5:
             # Surfaced too early (a delay beyond the queue's 7-day limit): hide it again.
             await self._queue.send(message_for(run), due=run.due, now=now)
             return
@@ -144,7 +148,8 @@ class Executor:
             context = self._context_of(run)
             send = await self._runners.prepare(action, context)
             if hold > 0:
-                await sleep_until(second - RECHECK_BEFORE_SECONDS)
+                crowd = self.send_priority.announced_at(second)
+                await sleep_until(second - RECHECK_BEFORE_SECONDS - crowd * RECHECK_SPREAD_SECONDS)
                 # The job may have been disabled, replaced or deleted (its collection too)
                 # while we had the claim: a call must not start after such a change was
                 # answered. Read just before the second, so the read is not in the lateness.

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+from collections import Counter
 from collections.abc import Callable
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ class SendPriority:
         self._window = window
         self._max_wait_past_due = max_wait_past_due
         self._due: dict[int, float] = {}  # announcement -> loop time of its send
+        self._per_second: Counter[int] = Counter()  # sends not out yet, by round(loop time)
         self._numbers = itertools.count()
         self._waiters: list[tuple[set[int], asyncio.Future[None]]] = []
 
@@ -45,9 +47,14 @@ class SendPriority:
         will not be sent). Calling it again does nothing."""
         number = next(self._numbers)
         self._due[number] = at
+        self._per_second[round(at)] += 1
 
         def out() -> None:
             if self._due.pop(number, None) is not None:
+                second = round(at)
+                self._per_second[second] -= 1
+                if not self._per_second[second]:
+                    del self._per_second[second]
                 self._wake()
 
         return out
@@ -74,6 +81,11 @@ class SendPriority:
             )
         finally:
             woken.cancel()  # no-op once woken; otherwise _wake drops it
+
+    def announced_at(self, at: float) -> int:
+        """Sends not out yet that are due at about loop time `at` (the same whole second of
+        the loop's clock): how crowded that second is."""
+        return self._per_second[round(at)]
 
     @property
     def pending(self) -> int:

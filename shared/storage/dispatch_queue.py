@@ -36,6 +36,7 @@ class DispatchSlice:
     high: str  # RowKey the range stops before
     horizon: datetime
     backlog: int = 0  # occurrences in the whole pass: how long its runs may wait (pickup_grace)
+    crowd: int = 0  # occurrences of the pass's busiest second: how early they surface
 
     def to_json(self) -> str:
         return json.dumps(
@@ -46,6 +47,7 @@ class DispatchSlice:
                 "high": self.high,
                 "horizon": to_iso(self.horizon),
                 "backlog": self.backlog,
+                "crowd": self.crowd,
             }
         )
 
@@ -58,11 +60,16 @@ class DispatchSlice:
             str(data["high"]),
             from_iso(str(data["horizon"])),
             int(data.get("backlog", 0)),
+            int(data.get("crowd", 0)),
         )
 
 
 def slices_of(
-    entries: Iterable[DueEntry], horizon: datetime, size: int = SLICE_ROWS, backlog: int = 0
+    entries: Iterable[DueEntry],
+    horizon: datetime,
+    size: int = SLICE_ROWS,
+    backlog: int = 0,
+    crowd: int = 0,
 ) -> list[DispatchSlice]:
     """Each collection's due rows up to `horizon`, cut into key ranges of `size` rows that
     together cover `due|` up to the horizon's second; the earliest rows' slices first, so the
@@ -76,7 +83,7 @@ def slices_of(
         rows.sort()
         bounds = [DUE_PREFIX, *(rows[start] for start in range(size, len(rows), size)), end]
         found += [
-            DispatchSlice(collection, low, high, horizon, backlog)
+            DispatchSlice(collection, low, high, horizon, backlog, crowd)
             for low, high in zip(bounds, bounds[1:], strict=False)
         ]
     return sorted(found, key=lambda s: (s.low, s.collection))

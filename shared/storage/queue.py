@@ -20,8 +20,11 @@ from shared.model.job import ActionName
 MESSAGE_VERSION = 1
 # Queue storage caps a message's invisibility at 7 days; longer waits are re-sent on arrival.
 MAX_VISIBILITY_SECONDS = 7 * 24 * 3600 - 60
-# How early a message may surface; the executor holds it until its exact second.
+# How early a message may surface; the executor holds it until its exact second. A crowded
+# second's messages surface earlier still (shared/engine/lead.py `early_arrival`), never more
+# than MAX_EARLY_SECONDS early.
 EARLY_ARRIVAL_SECONDS = 1
+MAX_EARLY_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -59,10 +62,11 @@ class AttemptMessage:
         return (0 if self.phase is ActionName.MAIN_ACTION else 1, self.attempt)
 
 
-def visibility_delay(due: datetime, now: datetime) -> int:
-    """Whole seconds to hide a message so it surfaces one to two seconds before `due`: polling
-    then has that long to pick it up, and the executor waits out the rest to hit the second."""
-    seconds = math.floor((due - now).total_seconds()) - EARLY_ARRIVAL_SECONDS
+def visibility_delay(due: datetime, now: datetime, early: int = EARLY_ARRIVAL_SECONDS) -> int:
+    """Whole seconds to hide a message so it surfaces `early` to `early` + 1 seconds before
+    `due`: polling then has that long to pick it up, and the executor waits out the rest to
+    hit the second."""
+    seconds = math.floor((due - now).total_seconds()) - early
     return max(0, min(seconds, MAX_VISIBILITY_SECONDS))
 
 
@@ -106,9 +110,19 @@ class AttemptQueue:
             await create_if_missing(self._client)
             self._ready = True
 
-    async def send(self, message: AttemptMessage, *, due: datetime, now: datetime) -> None:
+    async def send(
+        self,
+        message: AttemptMessage,
+        *,
+        due: datetime,
+        now: datetime,
+        early: int = EARLY_ARRIVAL_SECONDS,
+    ) -> None:
+        """Hidden until `early` seconds (and up to one more) before `due`."""
         await self._client.send_message(
-            message.to_json(), visibility_timeout=visibility_delay(due, now), time_to_live=-1
+            message.to_json(),
+            visibility_timeout=visibility_delay(due, now, early),
+            time_to_live=-1,
         )
 
     async def depths(self) -> tuple[int, int]:

@@ -10,12 +10,14 @@ from typing import Any
 
 import pytest
 
-from shared.clock import FixedClock
+from shared.clock import FixedClock, sleep_until
 from shared.concurrency import run_bounded
+from shared.engine.lead import early_arrival
 from shared.engine.planning import pickup_grace
 from shared.names import CollectionRef
 from shared.runtime import Runtime
 from shared.storage.dispatch_queue import DispatchSlice
+from shared.storage.queue import AttemptMessage
 from shared.timefmt import to_iso
 from tests.support.engine import work_queue
 from tests.support.http_target import HttpTarget
@@ -170,3 +172,49 @@ async def test_a_bursts_runs_still_waiting_a_minute_after_their_second_are_not_r
     assert (await runtime.dispatcher.dispatch_due(spread=True)).resumed == 0
     clock.set(due + pickup_grace(1_000) + timedelta(seconds=1))
     assert (await runtime.dispatcher.dispatch_due(spread=True)).resumed == 1_000
+
+
+class ShiftedClock:
+    """The real clock moved by `offset`: jobs made "a day ahead", then dispatched in real time."""
+
+    def __init__(self, offset: timedelta) -> None:
+        self.offset = offset
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+
+async def test_a_crowded_seconds_messages_surface_early_enough_to_be_held_all_at_once(
+    runtimes, target
+):
+    """300 occurrences share one second: their messages surface 4 to 5 s before it (a lone
+    one's 1 to 2 s), and every attempt taken that early is held, not hidden again, and sent at
+    the second, once."""
+    clock = ShiftedClock(timedelta(days=-1))  # creating: the second is a day away
+    runtime = await runtimes(clock=clock)
+    due = (datetime.now(UTC) + timedelta(seconds=30)).replace(microsecond=0)
+    await create_burst(runtime, target, 300, due)
+    clock.offset = timedelta(0)
+    assert early_arrival(300) == 4
+
+    assert (await runtime.dispatcher.dispatch_due()).dispatched == 300
+    loop = asyncio.get_running_loop()
+    second = loop.time() + (due - datetime.now(UTC)).total_seconds()
+    client = runtime.queue.client
+    await sleep_until(second - 5.2)
+    assert await client.peek_messages(max_messages=32) == [], "surfaced too early"
+    await sleep_until(second - 3.8)  # a lone second's message would still be hidden
+    messages: list[Any] = []
+    while len(messages) < 300:
+        batch = [m async for m in client.receive_messages(max_messages=32, visibility_timeout=60)]
+        assert batch, f"only {len(messages)} of 300 messages had surfaced"
+        messages += batch
+    assert loop.time() < second - 1.5, "receiving took too long (machine too busy)"
+
+    await asyncio.gather(
+        *(runtime.executor.execute(AttemptMessage.from_json(m.content)) for m in messages)
+    )
+
+    keys = [r.headers["Idempotency-Key"] for r in target.requests]
+    assert len(keys) == 300 and len(set(keys)) == 300
+    assert min(r.at for r in target.requests) >= due, "a held attempt was sent before its second"

@@ -56,3 +56,15 @@ async def test_a_send_that_never_says_it_is_out_holds_a_wait_only_until_the_boun
     await asyncio.sleep(0)
     later()  # the wait that gave up left no stale waiter behind: this one still wakes
     await asyncio.wait_for(waiter, 0.1)
+
+
+async def test_the_sends_held_for_a_second_are_counted_until_they_are_out() -> None:
+    priority = SendPriority()
+    second = asyncio.get_running_loop().time() + 5.0
+    outs = [priority.announce(second + 0.0001 * i) for i in range(3)]
+    priority.announce(second + 1.0)  # the next second's
+    assert priority.announced_at(second) == 3
+    outs[0]()
+    outs[0]()  # a second call changes nothing
+    assert priority.announced_at(second) == 2
+    assert priority.announced_at(second + 1.0) == 1
