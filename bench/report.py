@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
+
+from bench.burst import ONE_FLOOR_FROM
 
 PASS_RATIO_MAX = 1.2
 DISPATCH_RATIO_MIN = 0.5
@@ -13,7 +16,7 @@ BROADCAST_RATIO_MIN = 0.5
 STATS_RATIO_MAX = 1.2
 ROLLOUT_TOLERANCE = 0.05
 BURST_FLOOR_FACTOR = 2.0  # (e) last arrival <= 2 x the floor
-BURST_SLOPE_MAX = 1.5  # (e) per-occurrence time, biggest burst over smallest
+BURST_SLOPE_MAX = 1.5  # (e) per-occurrence time, biggest burst over smallest, beyond the floor's
 COLD_FLOOR_MAX = 1.5  # (f) cold first page <= 1.5 x reading the job rows raw
 WARM_FLOOR_MAX = 0.25  # (f) warm first page <= 0.25 x that floor: its 25 rows' reads, not 10,000
 PAGE_ROWS = 25  # (f) the dashboard's page: the browser never receives more rows than this
@@ -377,14 +380,37 @@ def _within_floor(b: dict[str, Any]) -> bool:
     return last is not None and last <= BURST_FLOOR_FACTOR * b["floor_s"]
 
 
-def _burst_slope(runs: list[dict[str, Any]]) -> float | None:
-    """Per-occurrence time to the last arrival, biggest burst over smallest (1 is linear)."""
+@dataclass(frozen=True)
+class BurstGrowth:
+    """Biggest burst over smallest, per occurrence: time to the last arrival (1 is linear),
+    the floor's time (Azurite's queue slows with every message it holds, so its own growth is
+    above 1), and the first over the second: the growth that is ours."""
+
+    arrival: float
+    floor: float
+
+    @property
+    def beyond_floor(self) -> float:
+        return self.arrival / self.floor
+
+
+def _burst_growth(runs: list[dict[str, Any]]) -> BurstGrowth | None:
     done = [b for b in runs if b["last_arrival_s"] is not None and b["last_arrival_s"] > 0]
     if len(done) < 2:
         return None
     small = min(done, key=lambda b: b["jobs"])
     big = max(done, key=lambda b: b["jobs"])
-    return float((big["last_arrival_s"] / big["jobs"]) / (small["last_arrival_s"] / small["jobs"]))
+    return BurstGrowth(
+        arrival=(big["last_arrival_s"] / big["jobs"]) / (small["last_arrival_s"] / small["jobs"]),
+        floor=(big["floor_s"] / big["jobs"]) / (small["floor_s"] / small["jobs"]),
+    )
+
+
+def _floor_times(b: dict[str, Any]) -> str:
+    before, after = b.get("floor_before_s", 0.0), b.get("floor_after_s", 0.0)
+    if b["jobs"] >= ONE_FLOOR_FROM:
+        return "measured once, before the burst"
+    return f"before {before:.2f} s, after {after:.2f} s"
 
 
 def _bursts(e: dict[str, Any]) -> list[str]:
@@ -411,8 +437,8 @@ def _bursts(e: dict[str, Any]) -> list[str]:
         lines += [
             f"      second -> last arrival {b['last_arrival_s']:.2f} s; floor {b['floor_s']:.2f} s "
             f"(Azurite receive+delete {b['floor_queue_s']:.2f} s + sink "
-            f"{b['floor_sink_s']:.2f} s; before {b.get('floor_before_s', 0):.2f} s, after "
-            f"{b.get('floor_after_s', 0):.2f} s); ratio {b['last_arrival_s'] / b['floor_s']:.2f}   "
+            f"{b['floor_sink_s']:.2f} s; {_floor_times(b)}); "
+            f"ratio {b['last_arrival_s'] / b['floor_s']:.2f}   "
             f"target <= {BURST_FLOOR_FACTOR}   {verdict(_within_floor(b))}",
             f"      lateness p50 {b['p50_ms']:.0f} ms, p99 {b['p99_ms']:.0f} ms; early "
             f"{b['early']}; arrived {b['arrived']:,}, duplicates {b['duplicates']}",
@@ -420,11 +446,13 @@ def _bursts(e: dict[str, Any]) -> list[str]:
             f"{cpu['azurite_cpu']:.1f} s, other processes {cpu['other_cpu']:.1f} s, stolen "
             f"{cpu.get('stolen_cpu', 0.0):.1f} s in {cpu['wall']:.0f} s",
         ]
-    slope = _burst_slope(e["runs"])
-    if slope is not None:
+    growth = _burst_growth(e["runs"])
+    if growth is not None:
         lines.append(
-            f"    per-occurrence time, biggest burst / smallest: {slope:.2f}   "
-            f"target <= {BURST_SLOPE_MAX} (linear)   {verdict(slope <= BURST_SLOPE_MAX)}"
+            f"    per-occurrence time to the last arrival, biggest burst / smallest: "
+            f"{growth.arrival:.2f}; the floor's: {growth.floor:.2f}; ours beyond the floor's: "
+            f"{growth.beyond_floor:.2f}   target <= {BURST_SLOPE_MAX} (linear)   "
+            f"{verdict(growth.beyond_floor <= BURST_SLOPE_MAX)}"
         )
     return lines
 
@@ -446,9 +474,12 @@ def _burst_targets(e: dict[str, Any]) -> list[tuple[str, str, bool]]:
         rows.append((f"(e) {n} last arrival", figure, _within_floor(b)))
         once = b["arrived"] == b["jobs"] and b["duplicates"] == 0
         rows.append((f"(e) {n} exactly once", f"{b['duplicates']} dup, {b['arrived']:,}", once))
-    slope = _burst_slope(e["runs"])
-    if slope is not None:
-        rows.append(("(e) linear growth", f"{slope:.2f} <= {BURST_SLOPE_MAX}", slope <= 1.5))
+    growth = _burst_growth(e["runs"])
+    if growth is not None:
+        figure = f"{growth.arrival:.2f} / floor's {growth.floor:.2f} = {growth.beyond_floor:.2f}"
+        rows.append(
+            ("(e) linear growth", f"{figure} <= {BURST_SLOPE_MAX}", growth.beyond_floor <= 1.5)
+        )
     return rows
 
 

@@ -40,7 +40,7 @@ class SendPriority:
         self._due: dict[int, float] = {}  # announcement -> loop time of its send
         self._per_second: Counter[int] = Counter()  # sends not out yet, by round(loop time)
         self._numbers = itertools.count()
-        self._waiters: list[tuple[set[int], asyncio.Future[None]]] = []
+        self._waiters: dict[int, list[_Waiter]] = {}  # announcement -> who waits for it
 
     def announce(self, at: float) -> Callable[[], None]:
         """A send is due at loop time `at`; call the result once its request is out (or it
@@ -55,7 +55,8 @@ class SendPriority:
                 self._per_second[second] -= 1
                 if not self._per_second[second]:
                     del self._per_second[second]
-                self._wake()
+                for waiter in self._waiters.pop(number, ()):
+                    waiter.one_out()
 
         return out
 
@@ -66,12 +67,16 @@ class SendPriority:
         now = loop.time()
         horizon, given_up = now + self._window, now - self._max_wait_past_due
         # A send still not out that long past its due time holds no one any more.
-        due = {number: at for number, at in self._due.items() if given_up < at <= horizon}
+        due = [number for number, at in self._due.items() if given_up < at <= horizon]
         if not due:
             return
+        # Woken when the last of them is out, not looked at on every other one's: a second's
+        # thousand sends and the recordings waiting for them would cost a million checks.
         woken = loop.create_future()
-        self._waiters.append((set(due), woken))
-        give_up = max(due.values()) + self._max_wait_past_due
+        waiter = _Waiter(len(due), woken)
+        for number in due:
+            self._waiters.setdefault(number, []).append(waiter)
+        give_up = max(self._due[number] for number in due) + self._max_wait_past_due
         try:
             await asyncio.wait_for(asyncio.shield(woken), max(0.0, give_up - loop.time()))
         except TimeoutError:
@@ -80,7 +85,7 @@ class SendPriority:
                 self._max_wait_past_due,
             )
         finally:
-            woken.cancel()  # no-op once woken; otherwise _wake drops it
+            woken.cancel()  # no-op once woken
 
     def announced_at(self, at: float) -> int:
         """Sends not out yet that are due at about loop time `at` (the same whole second of
@@ -92,15 +97,15 @@ class SendPriority:
         """Sends announced and not out yet (tests, probes)."""
         return len(self._due)
 
-    def _wake(self) -> None:
-        """Wake only the waiters whose sends are all out: a waiter woken early would take the
-        loop from the sends still going out, only to wait again."""
-        still: list[tuple[set[int], asyncio.Future[None]]] = []
-        for waiting, woken in self._waiters:
-            if woken.done():
-                continue  # its task was cancelled
-            if waiting & self._due.keys():
-                still.append((waiting, woken))
-            else:
-                woken.set_result(None)
-        self._waiters = still
+
+class _Waiter:
+    """Storage work waiting for `remaining` sends to be out."""
+
+    def __init__(self, remaining: int, woken: asyncio.Future[None]) -> None:
+        self.remaining = remaining
+        self.woken = woken
+
+    def one_out(self) -> None:
+        self.remaining -= 1
+        if not self.remaining and not self.woken.done():
+            self.woken.set_result(None)

@@ -37,19 +37,18 @@ from shared.storage.codecs import (
 from shared.storage.due_index import DueIndex
 from shared.storage.keys import JOB_COUNT_KEY, job_key, job_name, prefix_filter
 from shared.storage.rows import (
+    KEYS_PER_QUERY,
     chunks,
     delete_row,
     delete_rows,
     page,
     partition_keys,
     replace_unchanged,
+    rows_by_key,
 )
 from shared.storage.table_batch import Kind, Operation, TransactionFailed, submit
 from shared.storage.tables import Tables
 
-# Table Storage allows 15 comparisons in a $filter: the PartitionKey and 14 RowKeys.
-_MAX_COMPARISONS = 15
-_NAMES_PER_QUERY = _MAX_COMPARISONS - 1
 _READ_CONCURRENCY = 8
 # Every create and delete of a collection's jobs changes its job count row, so concurrent ones
 # take turns: a loser re-reads the job count row after a random, growing pause. Enough tries for a
@@ -171,30 +170,21 @@ class JobRows:
 
     async def get_jobs(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], StoredJob]:
         """Many jobs by (collection, name) in few reads: one query per 14 names of a collection
-        (with the partition, Table Storage's limit of 15 comparisons in a filter)."""
+        (`rows_by_key`)."""
         by_collection: dict[str, set[str]] = {}
         for collection, name in keys:
             by_collection.setdefault(collection, set()).add(name)
         queries = [
             (collection, chunk)
             for collection, names in by_collection.items()
-            for chunk in chunks(sorted(names), _NAMES_PER_QUERY)
+            for chunk in chunks(sorted(names), KEYS_PER_QUERY)
         ]
 
         async def read(query: tuple[str, list[str]]) -> list[StoredJob]:
             collection, names = query
-            params: dict[str, Any] = {"pk": collection}
-            clauses = []
-            for index, name in enumerate(names):
-                params[f"r{index}"] = job_key(name)
-                clauses.append(f"RowKey eq @r{index}")
-            # Spaces around the parentheses: the SDK finds @parameters by splitting on spaces.
-            query_text = f"PartitionKey eq @pk and ( {' or '.join(clauses)} )"
             table = self._tables.table_for(collection)
-            return [
-                job_from_entity(entity)
-                async for entity in table.query_entities(query_text, parameters=params)
-            ]
+            keys = [job_key(name) for name in names]
+            return [job_from_entity(e) async for e in rows_by_key(table, collection, keys)]
 
         pages = await run_bounded(_READ_CONCURRENCY, read, queries)
         return {(job.collection, job.name): job for page in pages for job in page}
