@@ -11,6 +11,7 @@ runtime's (`KindRunners`): built from the settings, closed with it.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import timedelta
@@ -18,11 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic.alias_generators import to_snake
 
+from shared.concurrency import QUEUE_WORK_AT_ONCE
 from shared.kinds.base import (
     ActionContext,
     ActionOutcome,
     ActionRunner,
     Kind,
+    PreparingRunner,
     Send,
     SentSignal,
     prepare,
@@ -129,6 +132,7 @@ class KindRunners:
         Broadcast kind's needs the broadcast service); the other kinds make their own."""
         self.registry = registry
         self._settings = settings
+        self._runs_at_once = asyncio.Semaphore(QUEUE_WORK_AT_ONCE)
         given = {id(kind): runner for kind, runner in (provided or {}).items()}
         self._runners: dict[int, ActionRunner] = {
             id(kind): given.get(id(kind)) or kind.runner(settings) for kind in registry.kinds
@@ -151,7 +155,10 @@ class KindRunners:
         """Do the action's groundwork now (its kind's runner decides what, if anything); the
         send left over scrubs the kind's secrets from its outcome."""
         kind = self._kind(action)
-        send = await prepare(self.runner_for(action), action, context)
+        runner = self.runner_for(action)
+        send = await prepare(runner, action, context)
+        if not isinstance(runner, PreparingRunner):
+            send = self._in_turn(send)
         secrets = kind.secrets(action.payload, context.app_settings)
         if not secrets:
             return send
@@ -161,6 +168,19 @@ class KindRunners:
             return replace(outcome, message=scrub(outcome.message, secrets))
 
         return scrubbed
+
+    def _in_turn(self, send: Send) -> Send:
+        """A kind that cannot prepare does all its work when sent (a code job, a WebJob's
+        process): at most QUEUE_WORK_AT_ONCE of those at once, however many attempts the host
+        lets an instance hold. Its send counts as out at once: storage work does not wait for
+        one that waits its turn."""
+
+        async def in_turn(sent: SentSignal) -> ActionOutcome:
+            sent()
+            async with self._runs_at_once:
+                return await send(_ignore)
+
+        return in_turn
 
     async def aclose(self) -> None:
         for runner in self._runners.values():

@@ -1,4 +1,4 @@
-"""host.json lets each queue trigger run up to 1,024 messages at once, so the executors can
+"""host.json lets each queue trigger run up to 4,096 messages at once, so the executors can
 hold a crowded second's attempts; dispatch slices and device work keep to their own
 QUEUE_WORK_AT_ONCE per instance (shared/concurrency.py), as under the host's former 64."""
 
@@ -14,8 +14,11 @@ import pytest
 from devhost.azurite import PROJECT_ROOT
 from devhost.host_config import load_host_config
 from shared.concurrency import QUEUE_WORK_AT_ONCE
+from shared.kinds.code import CodeContext, register_handler, unregister_handler
 from shared.storage.device_work import WorkMessage
 from shared.storage.dispatch_queue import DispatchSlice
+from tests.integration.test_actions import context
+from tests.integration.test_code_jobs import COLLECTION, code_job, soon, start_job
 
 pytestmark = pytest.mark.integration
 
@@ -53,7 +56,7 @@ class Gate:
 
 def test_the_host_runs_enough_messages_at_once_to_hold_a_crowded_second() -> None:
     queues = load_host_config(PROJECT_ROOT).queues
-    assert queues.batch_size + queues.threshold == 1_024
+    assert queues.batch_size + queues.threshold == 4_096
 
 
 async def test_an_instance_works_at_most_64_dispatch_slices_at_once(runtimes, monkeypatch):
@@ -82,3 +85,34 @@ async def test_an_instance_works_at_most_64_device_work_messages_at_once(runtime
     )
 
     assert gate.most == QUEUE_WORK_AT_ONCE
+
+
+async def test_an_instance_runs_at_most_64_code_jobs_at_once(runtimes):
+    """A code job (or a WebJob's process) does all its work when sent, so however many
+    attempts an instance holds, only QUEUE_WORK_AT_ONCE of them run their code at once."""
+    runtime = await runtimes()
+    gate = Gate(QUEUE_WORK_AT_ONCE)
+
+    async def held(ctx: CodeContext) -> None:
+        await gate.wrap(asyncio.sleep)(0)
+
+    register_handler("held-in-turn", held)
+    try:
+        await start_job(runtime, "in-turn", code_job("held-in-turn", soon()))
+        job = await runtime.store.get_job(COLLECTION, "in-turn")
+        action = job.properties.action
+
+        outcomes = await asyncio.gather(
+            gate.open_when_full(),
+            *(
+                runtime.runners.run(
+                    action, context(job=f"in-turn-{i}", output_name=f"in-turn-{i}.log")
+                )
+                for i in range(100)
+            ),
+        )
+    finally:
+        unregister_handler("held-in-turn")
+
+    assert gate.most == QUEUE_WORK_AT_ONCE
+    assert all(outcome.succeeded for outcome in outcomes[1:])
