@@ -24,7 +24,7 @@ due time (its message lost), or whose holder's lease ended (its holder died), ge
 again, so a dead instance's work resumes within its lease and one pass; a job whose schedule
 ended gets its final state settled if the run that should have settled it died first.
 
-A pass takes its rows in slices of 100 and batches each step of a slice (jobs read 14 to a
+A pass takes its rows in slices of 100 and batches each step of a slice (jobs read 12 to a
 query, due rows written and deleted 100 to a collection transaction, up to 33 dispatches per
 transaction), but keeps the order per occurrence; only the messages go one by one. A few slices
 run at once, so that storage works on one slice while we send another's messages.

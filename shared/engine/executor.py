@@ -50,7 +50,6 @@ from shared.engine.planning import (
     plan_skipped,
     wanted,
 )
-from shared.engine.read_together import ReadTogether
 from shared.engine.records import Run, RunStatus, StoredJob, Watch
 from shared.engine.send_priority import SendPriority
 from shared.errors import Conflict, is_transient
@@ -98,14 +97,11 @@ class Executor:
         self._settings = settings
         self._app_settings = app_settings
         self.send_priority = SendPriority()
-        # A crowded second's reads, made together (read_together.py).
-        self._runs = ReadTogether(store.get_runs)
-        self._jobs = ReadTogether(store.get_jobs)
 
     async def execute(self, message: AttemptMessage) -> None:
         # A claim can wait for the sends due now: it happens a second or more early.
         await self.send_priority.after_due_sends()
-        run = await self._runs.get((message.collection, message.run_key))
+        run = await self._store.get_run(message.collection, message.run_key)
         if run is None:
             log.info("Skipped: run %s is gone (finished or deleted)", message.run_key)
             return
@@ -122,7 +118,7 @@ class Executor:
             log.info("Deferred: %s is leased until %s", run.log_name, run.claimed_until)
             await self._queue.send(message_for(run), due=run.claimed_until, now=now)
             return
-        job = await self._jobs.get((run.collection, run.job))
+        job = await self._store.get_job(run.collection, run.job)
         if job is None or not wanted(job, run):
             await self._cancel(run, job)
             return
@@ -157,7 +153,7 @@ class Executor:
                 # The job may have been disabled, replaced or deleted (its collection too)
                 # while we had the claim: a call must not start after such a change was
                 # answered. Read just before the second, so the read is not in the lateness.
-                reread = await self._jobs.get((run.collection, run.job))
+                reread = await self._store.get_job(run.collection, run.job)
                 if reread is None or not wanted(reread, claimed):
                     await self._cancel(claimed, reread)
                     return

@@ -3,6 +3,7 @@ in batches, and transactions that report a lost race as `Conflict`."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
@@ -16,25 +17,43 @@ from shared.storage.keys import prefix_filter
 from shared.storage.table_batch import MAX_OPERATIONS, Kind, Operation, TransactionFailed, submit
 
 _RANGE_QUERY = "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high"
-# Table Storage allows 15 comparisons in a $filter: the PartitionKey and 14 RowKeys.
+# Table Storage allows 15 comparisons in a $filter: the PartitionKey, a RowKey range around
+# the keys (so the service scans that range, not the partition) and 12 RowKeys.
 _MAX_COMPARISONS = 15
-KEYS_PER_QUERY = _MAX_COMPARISONS - 1
+KEYS_PER_QUERY = _MAX_COMPARISONS - 3
+# Fewer keys than this are read one by one: a query is one request, but the storage emulator
+# scans the whole table for it, where a point read is a lookup.
+_QUERY_FROM_KEYS = 4
 
 
 async def rows_by_key(
     table: TableClient, partition: str, keys: list[str]
 ) -> AsyncIterator[TableEntity]:
-    """The rows of `partition` with these RowKeys (at most KEYS_PER_QUERY), in one query:
-    a point read costs a request each."""
-    params: dict[str, Any] = {"pk": partition}
+    """The rows of `partition` with these RowKeys (at most KEYS_PER_QUERY): one query for
+    many, point reads for a few."""
+    if len(keys) < _QUERY_FROM_KEYS:
+        for entity in await asyncio.gather(*(_point_read(table, partition, k) for k in keys)):
+            if entity is not None:
+                yield entity
+        return
+    params: dict[str, Any] = {"pk": partition, "low": min(keys), "high": max(keys)}
     clauses = []
     for index, key in enumerate(keys):
         params[f"r{index}"] = key
         clauses.append(f"RowKey eq @r{index}")
     # Spaces around the parentheses: the SDK finds @parameters by splitting on spaces.
-    query_text = f"PartitionKey eq @pk and ( {' or '.join(clauses)} )"
+    query_text = (
+        f"PartitionKey eq @pk and RowKey ge @low and RowKey le @high and ( {' or '.join(clauses)} )"
+    )
     async for entity in table.query_entities(query_text, parameters=params):
         yield entity
+
+
+async def _point_read(table: TableClient, partition: str, key: str) -> TableEntity | None:
+    try:
+        return await table.get_entity(partition, key)
+    except ResourceNotFoundError:
+        return None
 
 
 def chunks(items: list[Any], size: int) -> Iterable[list[Any]]:

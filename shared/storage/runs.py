@@ -8,7 +8,7 @@ counters are its row's plus its unfolded tallies (`fold` moves them into the row
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import datetime
 
@@ -38,12 +38,9 @@ from shared.storage.group_commit import GroupCommit
 from shared.storage.keys import filed as filed_minute
 from shared.storage.keys import jobs_between, tally_prefix
 from shared.storage.rows import (
-    KEYS_PER_QUERY,
-    chunks,
     key_range,
     lost_race,
     row_keys,
-    rows_by_key,
     transact,
 )
 from shared.storage.table_batch import MAX_OPERATIONS, Kind, Operation, TransactionFailed
@@ -76,25 +73,6 @@ class RunRows:
         except ResourceNotFoundError:
             return None
         return run_from_entity(entity)
-
-    async def get_runs(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Run]:
-        """Many runs by (collection, row key) in few reads: one query per 14 of a collection."""
-        by_collection: dict[str, set[str]] = {}
-        for collection, row_key in keys:
-            by_collection.setdefault(collection, set()).add(row_key)
-        queries = [
-            (collection, chunk)
-            for collection, row_keys in by_collection.items()
-            for chunk in chunks(sorted(row_keys), KEYS_PER_QUERY)
-        ]
-
-        async def read(query: tuple[str, list[str]]) -> list[Run]:
-            collection, chunk = query
-            table = self._tables.table_for(collection)
-            return [run_from_entity(e) async for e in rows_by_key(table, collection, chunk)]
-
-        pages = await run_bounded(_READ_CONCURRENCY, read, queries)
-        return {(run.collection, run.row_key): run for page in pages for run in page}
 
     async def runs_of(self, collection: str, job: str) -> list[Run]:
         """The job's runs in flight (every generation, on-demand ones included)."""

@@ -190,9 +190,6 @@ class JobStore:
     async def get_run(self, collection: str, row_key: str) -> Run | None:
         return await self.run_rows.get_run(collection, row_key)
 
-    async def get_runs(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Run]:
-        return await self.run_rows.get_runs(keys)
-
     async def runs_of(self, collection: str, job: str) -> list[Run]:
         return await self.run_rows.runs_of(collection, job)
 
