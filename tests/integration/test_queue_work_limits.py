@@ -1,4 +1,4 @@
-"""host.json lets each queue trigger run up to 4,096 messages at once, so the executors can
+"""host.json lets each queue trigger run up to 8,192 messages at once, so the executors can
 hold a crowded second's attempts; dispatch slices and device work keep to their own
 QUEUE_WORK_AT_ONCE per instance (shared/concurrency.py), as under the host's former 64."""
 
@@ -56,7 +56,7 @@ class Gate:
 
 def test_the_host_runs_enough_messages_at_once_to_hold_a_crowded_second() -> None:
     queues = load_host_config(PROJECT_ROOT).queues
-    assert queues.batch_size + queues.threshold == 4_096
+    assert queues.batch_size + queues.threshold == 8_192
 
 
 async def test_an_instance_works_at_most_64_dispatch_slices_at_once(runtimes, monkeypatch):
