@@ -3,7 +3,7 @@ in batches, and transactions that report a lost race as `Conflict`."""
 
 from __future__ import annotations
 
-import asyncio
+import functools
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
@@ -12,6 +12,7 @@ from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableEntity, UpdateMode
 from azure.data.tables.aio import TableClient
 
+from shared.concurrency import run_bounded
 from shared.errors import Conflict
 from shared.storage.keys import prefix_filter
 from shared.storage.table_batch import MAX_OPERATIONS, Kind, Operation, TransactionFailed, submit
@@ -32,7 +33,8 @@ async def rows_by_key(
     """The rows of `partition` with these RowKeys (at most KEYS_PER_QUERY): one query for
     many, point reads for a few."""
     if len(keys) < _QUERY_FROM_KEYS:
-        for entity in await asyncio.gather(*(_point_read(table, partition, k) for k in keys)):
+        read = functools.partial(_point_read, table, partition)
+        for entity in await run_bounded(_QUERY_FROM_KEYS, read, keys):
             if entity is not None:
                 yield entity
         return
