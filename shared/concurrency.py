@@ -21,7 +21,7 @@ Result = TypeVar("Result")
 Limit = int | asyncio.Semaphore
 
 # Queue-trigger work of one kind an instance takes on at once. host.json lets every queue
-# trigger run batchSize + newBatchThreshold messages at once, set high (8,192) so the executors
+# trigger run batchSize + newBatchThreshold messages at once, set high (16,384) so the executors
 # can hold a crowded second's attempts; dispatch slices, device work and the attempts of kinds
 # that do all their work when sent (code jobs, WebJobs' processes) keep to this.
 QUEUE_WORK_AT_ONCE = 64

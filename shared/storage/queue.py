@@ -24,7 +24,7 @@ MAX_VISIBILITY_SECONDS = 7 * 24 * 3600 - 60
 # second's messages surface earlier still (shared/engine/lead.py `early_arrival`), never more
 # than MAX_EARLY_SECONDS early.
 EARLY_ARRIVAL_SECONDS = 1
-MAX_EARLY_SECONDS = 60
+MAX_EARLY_SECONDS = 120
 
 
 @dataclass(frozen=True)

@@ -27,10 +27,11 @@ def test_a_crowded_second_surfaces_a_second_earlier_per_hundred_occurrences() ->
     assert early_arrival(100) == 2
     assert early_arrival(1_000) == 11
     assert early_arrival(5_900) == 60
+    assert early_arrival(10_000) == 101  # a 10,000 burst: claimed in full before its second
 
 
 def test_never_earlier_than_the_cap() -> None:
-    assert early_arrival(10_000) == early_arrival(1_000_000) == MAX_EARLY_SECONDS == 60
+    assert early_arrival(11_900) == early_arrival(1_000_000) == MAX_EARLY_SECONDS == 120
 
 
 def test_the_visibility_delay_takes_the_early_arrival() -> None:
