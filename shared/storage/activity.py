@@ -74,6 +74,11 @@ class _Batch:
     written: asyncio.Future[None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
+    warned: bool = False  # a slow write is logged once, not once per attempt it carries
+
+    @property
+    def attempts(self) -> int:
+        return sum(tally.attempts for tally in self.hours.values())
 
 
 @dataclass
@@ -146,7 +151,13 @@ class ActivityRows:
         try:
             await asyncio.wait_for(asyncio.shield(batch.written), self._wait_seconds)
         except TimeoutError:
-            log.warning("Activity counter write still under way after %g s", self._wait_seconds)
+            if not batch.warned:
+                batch.warned = True
+                log.warning(
+                    "Activity counter write of %d attempts still under way after %g s",
+                    batch.attempts,
+                    self._wait_seconds,
+                )
 
     async def _write_batches(self) -> None:
         """Write what was recorded, then what was recorded meanwhile, until nothing is left."""

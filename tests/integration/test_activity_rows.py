@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from azure.data.tables.aio import TableClient
 
 from shared.engine.records import HistoryRecord
 from shared.model.job import HistoryStatus
 from shared.storage.activity import ActivityRows
 from tests.support.flaky_proxy import FlakyProxy
 from tests.support.history import main_attempt
+from tests.support.http_target import HttpTarget
 
 pytestmark = pytest.mark.integration
 
@@ -70,3 +73,30 @@ def attempt_at(started: datetime, failed: bool) -> HistoryRecord:
     return main_attempt(
         started, started, HistoryStatus.FAILED if failed else HistoryStatus.COMPLETED
     )
+
+
+async def test_a_count_whose_write_never_answers_holds_its_attempts_only_for_the_bound(
+    azurite: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A storage request that never answers (a dropped connection) waits the SDK's read timeout,
+    300 s; the attempts whose counts it carries, and the runtime's close, wait only the bound.
+    The log says so once for the write, not once per attempt (a burst of 10,000 logged 4,978
+    identical warnings)."""
+    silent = await HttpTarget(hang=True).start()
+    connection = azurite.connection_string.replace(
+        f"127.0.0.1:{azurite.ports['Table']}", f"127.0.0.1:{silent.port}"
+    )
+    rows = ActivityRows(TableClient.from_connection_string(connection, "Act"), wait_seconds=0.5)
+    started = datetime(2030, 5, 6, 7, 30, tzinfo=UTC)
+    try:
+        with caplog.at_level(logging.WARNING, logger="shared.storage.activity"):
+            attempts = (rows.record(attempt_at(started, False)) for _ in range(50))
+            await asyncio.wait_for(asyncio.gather(*attempts), 10)
+            await asyncio.wait_for(rows.close(), 10)
+        assert len(silent.requests) == 1  # the write was tried, once for all 50
+    finally:
+        await silent.stop()
+    assert [r.getMessage() for r in caplog.records] == [
+        "Activity counter write of 50 attempts still under way after 0.5 s",
+        "Activity counters not written: storage did not answer",
+    ]
